@@ -1,0 +1,347 @@
+"""SQL repositories. None of them commits: the unit of work does."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from creditledger.adapters.db import tables as t
+from creditledger.adapters.db.rows import grant_from_row, grant_to_row, team_from_row
+from creditledger.domain.accounts import BillingMode, Member, Principal, Role, Team, TokenKind
+from creditledger.domain.errors import EmailTaken
+from creditledger.domain.grants import Grant, GrantKind
+from creditledger.domain.history import HistoryEntry, HistoryFilter
+from creditledger.domain.ledger import EntryType, Transaction
+
+# SPEC §4 as SQL; domain/consumption.py holds the same keys, and a test checks both agree.
+CONSUMPTION_ORDER = (
+    sa.case((t.grants.c.kind == "promotional", 0), else_=1),
+    sa.case((t.grants.c.expires_at.is_(None), 1), else_=0),
+    sa.case((t.grants.c.is_scoped, 0), else_=1),
+    t.grants.c.expires_at,
+    t.grants.c.effective_at,
+    t.grants.c.id.desc(),
+)
+
+
+class _Repo:
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+
+
+class SqlUsers(_Repo):
+    def add(self, user_id: str, email: str, password_hash: str, at: datetime) -> None:
+        try:
+            self.conn.execute(
+                t.users.insert().values(
+                    id=user_id, email=email, password_hash=password_hash, created_at=at
+                )
+            )
+        except IntegrityError as exc:
+            raise EmailTaken(
+                "An account with this email already exists; log in instead.", param="email"
+            ) from exc
+
+    def find_by_email(self, email: str) -> tuple[str, str] | None:
+        row = self.conn.execute(
+            sa.select(t.users.c.id, t.users.c.password_hash).where(t.users.c.email == email)
+        ).first()
+        return None if row is None else (row.id, row.password_hash)
+
+
+class SqlTeams(_Repo):
+    def add(self, team_id: str, name: str, at: datetime) -> None:
+        self.conn.execute(t.teams.insert().values(id=team_id, name=name, created_at=at))
+
+    def get(self, team_id: str) -> Team | None:
+        row = self.conn.execute(sa.select(t.teams).where(t.teams.c.id == team_id)).first()
+        return None if row is None else team_from_row(row)
+
+    def lock(self, team_id: str) -> Team | None:
+        row = self.conn.execute(
+            sa.select(t.teams).where(t.teams.c.id == team_id).with_for_update()
+        ).first()
+        return None if row is None else team_from_row(row)
+
+    def set_billing(self, team_id: str, mode: BillingMode, tier_override: int | None) -> None:
+        self.conn.execute(
+            t.teams.update()
+            .where(t.teams.c.id == team_id)
+            .values(billing_mode=mode.value, tier_level_override=tier_override)
+        )
+
+    def credit_balance(self, team_id: str) -> int:
+        value = self.conn.execute(
+            sa.select(t.teams.c.credit_nanos).where(t.teams.c.id == team_id)
+        ).scalar_one()
+        return int(value)
+
+
+class SqlMembers(_Repo):
+    def add(self, team_id: str, user_id: str, role: Role, at: datetime) -> None:
+        self.conn.execute(
+            t.memberships.insert().values(
+                team_id=team_id, user_id=user_id, role=role.value, created_at=at
+            )
+        )
+
+    def role_of(self, team_id: str, user_id: str) -> Role | None:
+        value = self.conn.execute(
+            sa.select(t.memberships.c.role).where(
+                t.memberships.c.team_id == team_id, t.memberships.c.user_id == user_id
+            )
+        ).scalar()
+        return None if value is None else Role(value)
+
+    def list(self, team_id: str) -> list[Member]:
+        rows = self.conn.execute(
+            sa.select(t.memberships, t.users.c.email)
+            .join(t.users, t.users.c.id == t.memberships.c.user_id)
+            .where(t.memberships.c.team_id == team_id)
+            .order_by(t.memberships.c.created_at, t.memberships.c.user_id)
+        )
+        return [Member(r.user_id, r.email, Role(r.role), r.created_at) for r in rows]
+
+    def set_role(self, team_id: str, user_id: str, role: Role) -> None:
+        self.conn.execute(
+            t.memberships.update()
+            .where(t.memberships.c.team_id == team_id, t.memberships.c.user_id == user_id)
+            .values(role=role.value)
+        )
+
+    def remove(self, team_id: str, user_id: str) -> None:
+        self.conn.execute(
+            t.memberships.delete().where(
+                t.memberships.c.team_id == team_id, t.memberships.c.user_id == user_id
+            )
+        )
+
+
+class SqlTokens(_Repo):
+    def add(
+        self,
+        token_id: str,
+        token_hash: str,
+        kind: TokenKind,
+        user_id: str | None,
+        name: str,
+        at: datetime,
+    ) -> None:
+        self.conn.execute(
+            t.api_tokens.insert().values(
+                id=token_id,
+                token_hash=token_hash,
+                kind=kind.value,
+                user_id=user_id,
+                name=name,
+                created_at=at,
+            )
+        )
+
+    def principal_for(self, token_hash: str) -> Principal | None:
+        row = self.conn.execute(
+            sa.select(t.api_tokens.c.id, t.api_tokens.c.kind, t.api_tokens.c.user_id).where(
+                t.api_tokens.c.token_hash == token_hash, t.api_tokens.c.revoked_at.is_(None)
+            )
+        ).first()
+        return None if row is None else Principal(TokenKind(row.kind), row.id, row.user_id)
+
+
+class SqlGrants(_Repo):
+    def add(self, grant: Grant, note: str | None) -> None:
+        # A grant starts empty; the ledger posting that issues it fills `remaining`.
+        row = grant_to_row(grant) | {"remaining_nanos": 0, "note": note}
+        self.conn.execute(t.grants.insert().values(**row))
+
+    def get(self, team_id: str, grant_id: str) -> Grant | None:
+        row = self.conn.execute(
+            sa.select(t.grants).where(t.grants.c.id == grant_id, t.grants.c.team_id == team_id)
+        ).first()
+        return None if row is None else grant_from_row(row)
+
+    def for_team(self, team_id: str) -> list[Grant]:
+        rows = self.conn.execute(
+            sa.select(t.grants).where(t.grants.c.team_id == team_id).order_by(*CONSUMPTION_ORDER)
+        )
+        return [grant_from_row(r) for r in rows]
+
+    def set_voided(self, grant_id: str, at: datetime) -> None:
+        self.conn.execute(t.grants.update().where(t.grants.c.id == grant_id).values(voided_at=at))
+
+
+class SqlLedger(_Repo):
+    def post(self, tx: Transaction, tx_id: str, at: datetime) -> None:
+        self.conn.execute(
+            t.ledger_transactions.insert().values(
+                id=tx_id,
+                team_id=tx.team_id,
+                type=tx.type.value,
+                occurred_at=tx.occurred_at,
+                created_at=at,
+                description=tx.description,
+                reference=tx.reference,
+            )
+        )
+        credit = int(
+            self.conn.execute(
+                sa.select(t.teams.c.credit_nanos).where(t.teams.c.id == tx.team_id)
+            ).scalar_one()
+        )
+        rows: list[dict[str, Any]] = []
+        grant_deltas: dict[str, int] = defaultdict(int)
+        credit_delta = unpaid_delta = 0
+        for p in tx.postings:
+            row: dict[str, Any] = {
+                "transaction_id": tx_id,
+                "account": p.account,
+                "amount_nanos": p.amount,
+                "team_id": None,
+                "grant_id": p.grant_id,
+                "balance_after_nanos": None,
+            }
+            if p.grant_id is not None:
+                credit += p.amount
+                credit_delta += p.amount
+                grant_deltas[p.grant_id] += p.amount
+                row |= {"team_id": tx.team_id, "balance_after_nanos": credit}
+            elif p.account.startswith("team_unpaid:"):
+                unpaid_delta -= p.amount
+                row |= {"team_id": tx.team_id, "balance_after_nanos": credit}
+            rows.append(row)
+        self.conn.execute(t.postings.insert(), rows)
+        for grant_id, delta in grant_deltas.items():
+            self.conn.execute(
+                t.grants.update()
+                .where(t.grants.c.id == grant_id)
+                .values(remaining_nanos=t.grants.c.remaining_nanos + delta)
+            )
+        if credit_delta or unpaid_delta:
+            self.conn.execute(
+                t.teams.update()
+                .where(t.teams.c.id == tx.team_id)
+                .values(
+                    credit_nanos=t.teams.c.credit_nanos + credit_delta,
+                    unpaid_nanos=t.teams.c.unpaid_nanos + unpaid_delta,
+                )
+            )
+
+    def history(
+        self, team_id: str, flt: HistoryFilter, before_seq: int | None, limit: int
+    ) -> list[HistoryEntry]:
+        p, tx, g = t.postings, t.ledger_transactions, t.grants
+        query = (
+            sa.select(
+                p.c.seq,
+                p.c.transaction_id,
+                p.c.amount_nanos,
+                p.c.grant_id,
+                p.c.balance_after_nanos,
+                tx.c.type,
+                tx.c.occurred_at,
+                tx.c.description,
+                tx.c.reference,
+                g.c.kind,
+            )
+            .join(tx, tx.c.id == p.c.transaction_id)
+            .outerjoin(g, g.c.id == p.c.grant_id)
+            .where(p.c.team_id == team_id)
+            .order_by(p.c.seq.desc())
+            .limit(limit)
+        )
+        if before_seq is not None:
+            query = query.where(p.c.seq < before_seq)
+        if flt.type is not None:
+            query = query.where(tx.c.type == flt.type.value)
+        if flt.kind is not None:
+            query = query.where(g.c.kind == flt.kind.value)
+        if flt.since is not None:
+            query = query.where(tx.c.occurred_at >= flt.since)
+        if flt.until is not None:
+            query = query.where(tx.c.occurred_at < flt.until)
+        return [
+            HistoryEntry(
+                seq=r.seq,
+                transaction_id=r.transaction_id,
+                type=EntryType(r.type),
+                occurred_at=r.occurred_at,
+                amount=r.amount_nanos,
+                grant_id=r.grant_id,
+                kind=GrantKind(r.kind) if r.kind is not None else None,
+                description=r.description,
+                balance_after=r.balance_after_nanos,
+                reference=r.reference,
+            )
+            for r in self.conn.execute(query)
+        ]
+
+
+def insert_ignoring_conflicts(conn: sa.Connection, table: sa.Table) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` in the connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing()
+
+
+class SqlIdempotency(_Repo):
+    def claim(
+        self, caller: str, key: str, request_hash: str, at: datetime, ttl_hours: int
+    ) -> tuple[str, int | None, str | None] | None:
+        k = t.idempotency_keys
+        where = (k.c.principal_id == caller, k.c.key == key)
+        # A claim past its time is forgotten, as if the key had never been used.
+        self.conn.execute(k.delete().where(*where, k.c.expires_at <= at))
+        inserted = self.conn.execute(
+            insert_ignoring_conflicts(self.conn, k).values(
+                principal_id=caller,
+                key=key,
+                request_hash=request_hash,
+                created_at=at,
+                expires_at=at + timedelta(hours=ttl_hours),
+            )
+        )
+        if inserted.rowcount == 1:
+            return None
+        row = self.conn.execute(
+            sa.select(k.c.request_hash, k.c.status_code, k.c.response_body).where(*where)
+        ).one()
+        return (row.request_hash, row.status_code, row.response_body)
+
+    def complete(self, caller: str, key: str, status: int, body: str) -> bool:
+        k = t.idempotency_keys
+        result = self.conn.execute(
+            k.update()
+            .where(k.c.principal_id == caller, k.c.key == key, k.c.status_code.is_(None))
+            .values(status_code=status, response_body=body)
+        )
+        return result.rowcount == 1
+
+    def release(self, caller: str, key: str) -> None:
+        k = t.idempotency_keys
+        self.conn.execute(
+            k.delete().where(k.c.principal_id == caller, k.c.key == key, k.c.status_code.is_(None))
+        )
+
+    def take_over_stale(
+        self, caller: str, key: str, request_hash: str, now: datetime, stale_before: datetime
+    ) -> bool:
+        k = t.idempotency_keys
+        result = self.conn.execute(
+            k.update()
+            .where(
+                k.c.principal_id == caller,
+                k.c.key == key,
+                k.c.request_hash == request_hash,
+                k.c.status_code.is_(None),
+                k.c.created_at < stale_before,
+            )
+            .values(created_at=now)
+        )
+        return result.rowcount == 1

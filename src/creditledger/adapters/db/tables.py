@@ -1,0 +1,160 @@
+"""The schema, in SQLAlchemy Core. Migrations in ``migrations/`` create it.
+
+Money columns are BIGINT nano-dollars named ``*_nanos``; times are UTC
+microseconds (:class:`UtcMicros`). Constraints carry the rules the database
+must enforce whatever the code does: remaining never below zero, one row per
+idempotency key, one membership per (team, user).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from creditledger.adapters.db.types import BigSerial, JsonDoc, UtcMicros
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Id = sa.String(40)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("created_at", UtcMicros, nullable=False),
+)
+
+teams = sa.Table(
+    "teams",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("billing_mode", sa.String(20), nullable=False, server_default="prepaid"),
+    sa.Column("tier_level_override", sa.Integer, nullable=True),
+    sa.Column("lifetime_paid_nanos", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("credit_nanos", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("unpaid_nanos", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("created_at", UtcMicros, nullable=False),
+    sa.CheckConstraint("billing_mode IN ('prepaid', 'pay_as_you_go')", name="billing_mode"),
+    sa.CheckConstraint("lifetime_paid_nanos >= 0", name="lifetime_paid_nonnegative"),
+    sa.CheckConstraint("credit_nanos >= 0", name="credit_nonnegative"),
+    sa.CheckConstraint(
+        "tier_level_override IS NULL OR tier_level_override BETWEEN 0 AND 5", name="tier_level"
+    ),
+)
+
+memberships = sa.Table(
+    "memberships",
+    metadata,
+    sa.Column("team_id", Id, sa.ForeignKey("teams.id"), primary_key=True),
+    sa.Column("user_id", Id, sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("role", sa.String(10), nullable=False),
+    sa.Column("created_at", UtcMicros, nullable=False),
+    sa.CheckConstraint("role IN ('admin', 'member')", name="role"),
+    sa.Index("ix_memberships_user_id", "user_id"),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("kind", sa.String(10), nullable=False),
+    sa.Column("user_id", Id, sa.ForeignKey("users.id"), nullable=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("created_at", UtcMicros, nullable=False),
+    sa.Column("revoked_at", UtcMicros, nullable=True),
+    sa.CheckConstraint("kind IN ('personal', 'operator', 'service')", name="kind"),
+    sa.CheckConstraint("(kind = 'personal') = (user_id IS NOT NULL)", name="personal_has_user"),
+)
+
+grants = sa.Table(
+    "grants",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("team_id", Id, sa.ForeignKey("teams.id"), nullable=False),
+    sa.Column("kind", sa.String(12), nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("amount_nanos", sa.BigInteger, nullable=False),
+    sa.Column("remaining_nanos", sa.BigInteger, nullable=False),
+    sa.Column("scope", JsonDoc, nullable=True),
+    sa.Column("is_scoped", sa.Boolean, nullable=False),
+    sa.Column("effective_at", UtcMicros, nullable=False),
+    sa.Column("expires_at", UtcMicros, nullable=True),
+    sa.Column("voided_at", UtcMicros, nullable=True),
+    sa.Column("created_at", UtcMicros, nullable=False),
+    sa.Column("note", sa.Text, nullable=True),
+    sa.CheckConstraint("kind IN ('promotional', 'prepaid')", name="kind"),
+    sa.CheckConstraint(
+        "source IN ('signup', 'promo_code', 'purchase', 'auto_recharge', 'manual', 'refund')",
+        name="source",
+    ),
+    sa.CheckConstraint("amount_nanos > 0", name="amount_positive"),
+    sa.CheckConstraint("remaining_nanos >= 0", name="remaining_nonnegative"),
+    sa.CheckConstraint("remaining_nanos <= amount_nanos", name="remaining_within_amount"),
+    sa.CheckConstraint(
+        "expires_at IS NULL OR expires_at > effective_at", name="expiry_after_effective"
+    ),
+    sa.CheckConstraint(
+        "kind = 'promotional' OR (expires_at IS NULL AND NOT is_scoped)",
+        name="prepaid_unlimited",
+    ),
+    sa.Index("ix_grants_team_id", "team_id"),
+)
+
+ledger_transactions = sa.Table(
+    "ledger_transactions",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("team_id", Id, sa.ForeignKey("teams.id"), nullable=False),
+    sa.Column("type", sa.String(12), nullable=False),
+    sa.Column("occurred_at", UtcMicros, nullable=False),
+    sa.Column("created_at", UtcMicros, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("reference", sa.String(255), nullable=True),
+    sa.CheckConstraint(
+        "type IN ('grant', 'usage', 'expiry', 'void', 'refund', 'invoice', 'adjustment')",
+        name="type",
+    ),
+)
+
+postings = sa.Table(
+    "postings",
+    metadata,
+    sa.Column("seq", BigSerial, primary_key=True, autoincrement=True),
+    sa.Column("transaction_id", Id, sa.ForeignKey("ledger_transactions.id"), nullable=False),
+    sa.Column("account", sa.String(80), nullable=False),
+    sa.Column("amount_nanos", sa.BigInteger, nullable=False),
+    # The team-side columns below are set only on postings to a team's own
+    # accounts (a grant or its unpaid balance): those rows are the credit history.
+    sa.Column("team_id", Id, nullable=True),
+    sa.Column("grant_id", Id, sa.ForeignKey("grants.id"), nullable=True),
+    sa.Column("balance_after_nanos", sa.BigInteger, nullable=True),
+    sa.CheckConstraint(
+        "(team_id IS NULL) = (balance_after_nanos IS NULL)", name="team_side_has_balance"
+    ),
+    sa.Index("ix_postings_team_id_seq", "team_id", "seq"),
+    sa.Index("ix_postings_transaction_id", "transaction_id"),
+    sa.Index("ix_postings_grant_id", "grant_id"),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("principal_id", Id, primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("response_body", sa.Text, nullable=True),
+    sa.Column("created_at", UtcMicros, nullable=False),
+    sa.Column("expires_at", UtcMicros, nullable=False),
+)

@@ -1,0 +1,86 @@
+"""The SQL unit of work: one connection, one transaction, the repositories on it."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from creditledger.adapters.db.engine import WRITE_OPTION
+from creditledger.adapters.db.repositories import (
+    SqlGrants,
+    SqlIdempotency,
+    SqlLedger,
+    SqlMembers,
+    SqlTeams,
+    SqlTokens,
+    SqlUsers,
+)
+from creditledger.domain.errors import ServiceUnavailable
+from creditledger.domain.ids import make_id
+
+
+def new_id(prefix: str) -> str:
+    return make_id(prefix, time.time_ns() // 1_000_000, secrets.randbits(80))
+
+
+class SqlUnitOfWork:
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+        self.users = SqlUsers(conn)
+        self.teams = SqlTeams(conn)
+        self.members = SqlMembers(conn)
+        self.tokens = SqlTokens(conn)
+        self.grants = SqlGrants(conn)
+        self.ledger = SqlLedger(conn)
+        self.idempotency = SqlIdempotency(conn)
+        self._committed = False
+
+    def commit(self) -> None:
+        self.conn.commit()
+        self._committed = True
+
+    def new_id(self, prefix: str) -> str:
+        return new_id(prefix)
+
+
+_RETRYABLE_PG = {"40001", "40P01"}  # serialization failure, deadlock detected
+
+
+def is_transient(exc: DBAPIError) -> bool:
+    """A failure worth a retry: lost connection, lock timeout, serialization, deadlock."""
+    if exc.connection_invalidated:
+        return True
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if code in _RETRYABLE_PG:
+        return True
+    return isinstance(exc, OperationalError)
+
+
+class SqlUnitOfWorkFactory:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def __call__(self, *, write: bool = True) -> Iterator[SqlUnitOfWork]:
+        try:
+            with self.engine.connect() as conn:
+                if write:
+                    conn = conn.execution_options(**{WRITE_OPTION: True})
+                conn.begin()
+                uow = SqlUnitOfWork(conn)
+                try:
+                    yield uow
+                finally:
+                    if not uow._committed:
+                        conn.rollback()
+        except DBAPIError as exc:
+            if is_transient(exc):
+                raise ServiceUnavailable(
+                    "The database is busy or unreachable; retry the request in a moment."
+                ) from exc
+            raise

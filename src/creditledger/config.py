@@ -1,0 +1,61 @@
+"""Settings, read from the environment with the prefix ``CREDITLEDGER_``.
+
+This is the only module that reads the environment. Money settings are decimal
+strings in dollars, like the API, and are exposed in nano-dollars.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from creditledger.domain.money import parse_amount
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CREDITLEDGER_", extra="ignore", frozen=True)
+
+    database_url: str = "sqlite:///./creditledger.db"
+    """SQLAlchemy URL. ``sqlite:///path`` (embedded default) or
+    ``postgresql+psycopg://user@host/db``."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    signup_credit: str = "3.00"
+    """Promotional credit given with every sign-up, in dollars."""
+    signup_credit_days: int = Field(default=30, ge=1, le=3650)
+    """Days until the sign-up credit expires."""
+
+    operator_grant_max: str = "100000.00"
+    """The largest single operator grant, in dollars."""
+
+    idempotency_ttl_hours: int = Field(default=24, ge=24)
+    """How long an Idempotency-Key's first answer is replayed."""
+
+    late_arrival_window_seconds: int = Field(default=3600, ge=0)
+    """How long after an expiry late usage may still draw the expired credit."""
+
+    password_time_cost: int = Field(default=3, ge=1)
+    password_memory_kib: int = Field(default=65536, ge=8)
+    """argon2id parameters; tests lower them to stay fast."""
+
+    redis_url: str | None = None
+    """When set, rate-limit counters live in Redis and are shared by all processes."""
+
+    run_jobs_in_process: bool = True
+    """``serve`` runs the periodic jobs itself (embedded default)."""
+
+    @cached_property
+    def signup_credit_nanos(self) -> int:
+        return parse_amount(self.signup_credit, param="CREDITLEDGER_SIGNUP_CREDIT", minimum=0)
+
+    @cached_property
+    def operator_grant_max_nanos(self) -> int:
+        return parse_amount(self.operator_grant_max, param="CREDITLEDGER_OPERATOR_GRANT_MAX")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

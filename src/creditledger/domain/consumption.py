@@ -1,0 +1,110 @@
+"""The order of consumption and the allocation of a charge across grants (SPEC §4).
+
+This module is the one definition of the order. The database query that loads
+grants for a charge sorts by the same keys (see ``adapters/db/grants.py``) and an
+integration test checks that both agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from creditledger.domain.grants import Grant, GrantKind, UsageScope
+
+
+_NEVER = datetime.max.replace(tzinfo=UTC)
+
+
+class _Descending:
+    """Wraps a string so that it sorts in reverse: SPEC §4 key 6 puts smaller ids last."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __lt__(self, other: _Descending) -> bool:
+        return self.value > other.value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Descending) and self.value == other.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+
+def consumption_order_key(grant: Grant) -> tuple[Any, ...]:
+    """The total order of SPEC §4, first key first:
+
+    1. promotional before prepaid;
+    2. with an expiry date before without;
+    3. limited scope before unlimited;
+    4. earlier ``expires_at`` first;
+    5. earlier ``effective_at`` first;
+    6. smaller grant id last.
+    """
+    return (
+        grant.kind is not GrantKind.PROMOTIONAL,
+        grant.expires_at is None,
+        grant.scope is None,
+        grant.expires_at or _NEVER,
+        grant.effective_at,
+        _Descending(grant.id),
+    )
+
+
+def in_consumption_order(grants: Iterable[Grant]) -> list[Grant]:
+    return sorted(grants, key=consumption_order_key)
+
+
+def is_eligible(grant: Grant, remaining: int, usage: UsageScope, at: datetime) -> bool:
+    """May this grant pay for usage of ``usage`` scope at time ``at``?"""
+    return (
+        remaining > 0
+        and grant.is_usable_at(at)
+        and (grant.scope is None or grant.scope.contains(usage))
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """How one charge is paid: ``draws`` in order as (grant id, nanos), the rest uncovered."""
+
+    draws: tuple[tuple[str, int], ...]
+    uncovered: int
+
+    @property
+    def covered(self) -> int:
+        return sum(n for _, n in self.draws)
+
+
+def allocate(
+    grants: Iterable[Grant],
+    charge: int,
+    usage: UsageScope,
+    at: datetime,
+    remaining: Mapping[str, int] | None = None,
+) -> Allocation:
+    """Split ``charge`` nanos across the eligible grants in consumption order.
+
+    ``remaining`` overrides the grants' own ``remaining`` (callers charging a batch
+    keep the live figures there). Each eligible grant is drained before the next is
+    touched; what no grant covers is ``uncovered`` (the team's unpaid balance).
+    """
+    if charge < 0:
+        raise ValueError("a charge is never negative")
+    left = charge
+    draws: list[tuple[str, int]] = []
+    for grant in in_consumption_order(grants):
+        if left == 0:
+            break
+        have = grant.remaining if remaining is None else remaining.get(grant.id, 0)
+        if not is_eligible(grant, have, usage, at):
+            continue
+        take = min(have, left)
+        draws.append((grant.id, take))
+        left -= take
+    return Allocation(draws=tuple(draws), uncovered=left)

@@ -1,0 +1,112 @@
+"""One tree of domain errors, each with a stable code.
+
+::
+
+    CreditLedgerError
+    ├── InvalidInput                      4xx: the request itself is wrong
+    │   ├── InvalidAmount                 invalid_amount
+    │   ├── InvalidRequest                invalid_request (wrong type, bad format)
+    │   ├── InvalidScope                  invalid_scope
+    │   └── InvalidCursor                 invalid_cursor
+    ├── AuthError
+    │   ├── Unauthenticated               unauthenticated (401)
+    │   ├── InvalidCredentials            invalid_credentials (401)
+    │   └── Forbidden                     forbidden (403)
+    ├── NotFound                          not_found (404, identical for "other team's")
+    ├── Conflict                          409
+    │   ├── EmailTaken                    email_taken
+    │   ├── AlreadyMember                 already_member
+    │   ├── LastAdmin                     last_admin
+    │   ├── GrantAlreadyVoided            grant_already_voided
+    │   └── RequestInProgress             request_in_progress
+    ├── IdempotencyKeyReused              idempotency_key_reused (422)
+    └── ServiceUnavailable                service_unavailable (503, retryable)
+
+Entry points map each class to an HTTP status in one table; services and the
+domain never speak HTTP.
+"""
+
+from __future__ import annotations
+
+
+class CreditLedgerError(Exception):
+    """Base class: every error carries a stable snake_case ``code``."""
+
+    code = "error"
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+class InvalidInput(CreditLedgerError):
+    code = "invalid_request"
+
+
+class InvalidAmount(InvalidInput):
+    code = "invalid_amount"
+
+
+class InvalidRequest(InvalidInput):
+    code = "invalid_request"
+
+
+class InvalidScope(InvalidInput):
+    code = "invalid_scope"
+
+
+class InvalidCursor(InvalidInput):
+    code = "invalid_cursor"
+
+
+class AuthError(CreditLedgerError):
+    code = "unauthenticated"
+
+
+class Unauthenticated(AuthError):
+    code = "unauthenticated"
+
+
+class InvalidCredentials(AuthError):
+    code = "invalid_credentials"
+
+
+class Forbidden(AuthError):
+    code = "forbidden"
+
+
+class NotFound(CreditLedgerError):
+    code = "not_found"
+
+
+class Conflict(CreditLedgerError):
+    code = "conflict"
+
+
+class EmailTaken(Conflict):
+    code = "email_taken"
+
+
+class AlreadyMember(Conflict):
+    code = "already_member"
+
+
+class LastAdmin(Conflict):
+    code = "last_admin"
+
+
+class GrantAlreadyVoided(Conflict):
+    code = "grant_already_voided"
+
+
+class RequestInProgress(Conflict):
+    code = "request_in_progress"
+
+
+class IdempotencyKeyReused(CreditLedgerError):
+    code = "idempotency_key_reused"
+
+
+class ServiceUnavailable(CreditLedgerError):
+    code = "service_unavailable"

@@ -1,0 +1,138 @@
+"""The double-entry ledger.
+
+Every balance change is a :class:`Transaction` of postings that sum to zero. An
+account's balance is the sum of its postings, positive meaning value held by it:
+
+- ``grant:<id>``: one per grant; its balance is the grant's remaining credit;
+- ``team_unpaid:<team id>``: negative while the team owes usage that credits did not
+  cover (the unpaid balance is its negation);
+- ``platform:*``: the platform's side (promotional expense, usage revenue, payments
+  clearing, expired credit, voided credit).
+
+The ledger is append-only: corrections are new transactions.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+from creditledger.domain.grants import Grant, GrantKind
+
+PROMOTIONAL_EXPENSE = "platform:promotional_expense"
+USAGE_REVENUE = "platform:usage_revenue"
+PAYMENTS_CLEARING = "platform:payments_clearing"
+EXPIRED_CREDIT = "platform:expired_credit"
+VOIDED_CREDIT = "platform:voided_credit"
+
+
+class EntryType(enum.StrEnum):
+    """What a transaction records; the credit history's ``type`` filter."""
+
+    GRANT = "grant"
+    USAGE = "usage"
+    EXPIRY = "expiry"
+    VOID = "void"
+    REFUND = "refund"
+    INVOICE = "invoice"
+    ADJUSTMENT = "adjustment"
+
+
+def grant_account(grant_id: str) -> str:
+    return f"grant:{grant_id}"
+
+
+def unpaid_account(team_id: str) -> str:
+    return f"team_unpaid:{team_id}"
+
+
+class UnbalancedTransaction(ValueError):
+    """A programming error: postings must sum to zero."""
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    account: str
+    amount: int
+    grant_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    team_id: str
+    type: EntryType
+    occurred_at: datetime
+    postings: tuple[Posting, ...]
+    description: str
+    reference: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.postings:
+            raise UnbalancedTransaction("a transaction has at least one posting")
+        for p in self.postings:
+            if isinstance(p.amount, bool) or not isinstance(p.amount, int):
+                raise UnbalancedTransaction("posting amounts are int nano-dollars")
+        if sum(p.amount for p in self.postings) != 0:
+            raise UnbalancedTransaction(f"postings of {self.type} do not sum to zero")
+
+
+def funding_account(kind: GrantKind) -> str:
+    """Where a new grant's value comes from."""
+    return PROMOTIONAL_EXPENSE if kind is GrantKind.PROMOTIONAL else PAYMENTS_CLEARING
+
+
+def issue_grant(grant: Grant, description: str, reference: str | None = None) -> Transaction:
+    return Transaction(
+        team_id=grant.team_id,
+        type=EntryType.GRANT,
+        occurred_at=grant.created_at,
+        postings=(
+            Posting(grant_account(grant.id), grant.amount, grant.id),
+            Posting(funding_account(grant.kind), -grant.amount),
+        ),
+        description=description,
+        reference=reference,
+    )
+
+
+def write_off(
+    grant: Grant, amount: int, entry_type: EntryType, at: datetime, description: str
+) -> Transaction:
+    """Remove what is left of a grant that expired or was voided."""
+    target = EXPIRED_CREDIT if entry_type is EntryType.EXPIRY else VOIDED_CREDIT
+    return Transaction(
+        team_id=grant.team_id,
+        type=entry_type,
+        occurred_at=at,
+        postings=(
+            Posting(grant_account(grant.id), -amount, grant.id),
+            Posting(target, amount),
+        ),
+        description=description,
+        reference=grant.id,
+    )
+
+
+def charge_usage(
+    team_id: str,
+    draws: tuple[tuple[str, int], ...],
+    uncovered: int,
+    at: datetime,
+    description: str,
+    reference: str | None,
+) -> Transaction:
+    """Usage: one posting per grant drawn, the uncovered rest to the unpaid balance."""
+    postings = [Posting(grant_account(gid), -n, gid) for gid, n in draws]
+    if uncovered:
+        postings.append(Posting(unpaid_account(team_id), -uncovered))
+    total = sum(n for _, n in draws) + uncovered
+    postings.append(Posting(USAGE_REVENUE, total))
+    return Transaction(
+        team_id=team_id,
+        type=EntryType.USAGE,
+        occurred_at=at,
+        postings=tuple(postings),
+        description=description,
+        reference=reference,
+    )

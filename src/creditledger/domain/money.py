@@ -1,0 +1,87 @@
+"""Money as integer nano-dollars.
+
+Every amount inside creditledger is an ``int`` of nano-dollars (1 USD = 10**9 n$).
+Decimal appears only here, at the edge where the API's decimal strings are read
+and written. Floats are refused outright.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from creditledger.domain.errors import InvalidAmount
+
+NANOS_PER_DOLLAR = 1_000_000_000
+NANOS_PER_CENT = 10_000_000
+MAX_DECIMALS = 9
+
+# The only accepted spelling: digits, optionally a dot and 1-9 digits. No sign,
+# no spaces, no separators, no exponent.
+_AMOUNT_RE = re.compile(r"\A(?P<whole>[0-9]{1,15})(?:\.(?P<frac>[0-9]{1,9}))?\Z")
+
+# A generous absolute ceiling so no field ever holds an absurd amount:
+# one billion dollars in nanos still fits easily in a signed 64-bit column.
+ABSOLUTE_MAX_NANOS = 1_000_000_000 * NANOS_PER_DOLLAR
+
+
+def dollars(text: str) -> int:
+    """Nanos of a trusted literal such as ``"3.00"``; for code and tests, not for input."""
+    return parse_amount(text, minimum=0)
+
+
+def parse_amount(
+    value: object,
+    *,
+    param: str = "amount",
+    minimum: int = 1,
+    maximum: int = ABSOLUTE_MAX_NANOS,
+    whole_cents: bool = False,
+) -> int:
+    """Parse an API amount (a decimal string in dollars) into nano-dollars.
+
+    ``minimum`` and ``maximum`` are inclusive bounds in nanos. Anything but a
+    ``str`` of the form ``digits[.digits]`` with at most nine decimals is refused
+    with :class:`InvalidAmount`, including JSON numbers, booleans and floats.
+    """
+    if not isinstance(value, str):
+        raise InvalidAmount(
+            f'`{param}` must be a decimal string in dollars such as "10.00", '
+            f"not a {type(value).__name__}.",
+            param=param,
+        )
+    match = _AMOUNT_RE.match(value)
+    if match is None:
+        raise InvalidAmount(
+            f'`{param}` must look like "10.00": digits, an optional dot and at most '
+            "9 decimals; no sign, spaces, separators or exponent.",
+            param=param,
+        )
+    frac = (match.group("frac") or "").ljust(MAX_DECIMALS, "0")
+    nanos = int(match.group("whole")) * NANOS_PER_DOLLAR + int(frac)
+    if whole_cents and nanos % NANOS_PER_CENT:
+        raise InvalidAmount(f"`{param}` must be a whole number of cents.", param=param)
+    if nanos < minimum or nanos > maximum:
+        raise InvalidAmount(
+            f"`{param}` must be between {format_amount(minimum)} and "
+            f"{format_amount(maximum)} dollars.",
+            param=param,
+        )
+    return nanos
+
+
+def format_amount(nanos: int) -> str:
+    """Render nanos as a dollar string with at least two decimals: ``"10.00"``,
+    ``"0.0000074"``, ``"-1.50"``."""
+    if isinstance(nanos, bool) or not isinstance(nanos, int):
+        raise TypeError("money is an int of nano-dollars")
+    sign = "-" if nanos < 0 else ""
+    whole, frac = divmod(abs(nanos), NANOS_PER_DOLLAR)
+    frac_text = f"{frac:09d}".rstrip("0").ljust(2, "0")
+    return f"{sign}{whole}.{frac_text}"
+
+
+def round_half_even_to_cents(nanos: int) -> int:
+    """Round nanos to a whole number of cents (still expressed in nanos), half to even."""
+    cents = Decimal(nanos) / NANOS_PER_CENT
+    return int(cents.quantize(Decimal(1), rounding="ROUND_HALF_EVEN")) * NANOS_PER_CENT

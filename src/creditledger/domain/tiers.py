@@ -1,0 +1,47 @@
+"""Rate-limit tiers from lifetime paid amount (SPEC §6)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from creditledger.domain.money import NANOS_PER_DOLLAR
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    level: int
+    reached_at: int | None
+    """Lifetime paid (nanos) that reaches this tier; ``None``: set by operators only."""
+    requests_per_minute: int
+    max_output_tokens: int
+
+
+DEFAULT_TIERS: tuple[Tier, ...] = (
+    Tier(0, 0, 20, 8_192),
+    Tier(1, 10 * NANOS_PER_DOLLAR, 100, 16_384),
+    Tier(2, 50 * NANOS_PER_DOLLAR, 1_000, 16_384),
+    Tier(3, 500 * NANOS_PER_DOLLAR, 5_000, 32_768),
+    Tier(4, 5_000 * NANOS_PER_DOLLAR, 10_000, 65_536),
+    Tier(5, None, 50_000, 131_072),
+)
+
+
+def tier_for(
+    lifetime_paid: int, override: int | None, table: tuple[Tier, ...] = DEFAULT_TIERS
+) -> Tier:
+    """The operator's override if set, else the highest tier the paid amount reaches."""
+    if override is not None:
+        return next(t for t in table if t.level == override)
+    best = table[0]
+    for tier in table:
+        if tier.reached_at is not None and lifetime_paid >= tier.reached_at:
+            best = tier
+    return best
+
+
+def next_level_at(current: Tier, table: tuple[Tier, ...] = DEFAULT_TIERS) -> int | None:
+    """Lifetime paid that reaches the next self-serve tier, or None at the top."""
+    for tier in table:
+        if tier.level > current.level and tier.reached_at is not None:
+            return tier.reached_at
+    return None

@@ -1,0 +1,61 @@
+"""Who may touch a team's resources. Checked on every request, from the database."""
+
+from __future__ import annotations
+
+import enum
+
+from creditledger.domain.accounts import Principal, Role, Team, TokenKind
+from creditledger.domain.errors import Forbidden, NotFound
+from creditledger.services.ports import UnitOfWork
+
+TEAM_NOT_FOUND = "No team with this id, or you are not a member of it."
+
+
+class Need(enum.Enum):
+    MEMBER = "member"
+    """Read the team's name and one's own role."""
+    BILLING_READ = "billing_read"
+    """Billing pages: team admins, and operators (audited)."""
+    ADMIN = "admin"
+    """Team admins only: members, redemptions, purchases."""
+    OPERATOR = "operator"
+    """Platform staff only."""
+
+
+def require_operator(principal: Principal) -> None:
+    if principal.kind is not TokenKind.OPERATOR:
+        raise Forbidden("This action needs an operator token.")
+
+
+def require_user(principal: Principal) -> str:
+    if principal.user_id is None:
+        raise Forbidden("This action needs a user's personal token.")
+    return principal.user_id
+
+
+def check_team_access(
+    uow: UnitOfWork, principal: Principal, team_id: str, need: Need, *, lock: bool = False
+) -> tuple[Team, Role | None]:
+    """The team and the caller's role in it, or the error the caller must see.
+
+    A team the caller can not see answers exactly like a missing one (404).
+    ``lock`` takes the team's row lock for a write.
+    """
+    if need is Need.OPERATOR:
+        require_operator(principal)
+    if principal.kind is TokenKind.SERVICE:
+        raise Forbidden("Service tokens can not use team endpoints.")
+    role: Role | None = None
+    if principal.kind is TokenKind.PERSONAL:
+        assert principal.user_id is not None
+        role = uow.members.role_of(team_id, principal.user_id)
+        if role is None:
+            raise NotFound(TEAM_NOT_FOUND)
+        if need in (Need.BILLING_READ, Need.ADMIN) and role is not Role.ADMIN:
+            raise Forbidden("Only team admins can see or change Billing.")
+    elif need is Need.ADMIN:
+        raise Forbidden("Only the team's admins can do this.")
+    team = uow.teams.lock(team_id) if lock else uow.teams.get(team_id)
+    if team is None:
+        raise NotFound(TEAM_NOT_FOUND)
+    return team, role

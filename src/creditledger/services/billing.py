@@ -1,0 +1,79 @@
+"""The team's balance and its credits in consumption order (SPEC §3, §6, §10)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from creditledger.domain.accounts import Principal, Team
+from creditledger.domain.errors import InvalidCursor
+from creditledger.domain.grants import Grant, GrantKind, GrantStatus
+from creditledger.domain.tiers import Tier, next_level_at, tier_for
+from creditledger.services.access import Need, check_team_access
+from creditledger.services.context import Context
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    team: Team
+    promotional: int
+    prepaid: int
+    tier: Tier
+    next_level_at: int | None
+
+    @property
+    def total(self) -> int:
+        return self.promotional + self.prepaid
+
+
+def get_balance(ctx: Context, principal: Principal, team_id: str) -> Balance:
+    with ctx.uow(write=False) as uow:
+        team, _ = check_team_access(uow, principal, team_id, Need.BILLING_READ)
+        grants = uow.grants.for_team(team_id)
+    now = ctx.clock.now()
+    available = {GrantKind.PROMOTIONAL: 0, GrantKind.PREPAID: 0}
+    for g in grants:
+        if g.status_at(now) is GrantStatus.ACTIVE:
+            available[g.kind] += g.remaining
+    tier = tier_for(team.lifetime_paid, team.tier_level_override)
+    return Balance(
+        team=team,
+        promotional=available[GrantKind.PROMOTIONAL],
+        prepaid=available[GrantKind.PREPAID],
+        tier=tier,
+        next_level_at=next_level_at(tier),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CreditsPage:
+    grants: list[Grant]
+    next_after: str | None
+    """The id of the last grant shown when more follow."""
+
+
+def list_credits(
+    ctx: Context,
+    principal: Principal,
+    team_id: str,
+    status: GrantStatus | None,
+    limit: int,
+    after: str | None,
+) -> CreditsPage:
+    """The team's grants in consumption order, filtered by status (None: all).
+
+    A grant's place in the order never changes (its keys are immutable), so the
+    cursor is simply the id of the last grant of the previous page.
+    """
+    with ctx.uow(write=False) as uow:
+        check_team_access(uow, principal, team_id, Need.BILLING_READ)
+        grants = uow.grants.for_team(team_id)
+    if after is not None:
+        ids = [g.id for g in grants]
+        if after not in ids:
+            raise InvalidCursor("`cursor` is not one this API gave out.", param="cursor")
+        grants = grants[ids.index(after) + 1 :]
+    now = ctx.clock.now()
+    matching = [g for g in grants if status is None or g.status_at(now) is status]
+    page = matching[:limit]
+    more = len(matching) > limit
+    return CreditsPage(page, page[-1].id if more and page else None)

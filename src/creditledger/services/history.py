@@ -1,0 +1,59 @@
+"""The credit history: every posting to a team's own accounts, newest first (SPEC §10)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from creditledger.domain.accounts import Principal
+from creditledger.domain.history import HistoryEntry, HistoryFilter, decode_cursor, encode_cursor
+from creditledger.services.access import Need, check_team_access
+from creditledger.services.context import Context
+
+EXPORT_PAGE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    entries: list[HistoryEntry]
+    next_cursor: str | None
+
+
+def credit_history(
+    ctx: Context,
+    principal: Principal,
+    team_id: str,
+    flt: HistoryFilter,
+    limit: int,
+    cursor: str | None,
+) -> HistoryPage:
+    before = decode_cursor(cursor) if cursor is not None else None
+    with ctx.uow(write=False) as uow:
+        check_team_access(uow, principal, team_id, Need.BILLING_READ)
+        rows = uow.ledger.history(team_id, flt, before, limit + 1)
+    page = rows[:limit]
+    more = len(rows) > limit
+    return HistoryPage(page, encode_cursor(page[-1].seq) if more else None)
+
+
+def export_history(
+    ctx: Context, principal: Principal, team_id: str, flt: HistoryFilter
+) -> Iterator[HistoryEntry]:
+    """Every matching entry, read in pages so memory stays flat however long the history.
+
+    Access is checked before the first entry is produced.
+    """
+    with ctx.uow(write=False) as uow:
+        check_team_access(uow, principal, team_id, Need.BILLING_READ)
+
+    def entries() -> Iterator[HistoryEntry]:
+        before: int | None = None
+        while True:
+            with ctx.uow(write=False) as uow:
+                rows = uow.ledger.history(team_id, flt, before, EXPORT_PAGE)
+            yield from rows
+            if len(rows) < EXPORT_PAGE:
+                return
+            before = rows[-1].seq
+
+    return entries()

@@ -1,0 +1,103 @@
+"""Idempotency-Key semantics for calls that move money (API.md, Conventions).
+
+The first request with a key claims it in a short transaction of its own, so a
+concurrent duplicate sees the claim and gets ``request_in_progress``. The effect
+and the stored answer then commit together: a replay returns exactly that answer.
+A request that fails with a client error releases its claim, so a corrected
+retry may reuse the key. A claim left by a crashed process is taken over after
+``STALE_CLAIM``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TypeVar
+
+from creditledger.domain.errors import (
+    CreditLedgerError,
+    IdempotencyKeyReused,
+    InvalidRequest,
+    RequestInProgress,
+)
+from creditledger.services.context import Context
+from creditledger.services.ports import UnitOfWork
+
+STALE_CLAIM = timedelta(seconds=60)
+MAX_KEY_LENGTH = 255
+
+T = TypeVar("T")
+
+
+def check_key(key: str | None) -> str:
+    if key is None:
+        raise InvalidRequest(
+            "This call moves money: send an `Idempotency-Key` header (a unique string per "
+            "operation, up to 255 characters).",
+            param="Idempotency-Key",
+        )
+    if not 1 <= len(key) <= MAX_KEY_LENGTH or not all(" " <= c <= "~" for c in key):
+        raise InvalidRequest(
+            "`Idempotency-Key` must be 1 to 255 printable ASCII characters.",
+            param="Idempotency-Key",
+        )
+    return key
+
+
+def request_fingerprint(*parts: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def run_idempotent(
+    ctx: Context,
+    caller: str,
+    key: str,
+    fingerprint: str,
+    effect: Callable[[UnitOfWork], T],
+    render: Callable[[T], tuple[int, str]],
+) -> tuple[int, str]:
+    """Run ``effect`` once per (caller, key); return the (status, body) to send."""
+    with ctx.uow() as uow:
+        now = ctx.clock.now()
+        seen = uow.idempotency.claim(
+            caller, key, fingerprint, now, ctx.settings.idempotency_ttl_hours
+        )
+        if seen is not None and seen[1] is None and seen[0] == fingerprint:
+            if not uow.idempotency.take_over_stale(
+                caller, key, fingerprint, now, now - STALE_CLAIM
+            ):
+                raise RequestInProgress(
+                    "A request with this Idempotency-Key is still running; retry in a moment."
+                )
+            seen = None
+        uow.commit()
+    if seen is not None:
+        stored_hash, status, body = seen
+        if stored_hash != fingerprint:
+            raise IdempotencyKeyReused(
+                "This Idempotency-Key was used with a different request; use a new key.",
+                param="Idempotency-Key",
+            )
+        assert status is not None and body is not None
+        return status, body
+    try:
+        with ctx.uow() as uow:
+            status, body = render(effect(uow))
+            if not uow.idempotency.complete(caller, key, status, body):
+                raise RequestInProgress(
+                    "A request with this Idempotency-Key is still running; retry in a moment."
+                )
+            uow.commit()
+    except RequestInProgress:
+        raise
+    except CreditLedgerError:
+        with ctx.uow() as uow:
+            uow.idempotency.release(caller, key)
+            uow.commit()
+        raise
+    return status, body

@@ -1,0 +1,131 @@
+"""What services need from the outside world, as protocols.
+
+The SQL implementation lives in ``adapters/db``; the composition root
+(``bootstrap.py``) hands it to the services. A unit of work is one database
+transaction: repositories never commit, the service does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Protocol
+
+from creditledger.domain.accounts import BillingMode, Member, Principal, Role, Team, TokenKind
+from creditledger.domain.grants import Grant
+from creditledger.domain.history import HistoryEntry, HistoryFilter
+from creditledger.domain.ledger import Transaction
+
+
+class Users(Protocol):
+    def add(self, user_id: str, email: str, password_hash: str, at: datetime) -> None: ...
+    def find_by_email(self, email: str) -> tuple[str, str] | None:
+        """(user id, password hash) of that email, or None."""
+        ...
+
+
+class Teams(Protocol):
+    def add(self, team_id: str, name: str, at: datetime) -> None: ...
+    def get(self, team_id: str) -> Team | None: ...
+    def lock(self, team_id: str) -> Team | None:
+        """Load the team and hold its row lock until the end of the transaction."""
+        ...
+
+    def set_billing(self, team_id: str, mode: BillingMode, tier_override: int | None) -> None: ...
+    def credit_balance(self, team_id: str) -> int:
+        """Σ remaining of the team's grants (the cached credit balance)."""
+        ...
+
+
+class Members(Protocol):
+    def add(self, team_id: str, user_id: str, role: Role, at: datetime) -> None: ...
+    def role_of(self, team_id: str, user_id: str) -> Role | None: ...
+    def list(self, team_id: str) -> list[Member]: ...
+    def set_role(self, team_id: str, user_id: str, role: Role) -> None: ...
+    def remove(self, team_id: str, user_id: str) -> None: ...
+
+
+class Tokens(Protocol):
+    def add(
+        self,
+        token_id: str,
+        token_hash: str,
+        kind: TokenKind,
+        user_id: str | None,
+        name: str,
+        at: datetime,
+    ) -> None: ...
+    def principal_for(self, token_hash: str) -> Principal | None: ...
+
+
+class Grants(Protocol):
+    def add(self, grant: Grant, note: str | None) -> None: ...
+    def get(self, team_id: str, grant_id: str) -> Grant | None: ...
+    def for_team(self, team_id: str) -> list[Grant]:
+        """All of a team's grants, in consumption order (SPEC §4) as the SQL sorts them."""
+        ...
+
+    def set_voided(self, grant_id: str, at: datetime) -> None: ...
+
+
+class Ledger(Protocol):
+    def post(self, tx: Transaction, tx_id: str, at: datetime) -> None:
+        """Append a balanced transaction and move every cached balance it touches.
+
+        Team-side postings get the team's credit balance after them.
+        """
+        ...
+
+    def history(
+        self, team_id: str, flt: HistoryFilter, before_seq: int | None, limit: int
+    ) -> list[HistoryEntry]: ...
+
+
+class Idempotency(Protocol):
+    def claim(
+        self, caller: str, key: str, request_hash: str, at: datetime, ttl_hours: int
+    ) -> tuple[str, int | None, str | None] | None:
+        """Insert a claim. None when it is new; else the existing (hash, status, body)."""
+        ...
+
+    def complete(self, caller: str, key: str, status: int, body: str) -> bool: ...
+    def release(self, caller: str, key: str) -> None: ...
+    def take_over_stale(
+        self, caller: str, key: str, request_hash: str, now: datetime, stale_before: datetime
+    ) -> bool:
+        """Restart a claim whose request died before finishing (same body only)."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    @property
+    def users(self) -> Users: ...
+    @property
+    def teams(self) -> Teams: ...
+    @property
+    def members(self) -> Members: ...
+    @property
+    def tokens(self) -> Tokens: ...
+    @property
+    def grants(self) -> Grants: ...
+    @property
+    def ledger(self) -> Ledger: ...
+    @property
+    def idempotency(self) -> Idempotency: ...
+
+    def commit(self) -> None: ...
+    def new_id(self, prefix: str) -> str: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self, *, write: bool = True) -> AbstractContextManager[UnitOfWork, bool | None]: ...
+
+
+class PasswordHasher(Protocol):
+    def hash(self, password: str) -> str: ...
+    def verify(self, password_hash: str, password: str) -> bool: ...
+
+
+class Invariants(Protocol):
+    def violations(self) -> Iterator[str]: ...
