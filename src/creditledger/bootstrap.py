@@ -5,6 +5,7 @@ from __future__ import annotations
 from creditledger.adapters.clock import SystemClock
 from creditledger.adapters.db.engine import create_engine
 from creditledger.adapters.db.invariants import SqlInvariants
+from creditledger.adapters.db.migrate import SqlSchemaStatus
 from creditledger.adapters.db.uow import SqlUnitOfWorkFactory
 from creditledger.adapters.passwords import Argon2Passwords
 from creditledger.config import Settings
@@ -21,4 +22,15 @@ def build_context(settings: Settings | None = None, clock: Clock | None = None) 
         passwords=Argon2Passwords(settings.password_time_cost, settings.password_memory_kib),
         settings=settings,
         invariants=SqlInvariants(engine),
+        schema=SqlSchemaStatus(engine),
     )
+
+
+def migrate_database(settings: Settings) -> None:
+    from creditledger.adapters.db.migrate import upgrade
+
+    engine = create_engine(settings.database_url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()

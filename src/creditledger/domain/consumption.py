@@ -14,7 +14,6 @@ from typing import Any
 
 from creditledger.domain.grants import Grant, GrantKind, UsageScope
 
-
 _NEVER = datetime.max.replace(tzinfo=UTC)
 
 

@@ -7,7 +7,9 @@
     │   ├── InvalidAmount                 invalid_amount
     │   ├── InvalidRequest                invalid_request (wrong type, bad format)
     │   ├── InvalidScope                  invalid_scope
-    │   └── InvalidCursor                 invalid_cursor
+    │   ├── InvalidCursor                 invalid_cursor
+    │   ├── UnknownField                  unknown_field
+    │   └── BadIdempotencyKey             idempotency_key_required / invalid_idempotency_key
     ├── AuthError
     │   ├── Unauthenticated               unauthenticated (401)
     │   ├── InvalidCredentials            invalid_credentials (401)
@@ -58,6 +60,18 @@ class InvalidScope(InvalidInput):
 
 class InvalidCursor(InvalidInput):
     code = "invalid_cursor"
+
+
+class UnknownField(InvalidInput):
+    code = "unknown_field"
+
+
+class BadIdempotencyKey(InvalidInput):
+    code = "invalid_idempotency_key"
+
+
+class MissingIdempotencyKey(BadIdempotencyKey):
+    code = "idempotency_key_required"
 
 
 class AuthError(CreditLedgerError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -33,7 +34,9 @@ class HistoryEntry:
 
     @property
     def id(self) -> str:
-        return f"entry_{self.transaction_id.split('_', 1)[1]}_{self.seq}"
+        """Stable and opaque: one team-side posting per (transaction, grant or unpaid)."""
+        digest = hashlib.sha256(f"{self.transaction_id}/{self.grant_id}".encode()).hexdigest()
+        return f"entry_{digest[:26]}"
 
 
 @dataclass(frozen=True, slots=True)

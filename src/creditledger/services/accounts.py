@@ -31,7 +31,7 @@ from creditledger.services.ports import UnitOfWork
 from creditledger.services.tokens import issue_token
 
 # Verifying against this keeps a login for an unknown email as slow as a wrong password.
-_DUMMY_HASH_PASSWORD = "not-a-password-of-anyone"
+_DUMMY_HASH_PASSWORD = "not-a-password-of-anyone"  # noqa: S105 - a decoy
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +124,7 @@ def add_member(ctx: Context, principal: Principal, team_id: str, email: str, rol
         if uow.members.role_of(team_id, user_id) is not None:
             raise AlreadyMember("This user is already a member of the team.", param="email")
         uow.members.add(team_id, user_id, role, ctx.clock.now())
-        member = next(m for m in uow.members.list(team_id) if m.user_id == user_id)
+        member = next(m for m in uow.members.in_team(team_id) if m.user_id == user_id)
         uow.commit()
     return member
 
@@ -134,7 +134,7 @@ def change_role(
 ) -> Member:
     with ctx.uow() as uow:
         check_team_access(uow, principal, team_id, Need.ADMIN, lock=True)
-        members = uow.members.list(team_id)
+        members = uow.members.in_team(team_id)
         member = _find_member(members, user_id)
         if admins_left_after(members, user_id, role) == 0:
             raise LastAdmin("A team always keeps one admin; make someone else admin first.")
@@ -146,7 +146,7 @@ def change_role(
 def remove_member(ctx: Context, principal: Principal, team_id: str, user_id: str) -> None:
     with ctx.uow() as uow:
         check_team_access(uow, principal, team_id, Need.ADMIN, lock=True)
-        members = uow.members.list(team_id)
+        members = uow.members.in_team(team_id)
         _find_member(members, user_id)
         if admins_left_after(members, user_id, None) == 0:
             raise LastAdmin("A team always keeps one admin; make someone else admin first.")

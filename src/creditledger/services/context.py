@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from creditledger.config import Settings
 from creditledger.domain.clock import Clock
-from creditledger.services.ports import Invariants, PasswordHasher, UnitOfWorkFactory
+from creditledger.services.ports import Invariants, PasswordHasher, SchemaStatus, UnitOfWorkFactory
 
 
 @dataclass(frozen=True)
@@ -16,3 +16,4 @@ class Context:
     passwords: PasswordHasher
     settings: Settings
     invariants: Invariants
+    schema: SchemaStatus

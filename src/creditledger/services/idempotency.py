@@ -16,9 +16,10 @@ from datetime import timedelta
 from typing import TypeVar
 
 from creditledger.domain.errors import (
+    BadIdempotencyKey,
     CreditLedgerError,
     IdempotencyKeyReused,
-    InvalidRequest,
+    MissingIdempotencyKey,
     RequestInProgress,
 )
 from creditledger.services.context import Context
@@ -32,13 +33,13 @@ T = TypeVar("T")
 
 def check_key(key: str | None) -> str:
     if key is None:
-        raise InvalidRequest(
+        raise MissingIdempotencyKey(
             "This call moves money: send an `Idempotency-Key` header (a unique string per "
             "operation, up to 255 characters).",
             param="Idempotency-Key",
         )
     if not 1 <= len(key) <= MAX_KEY_LENGTH or not all(" " <= c <= "~" for c in key):
-        raise InvalidRequest(
+        raise BadIdempotencyKey(
             "`Idempotency-Key` must be 1 to 255 printable ASCII characters.",
             param="Idempotency-Key",
         )

@@ -40,3 +40,15 @@ def is_current(engine: sa.Engine) -> bool:
     with engine.connect() as conn:
         current = set(MigrationContext.configure(conn).get_current_heads())
     return current == set(script.get_heads())
+
+
+class SqlSchemaStatus:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def problem(self) -> str | None:
+        try:
+            current = is_current(self.engine)
+        except sa.exc.DBAPIError:
+            return "The database does not answer."
+        return None if current else "The database is not migrated; run `creditledger migrate`."

@@ -97,7 +97,7 @@ class SqlMembers(_Repo):
         ).scalar()
         return None if value is None else Role(value)
 
-    def list(self, team_id: str) -> list[Member]:
+    def in_team(self, team_id: str) -> list[Member]:
         rows = self.conn.execute(
             sa.select(t.memberships, t.users.c.email)
             .join(t.users, t.users.c.id == t.memberships.c.user_id)
@@ -119,6 +119,14 @@ class SqlMembers(_Repo):
                 t.memberships.c.team_id == team_id, t.memberships.c.user_id == user_id
             )
         )
+
+    def teams_of(self, user_id: str) -> list[str]:
+        rows = self.conn.execute(
+            sa.select(t.memberships.c.team_id)
+            .where(t.memberships.c.user_id == user_id)
+            .order_by(t.memberships.c.created_at, t.memberships.c.team_id)
+        )
+        return [r.team_id for r in rows]
 
 
 class SqlTokens(_Repo):

@@ -48,17 +48,20 @@ class SqlUnitOfWork:
         return new_id(prefix)
 
 
-_RETRYABLE_PG = {"40001", "40P01"}  # serialization failure, deadlock detected
+# serialization failure, deadlock detected, lock not available, admin shutdown, cannot connect
+_RETRYABLE_PG = {"40001", "40P01", "55P03", "57P01", "57P03", "08000", "08001", "08003", "08006"}
+_RETRYABLE_SQLITE = ("database is locked", "database table is locked", "disk i/o error")
 
 
 def is_transient(exc: DBAPIError) -> bool:
-    """A failure worth a retry: lost connection, lock timeout, serialization, deadlock."""
+    """A failure worth a retry: lost connection, busy lock, serialization, deadlock."""
     if exc.connection_invalidated:
         return True
-    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-    if code in _RETRYABLE_PG:
-        return True
-    return isinstance(exc, OperationalError)
+    code = getattr(exc.orig, "sqlstate", None)
+    if code is not None:
+        return code in _RETRYABLE_PG
+    message = str(exc.orig).lower()
+    return isinstance(exc, OperationalError) and any(m in message for m in _RETRYABLE_SQLITE)
 
 
 class SqlUnitOfWorkFactory:
@@ -68,9 +71,8 @@ class SqlUnitOfWorkFactory:
     @contextmanager
     def __call__(self, *, write: bool = True) -> Iterator[SqlUnitOfWork]:
         try:
-            with self.engine.connect() as conn:
-                if write:
-                    conn = conn.execution_options(**{WRITE_OPTION: True})
+            with self.engine.connect() as plain:
+                conn = plain.execution_options(**{WRITE_OPTION: True}) if write else plain
                 conn.begin()
                 uow = SqlUnitOfWork(conn)
                 try:

@@ -1,0 +1,99 @@
+"""The one table from error classes to HTTP statuses, and the error body shape."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from creditledger.domain import errors as e
+from creditledger.entrypoints.api.responses import Json
+
+log = logging.getLogger(__name__)
+
+# Most specific first: the first class an error is an instance of decides.
+STATUS: tuple[tuple[type[e.CreditLedgerError], int], ...] = (
+    (e.BadIdempotencyKey, 400),
+    (e.InvalidCursor, 400),
+    (e.InvalidInput, 422),
+    (e.InvalidCredentials, 401),
+    (e.Unauthenticated, 401),
+    (e.Forbidden, 403),
+    (e.NotFound, 404),
+    (e.Conflict, 409),
+    (e.IdempotencyKeyReused, 422),
+    (e.ServiceUnavailable, 503),
+)
+
+
+def status_of(exc: e.CreditLedgerError) -> int:
+    for cls, status in STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def error_body(code: str, message: str, param: str | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if param is not None:
+        error["param"] = param
+    return {"error": error}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Json:
+    return Json(error_body(code, message, param), status_code=status, headers=headers)
+
+
+def _param_of(loc: tuple[Any, ...]) -> str | None:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or None
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(e.CreditLedgerError)
+    async def _domain(_: Request, exc: e.CreditLedgerError) -> Json:
+        status = status_of(exc)
+        headers = {"Retry-After": "1"} if status == 503 else None
+        return error_response(status, exc.code, exc.message, exc.param, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> Json:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "", "type": ""}
+        param = _param_of(tuple(first.get("loc", ())))
+        if first.get("type") == "extra_forbidden":
+            return error_response(
+                422, "unknown_field", f"`{param}` is not a field of this request.", param
+            )
+        if first.get("type") in ("json_invalid", "model_attributes_type") or param is None:
+            return error_response(
+                422, "invalid_request", "The body must be a JSON object as documented.", param
+            )
+        return error_response(
+            422, "invalid_request", f"`{param}`: {first.get('msg', 'is invalid')}.", param
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> Json:
+        codes = {
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "payload_too_large",
+            415: "unsupported_media_type",
+        }
+        return error_response(
+            exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail)
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> Json:
+        log.exception("unhandled error", exc_info=exc)
+        return error_response(500, "internal_error", "Something went wrong on our side.")

@@ -1,0 +1,113 @@
+"""Balance, credits and credit history (team admins; operators may read)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime
+
+from creditledger.domain.grants import GrantKind, GrantStatus
+from creditledger.domain.history import HistoryFilter
+from creditledger.domain.ledger import EntryType
+from creditledger.entrypoints.api.deps import Caller, Ctx, Cursor, Limit
+from creditledger.entrypoints.api.schemas import (
+    HISTORY_COLUMNS,
+    balance_public,
+    grant_public,
+    history_public,
+    page,
+)
+from creditledger.services import billing, history
+
+router = APIRouter(prefix="/v1/teams/{team_id}", tags=["billing"])
+
+CreditStatus = Literal["active", "depleted", "expired", "voided", "scheduled", "all"]
+
+
+@router.get("/balance")
+def get_balance(team_id: str, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+    return balance_public(billing.get_balance(ctx, caller, team_id))
+
+
+@router.get("/credits")
+def list_credits(
+    team_id: str,
+    ctx: Ctx,
+    caller: Caller,
+    status: Annotated[CreditStatus | None, Query()] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    """The team's grants in consumption order (SPEC §4); `status=all` (default) lists every one."""
+    wanted = None if status in (None, "all") else GrantStatus(status)
+    result = billing.list_credits(ctx, caller, team_id, wanted, limit, cursor)
+    now = ctx.clock.now()
+    return page([grant_public(g, now) for g in result.grants], result.next_after)
+
+
+def _history_filter(
+    type: Annotated[EntryType | None, Query()] = None,
+    kind: Annotated[GrantKind | None, Query()] = None,
+    since: Annotated[AwareDatetime | None, Query()] = None,
+    until: Annotated[AwareDatetime | None, Query()] = None,
+) -> HistoryFilter:
+    return HistoryFilter(type=type, kind=kind, since=since, until=until)
+
+
+@router.get("/credit-history")
+def credit_history(
+    team_id: str,
+    ctx: Ctx,
+    caller: Caller,
+    type: Annotated[EntryType | None, Query()] = None,
+    kind: Annotated[GrantKind | None, Query()] = None,
+    since: Annotated[AwareDatetime | None, Query()] = None,
+    until: Annotated[AwareDatetime | None, Query()] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    """Every change to the team's credit, newest first, with the balance after it."""
+    flt = _history_filter(type, kind, since, until)
+    result = history.credit_history(ctx, caller, team_id, flt, limit, cursor)
+    return page([history_public(e) for e in result.entries], result.next_cursor)
+
+
+@router.get("/credit-history.csv", response_class=StreamingResponse)
+def credit_history_csv(
+    team_id: str,
+    ctx: Ctx,
+    caller: Caller,
+    type: Annotated[EntryType | None, Query()] = None,
+    kind: Annotated[GrantKind | None, Query()] = None,
+    since: Annotated[AwareDatetime | None, Query()] = None,
+    until: Annotated[AwareDatetime | None, Query()] = None,
+) -> StreamingResponse:
+    """The same entries as CSV, streamed."""
+    flt = _history_filter(type, kind, since, until)
+    entries = history.export_history(ctx, caller, team_id, flt)
+
+    def rows() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for n, entry in enumerate(entries, 1):
+            writer.writerow(history_public(entry))
+            if n % 500 == 0:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+
+    stamp = ctx.clock.now().strftime("%Y%m%d")
+    return StreamingResponse(
+        rows(),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="credit-history-{team_id}-{stamp}.csv"'
+        },
+    )

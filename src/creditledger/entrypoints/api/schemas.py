@@ -1,0 +1,163 @@
+"""Request bodies (``XCreate``) and the renderers of answers (``x_public``).
+
+Money fields are typed ``Money``: any JSON value is let through to
+``domain.money.parse_amount`` so that a JSON number or a boolean is refused with
+``invalid_amount`` rather than a generic type error. The OpenAPI document still
+says they are decimal strings.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema
+
+from creditledger.domain.accounts import Member, Role, Team
+from creditledger.domain.grants import Grant
+from creditledger.domain.history import HistoryEntry
+from creditledger.domain.money import format_amount
+from creditledger.services.billing import Balance
+
+Money = Annotated[
+    Any,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^[0-9]+(\.[0-9]{1,9})?$",
+            "description": 'US dollars as a decimal string, e.g. "10.00"',
+            "examples": ["10.00"],
+        }
+    ),
+]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class SignupCreate(Body):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=256)
+    team_name: str = Field(max_length=200)
+
+
+class LoginCreate(Body):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=256)
+
+
+class TeamCreate(Body):
+    name: str = Field(max_length=200)
+
+
+class MemberCreate(Body):
+    email: str = Field(max_length=320)
+    role: Role = Role.MEMBER
+
+
+class MemberUpdate(Body):
+    role: Role
+
+
+class ScopeBody(Body):
+    products: list[Literal["serverless", "dedicated", "container"]] | None = None
+    models: list[str] | None = None
+    gpus: list[str] | None = None
+
+
+class GrantCreate(Body):
+    amount: Money
+    scope: ScopeBody | None = None
+    effective_at: AwareDatetime | None = None
+    expires_at: AwareDatetime | None = None
+    note: str = Field(max_length=500)
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def money(value: int | None) -> str | None:
+    return None if value is None else format_amount(value)
+
+
+def team_public(team: Team, role: Role | None) -> dict[str, Any]:
+    return {"id": team.id, "name": team.name, "role": role.value if role else None}
+
+
+def member_public(member: Member) -> dict[str, Any]:
+    return {
+        "user_id": member.user_id,
+        "email": member.email,
+        "role": member.role.value,
+        "joined_at": iso(member.created_at),
+    }
+
+
+def grant_public(grant: Grant, now: datetime) -> dict[str, Any]:
+    return {
+        "id": grant.id,
+        "kind": grant.kind.value,
+        "source": grant.source.value,
+        "amount": money(grant.amount),
+        "remaining": money(grant.remaining),
+        "scope": grant.scope.to_dict() if grant.scope is not None else None,
+        "effective_at": iso(grant.effective_at),
+        "expires_at": iso(grant.expires_at),
+        "voided_at": iso(grant.voided_at),
+        "status": grant.status_at(now).value,
+        "created_at": iso(grant.created_at),
+    }
+
+
+def balance_public(balance: Balance) -> dict[str, Any]:
+    return {
+        "available": {
+            "total": money(balance.total),
+            "promotional": money(balance.promotional),
+            "prepaid": money(balance.prepaid),
+        },
+        "unpaid_balance": money(balance.team.unpaid),
+        "billing_mode": balance.team.billing_mode.value,
+        "tier": {
+            "level": balance.tier.level,
+            "requests_per_minute": balance.tier.requests_per_minute,
+            "max_output_tokens": balance.tier.max_output_tokens,
+            "next_level_at": money(balance.next_level_at),
+        },
+        "lifetime_paid": money(balance.team.lifetime_paid),
+    }
+
+
+def history_public(entry: HistoryEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "type": entry.type.value,
+        "occurred_at": iso(entry.occurred_at),
+        "amount": money(entry.amount),
+        "grant_id": entry.grant_id,
+        "kind": entry.kind.value if entry.kind else None,
+        "description": entry.description,
+        "balance_after": money(entry.balance_after),
+        "reference": entry.reference,
+    }
+
+
+HISTORY_COLUMNS = (
+    "id",
+    "type",
+    "occurred_at",
+    "amount",
+    "grant_id",
+    "kind",
+    "description",
+    "balance_after",
+    "reference",
+)
+
+
+def page(data: list[dict[str, Any]], next_cursor: str | None) -> dict[str, Any]:
+    return {"data": data, "next_cursor": next_cursor}

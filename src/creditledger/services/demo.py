@@ -1,0 +1,80 @@
+"""Demo data: a team with credit in every bucket of the consumption order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from creditledger.domain.accounts import BillingMode
+from creditledger.domain.grants import GrantKind, GrantSource, Scope
+from creditledger.domain.money import dollars
+from creditledger.services.accounts import log_in, sign_up
+from creditledger.services.context import Context
+from creditledger.services.grants import NewGrant, issue_grant
+
+DEMO_EMAIL = "demo@creditledger.local"
+DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - printed for the demo login
+
+
+@dataclass(frozen=True, slots=True)
+class Demo:
+    email: str
+    password: str
+    team_id: str
+    token: str
+    created: bool
+
+
+def load_demo(ctx: Context) -> Demo:
+    """Create the demo admin and team once; later calls only log in again."""
+    with ctx.uow(write=False) as uow:
+        existing = uow.users.find_by_email(DEMO_EMAIL)
+    if existing is not None:
+        token = log_in(ctx, DEMO_EMAIL, DEMO_PASSWORD)
+        with ctx.uow(write=False) as uow:
+            team_id = uow.members.teams_of(existing[0])[0]
+        return Demo(DEMO_EMAIL, DEMO_PASSWORD, team_id, token, created=False)
+    done = sign_up(ctx, DEMO_EMAIL, DEMO_PASSWORD, "Demo Team")
+    now = ctx.clock.now()
+    llama = Scope(products=frozenset({"serverless"}), models=frozenset({"llama-3.1-70b"}))
+    gpus = Scope(products=frozenset({"dedicated"}), gpus=frozenset({"h100"}))
+    grants = [
+        (
+            NewGrant(
+                GrantKind.PROMOTIONAL,
+                GrantSource.MANUAL,
+                dollars("5.00"),
+                llama,
+                expires_at=now + timedelta(days=14),
+                note="Llama launch credit",
+            ),
+            "Operator grant: Llama launch credit",
+        ),
+        (
+            NewGrant(
+                GrantKind.PROMOTIONAL,
+                GrantSource.MANUAL,
+                dollars("25.00"),
+                gpus,
+                note="H100 research credit",
+            ),
+            "Operator grant: H100 research credit",
+        ),
+        (
+            NewGrant(
+                GrantKind.PROMOTIONAL,
+                GrantSource.MANUAL,
+                dollars("2.00"),
+                note="Thanks for the bug report",
+            ),
+            "Operator grant: Thanks for the bug report",
+        ),
+        (NewGrant(GrantKind.PREPAID, GrantSource.PURCHASE, dollars("20.00")), "Demo purchase"),
+    ]
+    with ctx.uow() as uow:
+        uow.teams.lock(done.team.id)
+        for new, description in grants:
+            issue_grant(uow, ctx, done.team.id, new, description)
+        uow.teams.set_billing(done.team.id, BillingMode.PREPAID, None)
+        uow.commit()
+    return Demo(DEMO_EMAIL, DEMO_PASSWORD, done.team.id, done.token, created=True)
