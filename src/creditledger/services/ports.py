@@ -122,6 +122,10 @@ class UnitOfWork(Protocol):
 
 
 class UnitOfWorkFactory(Protocol):
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        ...
+
     def __call__(
         self, *, write: bool = True
     ) -> AbstractContextManager[UnitOfWork, bool | None]: ...

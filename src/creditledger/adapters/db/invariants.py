@@ -152,17 +152,21 @@ def _ledger_append_only(conn: sa.Connection) -> Iterator[str]:
     if conn.dialect.name == "postgresql":
         found = {
             row[0]
-            for row in conn.exec_driver_sql(
-                "SELECT event_object_table FROM information_schema.triggers "
-                "WHERE trigger_name LIKE '%append_only'"
+            for row in conn.execute(
+                sa.text(
+                    "SELECT event_object_table FROM information_schema.triggers "
+                    "WHERE trigger_name LIKE '%append_only'"
+                )
             )
         }
     else:
         found = {
             row[0]
-            for row in conn.exec_driver_sql(
-                "SELECT tbl_name FROM sqlite_master WHERE type = 'trigger' "
-                "AND name LIKE '%no_update'"
+            for row in conn.execute(
+                sa.text(
+                    "SELECT tbl_name FROM sqlite_master WHERE type = 'trigger' "
+                    "AND name LIKE '%no_update'"
+                )
             )
         }
     for table in _APPEND_ONLY:

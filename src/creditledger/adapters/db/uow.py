@@ -68,6 +68,9 @@ class SqlUnitOfWorkFactory:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
 
+    def dispose(self) -> None:
+        self.engine.dispose()
+
     @contextmanager
     def __call__(self, *, write: bool = True) -> Iterator[SqlUnitOfWork]:
         try:

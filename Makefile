@@ -1,0 +1,44 @@
+# creditledger — every target works from a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export CREDITLEDGER_DATABASE_URL ?= sqlite:///./creditledger.db
+
+.PHONY: install run test check format lint typecheck contracts bench clean
+
+$(BIN)/creditledger: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+install: $(BIN)/creditledger  ## virtualenv with the locked dependencies
+
+run: install  ## migrate, load the demo team and serve on http://127.0.0.1:8000
+	$(BIN)/creditledger migrate
+	$(BIN)/creditledger demo
+	$(BIN)/creditledger serve --host 127.0.0.1 --port 8000
+
+test: install  ## the whole suite, on SQLite and (when it answers) PostgreSQL
+	$(BIN)/pytest -n 2 -p no:cacheprovider
+
+format: install
+	$(BIN)/ruff format src tests bench
+
+lint: install
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+contracts: install
+	$(BIN)/lint-imports
+
+check: lint typecheck contracts test  ## everything CI runs
+
+bench: install  ## every benchmark; results land in bench/results/
+	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache creditledger.db*

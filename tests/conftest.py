@@ -1,0 +1,130 @@
+"""Shared fixtures: a migrated database on each backend, a context, an HTTP client.
+
+Every test that takes ``ctx`` (directly or through ``client``) runs once on SQLite
+and once on PostgreSQL, and the ledger invariants are checked after it.
+
+PostgreSQL is found at ``CREDITLEDGER_TEST_POSTGRES_URL`` (default: the local
+server). When it does not answer, its half of the tests is skipped, unless
+``CREDITLEDGER_REQUIRE_POSTGRES=1`` (as in CI), which turns that into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from creditledger.adapters.clock import FixedClock
+from creditledger.adapters.db.migrate import upgrade
+from creditledger.adapters.db.tables import metadata
+from creditledger.bootstrap import build_context
+from creditledger.config import Settings
+from creditledger.entrypoints.api.app import create_app
+from creditledger.services.context import Context
+
+PG_ADMIN_URL = os.environ.get(
+    "CREDITLEDGER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REQUIRE_PG = os.environ.get("CREDITLEDGER_REQUIRE_POSTGRES") == "1"
+START = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+BACKENDS = ("sqlite", "postgres")
+
+
+def _pg_reachable() -> str | None:
+    try:
+        engine = sa.create_engine(PG_ADMIN_URL, poolclass=sa.NullPool)
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        engine.dispose()
+    except sa.exc.OperationalError as exc:
+        return str(exc).splitlines()[0]
+    return None
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for every test (faster than migrating each time)."""
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    engine = sa.create_engine(f"sqlite:///{path}", poolclass=sa.NullPool)
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test session (one per xdist worker)."""
+    problem = _pg_reachable()
+    if problem is not None:
+        if REQUIRE_PG:
+            pytest.fail(f"PostgreSQL is required but does not answer: {problem}")
+        pytest.skip(f"PostgreSQL does not answer: {problem}")
+    name = f"cl_test_{secrets.token_hex(4)}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _empty_pg(url: str) -> None:
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty, migrated database on each backend in turn."""
+    if request.param == "sqlite":
+        path = tmp_path / "creditledger.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url: str = request.getfixturevalue("pg_database")
+    _empty_pg(url)
+    return url
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "password_time_cost": 1,
+        "password_memory_kib": 8,
+    }
+    values.update(overrides)
+    return Settings.model_validate(values)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(START)
+
+
+@pytest.fixture
+def ctx(database_url: str, clock: FixedClock) -> Iterator[Context]:
+    context = build_context(make_settings(database_url), clock=clock)
+    yield context
+    violations = list(context.invariants.violations())
+    context.uow.dispose()
+    assert violations == [], "ledger invariants broken after the test"
+
+
+@pytest.fixture
+def client(ctx: Context) -> Iterator[TestClient]:
+    with TestClient(create_app(ctx), raise_server_exceptions=False) as test_client:
+        yield test_client
