@@ -8,6 +8,7 @@ from creditledger.adapters.db.invariants import SqlInvariants
 from creditledger.adapters.db.migrate import SqlSchemaStatus
 from creditledger.adapters.db.uow import SqlUnitOfWorkFactory
 from creditledger.adapters.passwords import Argon2Passwords
+from creditledger.adapters.ratelimit.limiter import LimitsRateLimiter
 from creditledger.config import Settings
 from creditledger.domain.clock import Clock
 from creditledger.services.context import Context
@@ -23,6 +24,7 @@ def build_context(settings: Settings | None = None, clock: Clock | None = None) 
         settings=settings,
         invariants=SqlInvariants(engine),
         schema=SqlSchemaStatus(engine),
+        rate_limiter=LimitsRateLimiter(settings.redis_url),
     )
 
 

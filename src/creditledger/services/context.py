@@ -6,7 +6,13 @@ from dataclasses import dataclass
 
 from creditledger.config import Settings
 from creditledger.domain.clock import Clock
-from creditledger.services.ports import Invariants, PasswordHasher, SchemaStatus, UnitOfWorkFactory
+from creditledger.services.ports import (
+    Invariants,
+    PasswordHasher,
+    RateLimiter,
+    SchemaStatus,
+    UnitOfWorkFactory,
+)
 
 
 @dataclass(frozen=True)
@@ -17,3 +23,4 @@ class Context:
     settings: Settings
     invariants: Invariants
     schema: SchemaStatus
+    rate_limiter: RateLimiter

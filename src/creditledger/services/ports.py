@@ -136,6 +136,22 @@ class PasswordHasher(Protocol):
     def verify(self, password_hash: str, password: str) -> bool: ...
 
 
+class RateLimiter(Protocol):
+    """At most ``limit`` hits per ``key`` in any window of ``window_seconds``."""
+
+    def hit(self, key: str, limit: int, window_seconds: int) -> bool:
+        """Count one hit; False when it is over the limit."""
+        ...
+
+    def test(self, key: str, limit: int, window_seconds: int) -> bool:
+        """Would one more hit be allowed? Counts nothing."""
+        ...
+
+    def retry_after(self, key: str, limit: int, window_seconds: int) -> int:
+        """Seconds until one more hit would be allowed."""
+        ...
+
+
 class SchemaStatus(Protocol):
     def problem(self) -> str | None:
         """None when the database answers and is migrated to the newest revision."""

@@ -1,0 +1,66 @@
+"""Periodic jobs: the registry, the in-process runner of ``serve`` and ``worker``.
+
+Each job is a service function ``(ctx) -> int`` (how many things it did) that is
+safe to run twice at once: the database, not this runner, guarantees that.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from creditledger.domain.errors import CreditLedgerError
+from creditledger.services.context import Context
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    name: str
+    run: Callable[[Context], int]
+    every_seconds: float
+    help: str
+
+
+JOBS: dict[str, Job] = {}
+
+
+def register(job: Job) -> None:
+    JOBS[job.name] = job
+
+
+class JobRunner:
+    """Runs every registered job on its own timer thread until ``stop()``."""
+
+    def __init__(self, ctx: Context, jobs: dict[str, Job] | None = None) -> None:
+        self.ctx = ctx
+        self.jobs = dict(jobs if jobs is not None else JOBS)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for job in self.jobs.values():
+            thread = threading.Thread(
+                target=self._loop, args=(job,), name=f"job-{job.name}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def _loop(self, job: Job) -> None:
+        while not self._stop.wait(job.every_seconds):
+            try:
+                done = job.run(self.ctx)
+                if done:
+                    log.info("job %s did %d", job.name, done)
+            except CreditLedgerError as exc:
+                log.warning("job %s: %s", job.name, exc.message)
+            except Exception:
+                log.exception("job %s failed", job.name)
