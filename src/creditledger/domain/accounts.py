@@ -49,6 +49,8 @@ class Team:
     lifetime_paid: int
     unpaid: int
     created_at: datetime
+    revision: int = 0
+    """Changes with every write that can change an authorization decision."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
+from creditledger.adapters.clock import FixedClock
 from creditledger.bootstrap import build_context, migrate_database
 from creditledger.config import Settings
 from creditledger.domain.accounts import TokenKind
 from creditledger.domain.errors import CreditLedgerError
+from creditledger.entrypoints.jobs import JOBS, JobRunner
 from creditledger.services.demo import load_demo
 from creditledger.services.tokens import create_platform_token
 from creditledger.services.verify import verify_ledger
@@ -69,6 +76,42 @@ def tokens_create(
         typer.echo("--kind must be operator or service", err=True)
         raise typer.Exit(2)
     typer.echo(create_platform_token(build_context(), TokenKind(kind), name))
+
+
+jobs_app = typer.Typer(help="Periodic jobs.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+
+
+@jobs_app.command("run")
+def jobs_run(
+    name: Annotated[str, typer.Argument(help="The job: " + ", ".join(sorted(JOBS)))],
+    at: Annotated[
+        datetime | None, typer.Option(help="Run as if at this time (ISO 8601, UTC)")
+    ] = None,
+) -> None:
+    """Run one job now, once."""
+    job = JOBS.get(name)
+    if job is None:
+        typer.echo(f"unknown job {name!r}; jobs: {', '.join(sorted(JOBS))}", err=True)
+        raise typer.Exit(2)
+    ctx = build_context()
+    if at is not None:
+        ctx = replace(ctx, clock=FixedClock(at if at.tzinfo else at.replace(tzinfo=UTC)))
+    typer.echo(f"{name}: {job.run(ctx)}")
+
+
+@app.command()
+def worker() -> None:
+    """Run the periodic jobs in this process until interrupted (for production, with
+    `serve` started with CREDITLEDGER_RUN_JOBS_IN_PROCESS=false)."""
+    runner = JobRunner(build_context())
+    runner.start()
+    typer.echo(f"worker running jobs: {', '.join(sorted(runner.jobs))}")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()
+    runner.stop()
 
 
 @app.command()

@@ -64,3 +64,12 @@ class JobRunner:
                 log.warning("job %s: %s", job.name, exc.message)
             except Exception:
                 log.exception("job %s failed", job.name)
+
+
+def _expire(ctx: Context) -> int:
+    from creditledger.services.expiry import expire_credits
+
+    return expire_credits(ctx)
+
+
+register(Job("expire", _expire, 60.0, "Write off expired credit after the late-arrival window."))

@@ -7,15 +7,17 @@ transaction: repositories never commit, the service does.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from creditledger.domain.accounts import BillingMode, Member, Principal, Role, Team, TokenKind
 from creditledger.domain.grants import Grant
 from creditledger.domain.history import HistoryEntry, HistoryFilter
 from creditledger.domain.ledger import Transaction
+from creditledger.domain.pricing import Price, PriceBook, TeamPricing
+from creditledger.domain.usage_report import UsageRow
 
 
 class Users(Protocol):
@@ -30,6 +32,10 @@ class Teams(Protocol):
     def get(self, team_id: str) -> Team | None: ...
     def lock(self, team_id: str) -> Team | None:
         """Load the team and hold its row lock until the end of the transaction."""
+        ...
+
+    def lock_many(self, team_ids: Sequence[str]) -> dict[str, Team]:
+        """Lock the teams that exist among ``team_ids``, in id order (no deadlocks)."""
         ...
 
     def set_billing(self, team_id: str, mode: BillingMode, tier_override: int | None) -> None: ...
@@ -70,6 +76,14 @@ class Grants(Protocol):
         ...
 
     def set_voided(self, grant_id: str, at: datetime) -> None: ...
+    def for_teams(self, team_ids: Sequence[str]) -> dict[str, list[Grant]]:
+        """The grants of several teams, each list in consumption order."""
+        ...
+
+    def due_for_expiry(self, cutoff: datetime, limit: int) -> list[tuple[str, str]]:
+        """(team id, grant id) of unvoided grants with remaining > 0 that expired
+        at or before ``cutoff``."""
+        ...
 
 
 class Ledger(Protocol):
@@ -80,9 +94,32 @@ class Ledger(Protocol):
         """
         ...
 
+    def post_many(self, txs: Sequence[tuple[str, Transaction]], at: datetime) -> None:
+        """``post`` for many transactions at once, with set-based writes."""
+        ...
+
     def history(
         self, team_id: str, flt: HistoryFilter, before_seq: int | None, limit: int
     ) -> list[HistoryEntry]: ...
+
+
+class Pricing(Protocol):
+    def books(self) -> list[PriceBook]: ...
+    def latest_book_id(self) -> int: ...
+    def add_book(self, prices: Sequence[Price], effective_from: datetime, at: datetime) -> None: ...
+    def for_teams(self, team_ids: Sequence[str]) -> dict[str, list[TeamPricing]]: ...
+    def add_team_pricing(self, team_id: str, pricing: TeamPricing, at: datetime) -> None: ...
+
+
+class Usage(Protocol):
+    def fingerprints(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """Fingerprints of already stored events among (team id, event id) keys."""
+        ...
+
+    def add(self, rows: Sequence[dict[str, Any]]) -> None: ...
+    def report(
+        self, team_id: str, since: datetime, until: datetime, bucket_micros: int, by_model: bool
+    ) -> list[UsageRow]: ...
 
 
 class Idempotency(Protocol):
@@ -116,6 +153,10 @@ class UnitOfWork(Protocol):
     def ledger(self) -> Ledger: ...
     @property
     def idempotency(self) -> Idempotency: ...
+    @property
+    def pricing(self) -> Pricing: ...
+    @property
+    def usage(self) -> Usage: ...
 
     def commit(self) -> None: ...
     def new_id(self, prefix: str) -> str: ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -67,11 +68,24 @@ class SqlTeams(_Repo):
         ).first()
         return None if row is None else team_from_row(row)
 
+    def lock_many(self, team_ids: Sequence[str]) -> dict[str, Team]:
+        rows = self.conn.execute(
+            sa.select(t.teams)
+            .where(t.teams.c.id.in_(sorted(set(team_ids))))
+            .order_by(t.teams.c.id)
+            .with_for_update()
+        )
+        return {r.id: team_from_row(r) for r in rows}
+
     def set_billing(self, team_id: str, mode: BillingMode, tier_override: int | None) -> None:
         self.conn.execute(
             t.teams.update()
             .where(t.teams.c.id == team_id)
-            .values(billing_mode=mode.value, tier_level_override=tier_override)
+            .values(
+                billing_mode=mode.value,
+                tier_level_override=tier_override,
+                revision=t.teams.c.revision + 1,
+            )
         )
 
     def credit_balance(self, team_id: str) -> int:
@@ -178,64 +192,123 @@ class SqlGrants(_Repo):
         return [grant_from_row(r) for r in rows]
 
     def set_voided(self, grant_id: str, at: datetime) -> None:
-        self.conn.execute(t.grants.update().where(t.grants.c.id == grant_id).values(voided_at=at))
+        team_id = self.conn.execute(
+            t.grants.update()
+            .where(t.grants.c.id == grant_id)
+            .values(voided_at=at)
+            .returning(t.grants.c.team_id)
+        ).scalar_one()
+        self.conn.execute(
+            t.teams.update().where(t.teams.c.id == team_id).values(revision=t.teams.c.revision + 1)
+        )
+
+    def for_teams(self, team_ids: Sequence[str]) -> dict[str, list[Grant]]:
+        out: dict[str, list[Grant]] = {tid: [] for tid in team_ids}
+        rows = self.conn.execute(
+            sa.select(t.grants)
+            .where(t.grants.c.team_id.in_(list(team_ids)))
+            .order_by(*CONSUMPTION_ORDER)
+        )
+        for r in rows:
+            out[r.team_id].append(grant_from_row(r))
+        return out
+
+    def due_for_expiry(self, cutoff: datetime, limit: int) -> list[tuple[str, str]]:
+        g = t.grants
+        rows = self.conn.execute(
+            sa.select(g.c.team_id, g.c.id)
+            .where(
+                g.c.expires_at <= cutoff,
+                g.c.remaining_nanos > 0,
+                g.c.voided_at.is_(None),
+            )
+            .order_by(g.c.team_id, g.c.id)
+            .limit(limit)
+        )
+        return [(r.team_id, r.id) for r in rows]
 
 
 class SqlLedger(_Repo):
     def post(self, tx: Transaction, tx_id: str, at: datetime) -> None:
-        self.conn.execute(
-            t.ledger_transactions.insert().values(
-                id=tx_id,
-                team_id=tx.team_id,
-                type=tx.type.value,
-                occurred_at=tx.occurred_at,
-                created_at=at,
-                description=tx.description,
-                reference=tx.reference,
-            )
-        )
-        credit = int(
+        self.post_many([(tx_id, tx)], at)
+
+    def post_many(self, txs: Sequence[tuple[str, Transaction]], at: datetime) -> None:
+        """Append transactions (teams already locked) and move the cached balances.
+
+        Team-side postings are stamped with the team's credit balance after them,
+        a running sum that starts from ``teams.credit_nanos``.
+        """
+        if not txs:
+            return
+        team_ids = sorted({tx.team_id for _, tx in txs})
+        credit = dict(
             self.conn.execute(
-                sa.select(t.teams.c.credit_nanos).where(t.teams.c.id == tx.team_id)
-            ).scalar_one()
+                sa.select(t.teams.c.id, t.teams.c.credit_nanos).where(t.teams.c.id.in_(team_ids))
+            ).all()
         )
-        rows: list[dict[str, Any]] = []
+        start_credit = dict(credit)
+        unpaid_delta: dict[str, int] = defaultdict(int)
         grant_deltas: dict[str, int] = defaultdict(int)
-        credit_delta = unpaid_delta = 0
-        for p in tx.postings:
-            row: dict[str, Any] = {
-                "transaction_id": tx_id,
-                "account": p.account,
-                "amount_nanos": p.amount,
-                "team_id": None,
-                "grant_id": p.grant_id,
-                "balance_after_nanos": None,
-            }
-            if p.grant_id is not None:
-                credit += p.amount
-                credit_delta += p.amount
-                grant_deltas[p.grant_id] += p.amount
-                row |= {"team_id": tx.team_id, "balance_after_nanos": credit}
-            elif p.account.startswith("team_unpaid:"):
-                unpaid_delta -= p.amount
-                row |= {"team_id": tx.team_id, "balance_after_nanos": credit}
-            rows.append(row)
-        self.conn.execute(t.postings.insert(), rows)
-        for grant_id, delta in grant_deltas.items():
+        tx_rows: list[dict[str, Any]] = []
+        posting_rows: list[dict[str, Any]] = []
+        for tx_id, tx in txs:
+            tx_rows.append(
+                {
+                    "id": tx_id,
+                    "team_id": tx.team_id,
+                    "type": tx.type.value,
+                    "occurred_at": tx.occurred_at,
+                    "created_at": at,
+                    "description": tx.description,
+                    "reference": tx.reference,
+                }
+            )
+            for p in tx.postings:
+                team_id: str | None = None
+                balance: int | None = None
+                if p.grant_id is not None:
+                    credit[tx.team_id] += p.amount
+                    grant_deltas[p.grant_id] += p.amount
+                    team_id, balance = tx.team_id, credit[tx.team_id]
+                elif p.account.startswith("team_unpaid:"):
+                    unpaid_delta[tx.team_id] -= p.amount
+                    team_id, balance = tx.team_id, credit[tx.team_id]
+                posting_rows.append(
+                    {
+                        "transaction_id": tx_id,
+                        "account": p.account,
+                        "amount_nanos": p.amount,
+                        "team_id": team_id,
+                        "grant_id": p.grant_id,
+                        "balance_after_nanos": balance,
+                    }
+                )
+        self.conn.execute(t.ledger_transactions.insert(), tx_rows)
+        self.conn.execute(t.postings.insert(), posting_rows)
+        if grant_deltas:
             self.conn.execute(
                 t.grants.update()
-                .where(t.grants.c.id == grant_id)
-                .values(remaining_nanos=t.grants.c.remaining_nanos + delta)
+                .where(t.grants.c.id == sa.bindparam("gid"))
+                .values(remaining_nanos=t.grants.c.remaining_nanos + sa.bindparam("delta")),
+                [{"gid": g, "delta": d} for g, d in sorted(grant_deltas.items())],
             )
-        if credit_delta or unpaid_delta:
-            self.conn.execute(
-                t.teams.update()
-                .where(t.teams.c.id == tx.team_id)
-                .values(
-                    credit_nanos=t.teams.c.credit_nanos + credit_delta,
-                    unpaid_nanos=t.teams.c.unpaid_nanos + unpaid_delta,
-                )
-            )
+        self.conn.execute(
+            t.teams.update()
+            .where(t.teams.c.id == sa.bindparam("tid"))
+            .values(
+                credit_nanos=t.teams.c.credit_nanos + sa.bindparam("credit_delta"),
+                unpaid_nanos=t.teams.c.unpaid_nanos + sa.bindparam("unpaid_delta"),
+                revision=t.teams.c.revision + 1,
+            ),
+            [
+                {
+                    "tid": tid,
+                    "credit_delta": credit[tid] - start_credit[tid],
+                    "unpaid_delta": unpaid_delta[tid],
+                }
+                for tid in team_ids
+            ],
+        )
 
     def history(
         self, team_id: str, flt: HistoryFilter, before_seq: int | None, limit: int

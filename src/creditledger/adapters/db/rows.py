@@ -64,4 +64,5 @@ def team_from_row(row: Any) -> Team:
         lifetime_paid=row.lifetime_paid_nanos,
         unpaid=row.unpaid_nanos,
         created_at=row.created_at,
+        revision=row.revision,
     )

@@ -43,6 +43,9 @@ teams = sa.Table(
     sa.Column("lifetime_paid_nanos", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("credit_nanos", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("unpaid_nanos", sa.BigInteger, nullable=False, server_default="0"),
+    # Bumped by every write that can change an authorization decision, so caches in
+    # any process can tell that their copy of the team is stale.
+    sa.Column("revision", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("created_at", UtcMicros, nullable=False),
     sa.CheckConstraint("billing_mode IN ('prepaid', 'pay_as_you_go')", name="billing_mode"),
     sa.CheckConstraint("lifetime_paid_nanos >= 0", name="lifetime_paid_nonnegative"),
@@ -157,4 +160,62 @@ idempotency_keys = sa.Table(
     sa.Column("response_body", sa.Text, nullable=True),
     sa.Column("created_at", UtcMicros, nullable=False),
     sa.Column("expires_at", UtcMicros, nullable=False),
+)
+
+price_books = sa.Table(
+    "price_books",
+    metadata,
+    sa.Column("id", BigSerial, primary_key=True, autoincrement=True),
+    sa.Column("effective_from", UtcMicros, nullable=False),
+    sa.Column("created_at", UtcMicros, nullable=False),
+)
+
+prices = sa.Table(
+    "prices",
+    metadata,
+    sa.Column("book_id", sa.BigInteger, sa.ForeignKey("price_books.id"), nullable=False),
+    sa.Column("product", sa.String(20), nullable=False),
+    sa.Column("model", sa.String(128), nullable=True),
+    sa.Column("gpu", sa.String(128), nullable=True),
+    sa.Column("meter", sa.String(64), nullable=False),
+    sa.Column("unit_price_nanos", sa.BigInteger, nullable=False),
+    sa.Column("per_units", sa.BigInteger, nullable=False),
+    sa.CheckConstraint("unit_price_nanos >= 0", name="unit_price_nonnegative"),
+    sa.CheckConstraint("per_units > 0", name="per_units_positive"),
+    sa.CheckConstraint("model IS NOT NULL OR gpu IS NOT NULL", name="has_subject"),
+    sa.Index("ix_prices_book_id", "book_id"),
+)
+
+team_pricing = sa.Table(
+    "team_pricing",
+    metadata,
+    sa.Column("id", BigSerial, primary_key=True, autoincrement=True),
+    sa.Column("team_id", Id, sa.ForeignKey("teams.id"), nullable=False),
+    sa.Column("effective_from", UtcMicros, nullable=False),
+    sa.Column("discount_bp", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("prices", JsonDoc, nullable=True),
+    sa.Column("created_at", UtcMicros, nullable=False),
+    sa.CheckConstraint("discount_bp BETWEEN 0 AND 10000", name="discount_range"),
+    sa.Index("ix_team_pricing_team_id", "team_id"),
+)
+
+usage_events = sa.Table(
+    "usage_events",
+    metadata,
+    sa.Column("team_id", Id, sa.ForeignKey("teams.id"), primary_key=True),
+    sa.Column("event_id", sa.String(255), primary_key=True),
+    sa.Column("fingerprint", sa.String(32), nullable=False),
+    sa.Column("product", sa.String(20), nullable=False),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("gpu", sa.String(128), nullable=True),
+    sa.Column("occurred_at", UtcMicros, nullable=False),
+    sa.Column("charge_nanos", sa.BigInteger, nullable=False),
+    sa.Column("uncovered_nanos", sa.BigInteger, nullable=False),
+    sa.Column("transaction_id", Id, nullable=True),
+    sa.Column("received_at", UtcMicros, nullable=False),
+    sa.CheckConstraint("charge_nanos >= 0", name="charge_nonnegative"),
+    sa.CheckConstraint(
+        "uncovered_nanos BETWEEN 0 AND charge_nanos", name="uncovered_within_charge"
+    ),
+    sa.Index("ix_usage_events_team_id_occurred_at", "team_id", "occurred_at"),
 )

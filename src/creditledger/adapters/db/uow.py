@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from creditledger.adapters.db.engine import WRITE_OPTION
+from creditledger.adapters.db.pricing import SqlPricing
 from creditledger.adapters.db.repositories import (
     SqlGrants,
     SqlIdempotency,
@@ -20,6 +21,7 @@ from creditledger.adapters.db.repositories import (
     SqlTokens,
     SqlUsers,
 )
+from creditledger.adapters.db.usage import SqlUsage
 from creditledger.domain.errors import ServiceUnavailable
 from creditledger.domain.ids import make_id
 
@@ -38,6 +40,8 @@ class SqlUnitOfWork:
         self.grants = SqlGrants(conn)
         self.ledger = SqlLedger(conn)
         self.idempotency = SqlIdempotency(conn)
+        self.pricing = SqlPricing(conn)
+        self.usage = SqlUsage(conn)
         self._committed = False
 
     def commit(self) -> None:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from creditledger.entrypoints.api import errors, metrics
 from creditledger.entrypoints.api.limits import BodyGuard
 from creditledger.entrypoints.api.responses import Json
-from creditledger.entrypoints.api.routes import accounts, billing, grants, health
+from creditledger.entrypoints.api.routes import accounts, billing, grants, health, prices, usage
+from creditledger.entrypoints.jobs import JobRunner
+from creditledger.services.authorize import Authorizer
 from creditledger.services.context import Context
 
 DESCRIPTION = """Credits and billing for an AI inference platform.
@@ -17,8 +22,23 @@ Errors have the shape `{"error": {"code", "message", "param"}}`.
 """
 
 
-def create_app(ctx: Context) -> FastAPI:
+def create_app(ctx: Context, *, run_jobs: bool = False) -> FastAPI:
+    """The API over ``ctx``. ``run_jobs`` runs the periodic jobs in this process."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        runner = JobRunner(ctx) if run_jobs else None
+        if runner is not None:
+            runner.start()
+        try:
+            yield
+        finally:
+            if runner is not None:
+                runner.stop()
+            ctx.uow.dispose()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="creditledger",
         version="1",
         description=DESCRIPTION,
@@ -27,9 +47,10 @@ def create_app(ctx: Context) -> FastAPI:
         redoc_url=None,
     )
     app.state.ctx = ctx
+    app.state.authorizer = Authorizer(ctx)
     errors.install(app)
     app.middleware("http")(metrics.record)
     app.add_middleware(BodyGuard)
-    for module in (accounts, billing, grants, health):
+    for module in (accounts, billing, grants, health, prices, usage):
         app.include_router(module.router)
     return app

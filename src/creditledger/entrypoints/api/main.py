@@ -9,4 +9,5 @@ from creditledger.entrypoints.api.app import create_app
 
 
 def app_factory() -> FastAPI:
-    return create_app(build_context())
+    ctx = build_context()
+    return create_app(ctx, run_jobs=ctx.settings.run_jobs_in_process)

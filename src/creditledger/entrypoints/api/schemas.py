@@ -74,6 +74,30 @@ class GrantCreate(Body):
     note: str = Field(max_length=500)
 
 
+class AuthorizeCreate(Body):
+    team_id: str = Field(max_length=64)
+    product: Literal["serverless", "dedicated", "container"]
+    model: str = Field(max_length=128)
+    gpu: str | None = Field(default=None, max_length=128)
+
+
+class PriceBody(Body):
+    product: Literal["serverless", "dedicated", "container"]
+    model: str | None = Field(default=None, max_length=128)
+    gpu: str | None = Field(default=None, max_length=128)
+    meter: str = Field(max_length=64)
+    unit_price: Money
+    per_units: int = Field(ge=1, le=10**12, strict=True)
+
+
+class TeamPricingBody(Body):
+    prices: list[PriceBody] | None = None
+    discount_percent: Annotated[
+        Any, WithJsonSchema({"type": "string", "pattern": r"^[0-9]{1,3}(\.[0-9]{1,2})?$"})
+    ] = None
+    effective_from: AwareDatetime | None = None
+
+
 def iso(value: datetime | None) -> str | None:
     if value is None:
         return None

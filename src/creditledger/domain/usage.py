@@ -1,0 +1,129 @@
+"""Usage events: what the platform reports, and the per-event validation rules (SPEC §5)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from creditledger.domain.grants import PRODUCTS, UsageScope
+
+MAX_EVENTS_PER_BATCH = 5_000
+MAX_AGE = timedelta(days=35)
+MAX_AHEAD = timedelta(minutes=5)
+MAX_QUANTITY = 10**15
+_ID_RE = re.compile(r"\A[\x21-\x7e]{1,255}\Z")
+_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}\Z")
+_METER_RE = re.compile(r"\A[a-z][a-z0-9_]{0,63}\Z")
+_FIELDS = frozenset({"id", "team_id", "product", "model", "gpu", "timestamp", "quantities"})
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEvent:
+    id: str
+    team_id: str
+    product: str
+    model: str
+    gpu: str | None
+    timestamp: datetime
+    quantities: dict[str, int]
+    fingerprint: str
+    """Hash of the payload: the same id with another fingerprint is a conflict."""
+
+    @property
+    def scope(self) -> UsageScope:
+        return UsageScope(self.product, self.model, self.gpu)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    index: int
+    id: str | None
+    code: str
+    message: str
+
+
+class EventError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _str(raw: dict[str, Any], name: str, pattern: re.Pattern[str], optional: bool = False) -> Any:
+    value = raw.get(name)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not pattern.match(value):
+        raise EventError("invalid_event", f"`{name}` is missing or not a valid identifier.")
+    return value
+
+
+def parse_timestamp(value: object) -> datetime:
+    if not isinstance(value, str) or len(value) > 40:
+        raise EventError("invalid_timestamp", "`timestamp` must be an RFC 3339 time with a zone.")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise EventError(
+            "invalid_timestamp", "`timestamp` must be an RFC 3339 time with a zone."
+        ) from None
+    if parsed.tzinfo is None:
+        raise EventError("invalid_timestamp", "`timestamp` needs a zone, e.g. `Z`.")
+    return parsed.astimezone(UTC)
+
+
+def parse_event(raw: object, now: datetime) -> UsageEvent:
+    """Validate one event; raise :class:`EventError` with the rejection code."""
+    if not isinstance(raw, dict):
+        raise EventError("invalid_event", "Each event must be a JSON object.")
+    unknown = raw.keys() - _FIELDS
+    if unknown:
+        raise EventError("unknown_field", f"Unknown event field(s): {sorted(unknown)}.")
+    event_id = _str(raw, "id", _ID_RE)
+    team_id = _str(raw, "team_id", _NAME_RE)
+    product = raw.get("product")
+    if product not in PRODUCTS:
+        raise EventError("unknown_product", f"`product` must be one of {sorted(PRODUCTS)}.")
+    model = _str(raw, "model", _NAME_RE)
+    gpu = _str(raw, "gpu", _NAME_RE, optional=True)
+    timestamp = parse_timestamp(raw.get("timestamp"))
+    if timestamp < now - MAX_AGE or timestamp > now + MAX_AHEAD:
+        raise EventError(
+            "timestamp_out_of_range",
+            "`timestamp` must be within the last 35 days and at most 5 minutes ahead.",
+        )
+    quantities = raw.get("quantities")
+    if not isinstance(quantities, dict) or not quantities:
+        raise EventError("invalid_quantity", "`quantities` must be a non-empty object.")
+    clean: dict[str, int] = {}
+    for meter, quantity in quantities.items():
+        if not isinstance(meter, str) or not _METER_RE.match(meter):
+            raise EventError("unknown_meter", f"Meter `{str(meter)[:64]}` is not a meter name.")
+        if isinstance(quantity, bool) or not isinstance(quantity, int):
+            raise EventError("invalid_quantity", f"Quantity of `{meter}` must be an integer.")
+        if not 0 <= quantity <= MAX_QUANTITY:
+            raise EventError(
+                "invalid_quantity", f"Quantity of `{meter}` must be from 0 to {MAX_QUANTITY}."
+            )
+        clean[meter] = quantity
+    return UsageEvent(
+        id=event_id,
+        team_id=team_id,
+        product=product,
+        model=model,
+        gpu=gpu,
+        timestamp=timestamp,
+        quantities=clean,
+        fingerprint=fingerprint(product, model, gpu, timestamp, clean),
+    )
+
+
+def fingerprint(
+    product: str, model: str, gpu: str | None, timestamp: datetime, quantities: dict[str, int]
+) -> str:
+    parts = [product, model, gpu or "", timestamp.isoformat()]
+    parts += [f"{m}={q}" for m, q in sorted(quantities.items())]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]

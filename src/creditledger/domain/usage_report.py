@@ -1,0 +1,16 @@
+"""Rows of the usage report: cost per period and product (or model), split by who paid."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    start: datetime
+    product: str
+    model: str | None
+    cost: int
+    covered_by_credits: int
+    unpaid: int
