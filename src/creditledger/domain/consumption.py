@@ -86,18 +86,22 @@ def allocate(
     usage: UsageScope,
     at: datetime,
     remaining: Mapping[str, int] | None = None,
+    *,
+    presorted: bool = False,
 ) -> Allocation:
     """Split ``charge`` nanos across the eligible grants in consumption order.
 
     ``remaining`` overrides the grants' own ``remaining`` (callers charging a batch
     keep the live figures there). Each eligible grant is drained before the next is
     touched; what no grant covers is ``uncovered`` (the team's unpaid balance).
+    ``presorted`` skips the sort when the caller already holds the grants sorted by
+    :func:`consumption_order_key`.
     """
     if charge < 0:
         raise ValueError("a charge is never negative")
     left = charge
     draws: list[tuple[str, int]] = []
-    for grant in in_consumption_order(grants):
+    for grant in grants if presorted else in_consumption_order(grants):
         if left == 0:
             break
         have = grant.remaining if remaining is None else remaining.get(grant.id, 0)

@@ -36,7 +36,7 @@ class HistoryEntry:
     def id(self) -> str:
         """Stable and opaque: one team-side posting per (transaction, grant or unpaid)."""
         digest = hashlib.sha256(f"{self.transaction_id}/{self.grant_id}".encode()).hexdigest()
-        return f"entry_{digest[:26]}"
+        return f"entry_{digest[:32]}"
 
 
 @dataclass(frozen=True, slots=True)

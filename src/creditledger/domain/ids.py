@@ -1,4 +1,4 @@
-"""Identifiers: a type prefix and 26 characters of Crockford base32.
+"""Identifiers: a type prefix and 32 hex digits.
 
 The first 48 bits are the creation time in milliseconds, so ids sort roughly by
 age and keep B-tree inserts local; the other 80 bits are random, so ids can not
@@ -8,13 +8,8 @@ not read clocks.
 
 from __future__ import annotations
 
-_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 
-
-def make_id(prefix: str, millis: int, random_bits: int) -> str:
-    value = ((millis & (2**48 - 1)) << 80) | (random_bits & (2**80 - 1))
-    chars = []
-    for _ in range(26):
-        value, digit = divmod(value, 32)
-        chars.append(_ALPHABET[digit])
-    return f"{prefix}_{''.join(reversed(chars))}"
+def make_id(prefix: str, millis: int, random_bytes: bytes) -> str:
+    """``prefix_`` + hex of (48-bit milliseconds, 80 random bits)."""
+    stamp = (millis & 0xFFFF_FFFF_FFFF).to_bytes(6, "big")
+    return f"{prefix}_{stamp.hex()}{random_bytes[:10].hex()}"

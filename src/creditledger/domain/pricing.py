@@ -139,8 +139,13 @@ def effective_team(versions: Sequence[TeamPricing], at: datetime) -> TeamPricing
     return best
 
 
-def round_half_even(value: Fraction) -> int:
-    return round(value)  # Fraction.__round__ rounds half to even
+def divide_half_even(numerator: int, denominator: int) -> int:
+    """``numerator / denominator`` rounded half to even, in integers."""
+    quotient, rest = divmod(numerator, denominator)
+    twice = 2 * rest
+    if twice > denominator or (twice == denominator and quotient % 2):
+        quotient += 1
+    return quotient
 
 
 def charge_for(
@@ -151,8 +156,12 @@ def charge_for(
     book: PriceBook | None,
     team: TeamPricing | None,
 ) -> int:
-    """The exact charge of one event, in nanos, rounded once."""
-    total = Fraction(0)
+    """The exact charge of one event, in nanos, rounded once (half to even).
+
+    Σ quantity × unit_price / per_units is kept as one fraction with a common
+    denominator, so nothing is rounded before the end.
+    """
+    numerator, denominator = 0, 1
     custom = team.custom() if team is not None and team.prices else None
     for meter, quantity in quantities.items():
         price: Price | None = None
@@ -165,7 +174,12 @@ def charge_for(
             if book is None:
                 raise UnknownPrice("unknown_model", "The price book is empty.")
             price = book.price_for(product, model, gpu, meter)
-        total += quantity * price.per_unit
+        if price.per_units == denominator:
+            numerator += quantity * price.unit_price
+        else:
+            numerator = numerator * price.per_units + quantity * price.unit_price * denominator
+            denominator *= price.per_units
     if team is not None and team.discount_bp:
-        total = total * (BASIS_POINTS - team.discount_bp) / BASIS_POINTS
-    return round_half_even(total)
+        numerator *= BASIS_POINTS - team.discount_bp
+        denominator *= BASIS_POINTS
+    return divide_half_even(numerator, denominator)

@@ -17,6 +17,8 @@ MAX_QUANTITY = 10**15
 _ID_RE = re.compile(r"\A[\x21-\x7e]{1,255}\Z")
 _NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}\Z")
 _METER_RE = re.compile(r"\A[a-z][a-z0-9_]{0,63}\Z")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 _FIELDS = frozenset({"id", "team_id", "product", "model", "gpu", "timestamp", "quantities"})
 
 
@@ -35,6 +37,23 @@ class UsageEvent:
     @property
     def scope(self) -> UsageScope:
         return UsageScope(self.product, self.model, self.gpu)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    """A charged event as stored: what it cost and how much credits did not cover."""
+
+    team_id: str
+    event_id: str
+    fingerprint: str
+    product: str
+    model: str
+    gpu: str | None
+    occurred_at: datetime
+    charge: int
+    uncovered: int
+    transaction_id: str | None
+    received_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +143,6 @@ def parse_event(raw: object, now: datetime) -> UsageEvent:
 def fingerprint(
     product: str, model: str, gpu: str | None, timestamp: datetime, quantities: dict[str, int]
 ) -> str:
-    parts = [product, model, gpu or "", timestamp.isoformat()]
+    parts = [product, model, gpu or "", str((timestamp - _EPOCH) // _MICROSECOND)]
     parts += [f"{m}={q}" for m, q in sorted(quantities.items())]
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]

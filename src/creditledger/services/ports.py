@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from creditledger.domain.accounts import BillingMode, Member, Principal, Role, Team, TokenKind
 from creditledger.domain.grants import Grant
 from creditledger.domain.history import HistoryEntry, HistoryFilter
 from creditledger.domain.ledger import Transaction
 from creditledger.domain.pricing import Price, PriceBook, TeamPricing
+from creditledger.domain.usage import UsageRecord
 from creditledger.domain.usage_report import UsageRow
 
 
@@ -116,7 +117,7 @@ class Usage(Protocol):
         """Fingerprints of already stored events among (team id, event id) keys."""
         ...
 
-    def add(self, rows: Sequence[dict[str, Any]]) -> None: ...
+    def add(self, rows: Sequence[UsageRecord]) -> None: ...
     def report(
         self, team_id: str, since: datetime, until: datetime, bucket_micros: int, by_model: bool
     ) -> list[UsageRow]: ...

@@ -29,6 +29,7 @@ from creditledger.domain.usage import (
     EventError,
     Rejection,
     UsageEvent,
+    UsageRecord,
     parse_event,
 )
 from creditledger.services.context import Context
@@ -92,24 +93,24 @@ def _charge_batch(
     grants = uow.grants.for_teams(team_ids)
     remaining = {g.id: g.remaining for gs in grants.values() for g in gs}
     txs: list[tuple[str, ledger.Transaction]] = []
-    rows: list[dict[str, Any]] = []
+    rows: list[UsageRecord] = []
     priced.sort(key=lambda item: (item[1].team_id, item[1].timestamp, item[1].id))
     for _, event, charge in priced:
         tx_id, uncovered = _charge_event(uow, event, charge, grants[event.team_id], remaining, txs)
         rows.append(
-            {
-                "team_id": event.team_id,
-                "event_id": event.id,
-                "fingerprint": event.fingerprint,
-                "product": event.product,
-                "model": event.model,
-                "gpu": event.gpu,
-                "occurred_at": event.timestamp,
-                "charge_nanos": charge,
-                "uncovered_nanos": uncovered,
-                "transaction_id": tx_id,
-                "received_at": now,
-            }
+            UsageRecord(
+                event.team_id,
+                event.id,
+                event.fingerprint,
+                event.product,
+                event.model,
+                event.gpu,
+                event.timestamp,
+                charge,
+                uncovered,
+                tx_id,
+                now,
+            )
         )
         result.charged_teams.add(event.team_id)
     uow.usage.add(rows)
@@ -128,7 +129,7 @@ def _charge_event(
     """Allocate one event; queue its ledger transaction. Returns (tx id, uncovered)."""
     if charge == 0:
         return None, 0
-    allocation = allocate(grants, charge, event.scope, event.timestamp, remaining)
+    allocation = allocate(grants, charge, event.scope, event.timestamp, remaining, presorted=True)
     for grant_id, taken in allocation.draws:
         remaining[grant_id] -= taken
     tx_id = uow.new_id("txn")

@@ -10,13 +10,37 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from creditledger.adapters.db import bulk
 from creditledger.adapters.db import tables as t
-from creditledger.adapters.db.rows import grant_from_row, grant_to_row, team_from_row
+from creditledger.adapters.db.rows import (
+    GRANT_COLUMNS,
+    grant_from_row,
+    grant_from_tuple,
+    grant_to_row,
+    team_from_row,
+    team_from_tuple,
+)
+from creditledger.adapters.db.types import to_micros
 from creditledger.domain.accounts import BillingMode, Member, Principal, Role, Team, TokenKind
+from creditledger.domain.consumption import consumption_order_key
 from creditledger.domain.errors import EmailTaken
 from creditledger.domain.grants import Grant, GrantKind
 from creditledger.domain.history import HistoryEntry, HistoryFilter
 from creditledger.domain.ledger import EntryType, Transaction
+
+_TEAM_COLUMNS = (
+    "id, name, billing_mode, tier_level_override, lifetime_paid_nanos, unpaid_nanos, "
+    "created_at, revision"
+)
+_TX_COLUMNS = ("id", "team_id", "type", "occurred_at", "created_at", "description", "reference")
+_POSTING_COLUMNS = (
+    "transaction_id",
+    "account",
+    "amount_nanos",
+    "team_id",
+    "grant_id",
+    "balance_after_nanos",
+)
 
 # SPEC §4 as SQL; domain/consumption.py holds the same keys, and a test checks both agree.
 CONSUMPTION_ORDER = (
@@ -69,13 +93,15 @@ class SqlTeams(_Repo):
         return None if row is None else team_from_row(row)
 
     def lock_many(self, team_ids: Sequence[str]) -> dict[str, Team]:
-        rows = self.conn.execute(
-            sa.select(t.teams)
-            .where(t.teams.c.id.in_(sorted(set(team_ids))))
-            .order_by(t.teams.c.id)
-            .with_for_update()
+        rows = bulk.select_in(
+            self.conn,
+            f"SELECT {_TEAM_COLUMNS} FROM teams WHERE 1 = 1",  # noqa: S608 - constant
+            (),
+            "id",
+            sorted(set(team_ids)),
+            "ORDER BY id FOR UPDATE",
         )
-        return {r.id: team_from_row(r) for r in rows}
+        return {r[0]: team_from_tuple(r) for r in rows}
 
     def set_billing(self, team_id: str, mode: BillingMode, tier_override: int | None) -> None:
         self.conn.execute(
@@ -203,14 +229,20 @@ class SqlGrants(_Repo):
         )
 
     def for_teams(self, team_ids: Sequence[str]) -> dict[str, list[Grant]]:
+        """Read on the driver connection: this is on the ingestion hot path."""
         out: dict[str, list[Grant]] = {tid: [] for tid in team_ids}
-        rows = self.conn.execute(
-            sa.select(t.grants)
-            .where(t.grants.c.team_id.in_(list(team_ids)))
-            .order_by(*CONSUMPTION_ORDER)
+        rows = bulk.select_in(
+            self.conn,
+            f"SELECT {GRANT_COLUMNS} FROM grants WHERE 1 = 1",  # noqa: S608 - constant
+            (),
+            "team_id",
+            list(team_ids),
         )
         for r in rows:
-            out[r.team_id].append(grant_from_row(r))
+            grant = grant_from_tuple(r)
+            out[grant.team_id].append(grant)
+        for grants in out.values():
+            grants.sort(key=consumption_order_key)
         return out
 
     def due_for_expiry(self, cutoff: datetime, limit: int) -> list[tuple[str, str]]:
@@ -242,72 +274,53 @@ class SqlLedger(_Repo):
             return
         team_ids = sorted({tx.team_id for _, tx in txs})
         credit = dict(
-            self.conn.execute(
-                sa.select(t.teams.c.id, t.teams.c.credit_nanos).where(t.teams.c.id.in_(team_ids))
-            ).all()
+            bulk.select_in(
+                self.conn, "SELECT id, credit_nanos FROM teams WHERE 1 = 1", (), "id", team_ids
+            )
         )
         start_credit = dict(credit)
         unpaid_delta: dict[str, int] = defaultdict(int)
         grant_deltas: dict[str, int] = defaultdict(int)
-        tx_rows: list[dict[str, Any]] = []
-        posting_rows: list[dict[str, Any]] = []
+        created = to_micros(at)
+        tx_rows: list[tuple[Any, ...]] = []
+        posting_rows: list[tuple[Any, ...]] = []
         for tx_id, tx in txs:
+            team = tx.team_id
             tx_rows.append(
-                {
-                    "id": tx_id,
-                    "team_id": tx.team_id,
-                    "type": tx.type.value,
-                    "occurred_at": tx.occurred_at,
-                    "created_at": at,
-                    "description": tx.description,
-                    "reference": tx.reference,
-                }
+                (
+                    tx_id,
+                    team,
+                    tx.type.value,
+                    to_micros(tx.occurred_at),
+                    created,
+                    tx.description,
+                    tx.reference,
+                )
             )
             for p in tx.postings:
-                team_id: str | None = None
-                balance: int | None = None
                 if p.grant_id is not None:
-                    credit[tx.team_id] += p.amount
+                    credit[team] += p.amount
                     grant_deltas[p.grant_id] += p.amount
-                    team_id, balance = tx.team_id, credit[tx.team_id]
+                    posting_rows.append(
+                        (tx_id, p.account, p.amount, team, p.grant_id, credit[team])
+                    )
                 elif p.account.startswith("team_unpaid:"):
-                    unpaid_delta[tx.team_id] -= p.amount
-                    team_id, balance = tx.team_id, credit[tx.team_id]
-                posting_rows.append(
-                    {
-                        "transaction_id": tx_id,
-                        "account": p.account,
-                        "amount_nanos": p.amount,
-                        "team_id": team_id,
-                        "grant_id": p.grant_id,
-                        "balance_after_nanos": balance,
-                    }
-                )
-        self.conn.execute(t.ledger_transactions.insert(), tx_rows)
-        self.conn.execute(t.postings.insert(), posting_rows)
-        if grant_deltas:
-            self.conn.execute(
-                t.grants.update()
-                .where(t.grants.c.id == sa.bindparam("gid"))
-                .values(remaining_nanos=t.grants.c.remaining_nanos + sa.bindparam("delta")),
-                [{"gid": g, "delta": d} for g, d in sorted(grant_deltas.items())],
-            )
-        self.conn.execute(
-            t.teams.update()
-            .where(t.teams.c.id == sa.bindparam("tid"))
-            .values(
-                credit_nanos=t.teams.c.credit_nanos + sa.bindparam("credit_delta"),
-                unpaid_nanos=t.teams.c.unpaid_nanos + sa.bindparam("unpaid_delta"),
-                revision=t.teams.c.revision + 1,
-            ),
-            [
-                {
-                    "tid": tid,
-                    "credit_delta": credit[tid] - start_credit[tid],
-                    "unpaid_delta": unpaid_delta[tid],
-                }
-                for tid in team_ids
-            ],
+                    unpaid_delta[team] -= p.amount
+                    posting_rows.append((tx_id, p.account, p.amount, team, None, credit[team]))
+                else:
+                    posting_rows.append((tx_id, p.account, p.amount, None, None, None))
+        bulk.insert_rows(self.conn, "ledger_transactions", _TX_COLUMNS, tx_rows)
+        bulk.insert_rows(self.conn, "postings", _POSTING_COLUMNS, posting_rows)
+        bulk.add_to_columns(
+            self.conn, "grants", "id", ("remaining_nanos",), sorted(grant_deltas.items())
+        )
+        bulk.add_to_columns(
+            self.conn,
+            "teams",
+            "id",
+            ("credit_nanos", "unpaid_nanos"),
+            [(tid, credit[tid] - start_credit[tid], unpaid_delta[tid]) for tid in team_ids],
+            bump="revision",
         )
 
     def history(

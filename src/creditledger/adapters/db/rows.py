@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from creditledger.adapters.db.types import from_micros
 from creditledger.domain.accounts import BillingMode, Team
 from creditledger.domain.grants import Grant, GrantKind, GrantSource, Scope
 
@@ -65,4 +67,45 @@ def team_from_row(row: Any) -> Team:
         unpaid=row.unpaid_nanos,
         created_at=row.created_at,
         revision=row.revision,
+    )
+
+
+GRANT_COLUMNS = (
+    "id, team_id, kind, source, amount_nanos, remaining_nanos, scope, effective_at, "
+    "expires_at, voided_at, created_at"
+)
+_KINDS = {k.value: k for k in GrantKind}
+_SOURCES = {s.value: s for s in GrantSource}
+
+
+def grant_from_tuple(r: tuple[Any, ...]) -> Grant:
+    """A grant from a raw driver row in the order of ``GRANT_COLUMNS``."""
+    scope = r[6]
+    if isinstance(scope, str):  # SQLite hands JSON back as text
+        scope = json.loads(scope)
+    return Grant(
+        id=r[0],
+        team_id=r[1],
+        kind=_KINDS[r[2]],
+        source=_SOURCES[r[3]],
+        amount=r[4],
+        remaining=r[5],
+        scope=scope_from_json(scope),
+        effective_at=from_micros(r[7]),
+        expires_at=from_micros(r[8]) if r[8] is not None else None,
+        voided_at=from_micros(r[9]) if r[9] is not None else None,
+        created_at=from_micros(r[10]),
+    )
+
+
+def team_from_tuple(r: tuple[Any, ...]) -> Team:
+    return Team(
+        id=r[0],
+        name=r[1],
+        billing_mode=BillingMode(r[2]),
+        tier_level_override=r[3],
+        lifetime_paid=r[4],
+        unpaid=r[5],
+        created_at=from_micros(r[6]),
+        revision=r[7],
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +27,7 @@ from creditledger.domain.ids import make_id
 
 
 def new_id(prefix: str) -> str:
-    return make_id(prefix, time.time_ns() // 1_000_000, secrets.randbits(80))
+    return make_id(prefix, time.time_ns() // 1_000_000, os.urandom(10))
 
 
 class SqlUnitOfWork:

@@ -8,11 +8,25 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from creditledger.adapters.db import bulk
 from creditledger.adapters.db import tables as t
-from creditledger.adapters.db.types import from_micros
+from creditledger.adapters.db.types import from_micros, to_micros
+from creditledger.domain.usage import UsageRecord
 from creditledger.domain.usage_report import UsageRow
 
-_CHUNK = 500
+_COLUMNS = (
+    "team_id",
+    "event_id",
+    "fingerprint",
+    "product",
+    "model",
+    "gpu",
+    "occurred_at",
+    "charge_nanos",
+    "uncovered_nanos",
+    "transaction_id",
+    "received_at",
+)
 
 
 class SqlUsage:
@@ -21,25 +35,36 @@ class SqlUsage:
 
     def fingerprints(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """Fingerprints of the events already stored among ``keys`` (team id, event id)."""
-        found: dict[tuple[str, str], str] = {}
-        e = t.usage_events
-        by_team: dict[str, list[str]] = {}
-        for team_id, event_id in keys:
-            by_team.setdefault(team_id, []).append(event_id)
-        for team_id, ids in by_team.items():
-            for i in range(0, len(ids), _CHUNK):
-                rows = self.conn.execute(
-                    sa.select(e.c.event_id, e.c.fingerprint).where(
-                        e.c.team_id == team_id, e.c.event_id.in_(ids[i : i + _CHUNK])
-                    )
-                )
-                for event_id, fp in rows:
-                    found[(team_id, event_id)] = fp
-        return found
+        rows = bulk.select_pairs(
+            self.conn,
+            "SELECT team_id, event_id, fingerprint FROM usage_events",
+            ("team_id", "event_id"),
+            keys,
+        )
+        return {(team_id, event_id): fp for team_id, event_id, fp in rows}
 
-    def add(self, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:
-            self.conn.execute(t.usage_events.insert(), list(rows))
+    def add(self, rows: Sequence[UsageRecord]) -> None:
+        bulk.insert_rows(
+            self.conn,
+            "usage_events",
+            _COLUMNS,
+            [
+                (
+                    r.team_id,
+                    r.event_id,
+                    r.fingerprint,
+                    r.product,
+                    r.model,
+                    r.gpu,
+                    to_micros(r.occurred_at),
+                    r.charge,
+                    r.uncovered,
+                    r.transaction_id,
+                    to_micros(r.received_at),
+                )
+                for r in rows
+            ],
+        )
 
     def report(
         self,
