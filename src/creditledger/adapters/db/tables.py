@@ -145,9 +145,15 @@ postings = sa.Table(
     sa.CheckConstraint(
         "(team_id IS NULL) = (balance_after_nanos IS NULL)", name="team_side_has_balance"
     ),
-    sa.Index("ix_postings_team_id_seq", "team_id", "seq"),
-    sa.Index("ix_postings_transaction_id", "transaction_id"),
-    sa.Index("ix_postings_grant_id", "grant_id"),
+    # The credit history reads a team's postings newest first; platform postings
+    # (team_id NULL) are never read that way, so they stay out of the index.
+    sa.Index(
+        "ix_postings_team_id_seq",
+        "team_id",
+        "seq",
+        sqlite_where=sa.text("team_id IS NOT NULL"),
+        postgresql_where=sa.text("team_id IS NOT NULL"),
+    ),
 )
 
 idempotency_keys = sa.Table(

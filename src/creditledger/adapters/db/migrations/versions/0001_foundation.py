@@ -192,9 +192,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_postings")),
     )
     with op.batch_alter_table("postings", schema=None) as batch_op:
-        batch_op.create_index("ix_postings_grant_id", ["grant_id"], unique=False)
-        batch_op.create_index("ix_postings_team_id_seq", ["team_id", "seq"], unique=False)
-        batch_op.create_index("ix_postings_transaction_id", ["transaction_id"], unique=False)
+        batch_op.create_index(
+            "ix_postings_team_id_seq",
+            ["team_id", "seq"],
+            unique=False,
+            sqlite_where=sa.text("team_id IS NOT NULL"),
+            postgresql_where=sa.text("team_id IS NOT NULL"),
+        )
 
     _create_append_only_triggers()
 
@@ -202,9 +206,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     _drop_append_only_triggers()
     with op.batch_alter_table("postings", schema=None) as batch_op:
-        batch_op.drop_index("ix_postings_transaction_id")
         batch_op.drop_index("ix_postings_team_id_seq")
-        batch_op.drop_index("ix_postings_grant_id")
 
     op.drop_table("postings")
     with op.batch_alter_table("memberships", schema=None) as batch_op:
