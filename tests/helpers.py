@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from creditledger.domain.accounts import TokenKind
+from creditledger.adapters.db import tables
+from creditledger.adapters.db.rows import grant_from_row
+from creditledger.domain.accounts import BillingMode, TokenKind
+from creditledger.domain.consumption import in_consumption_order, is_eligible
+from creditledger.domain.grants import GrantKind, GrantSource, UsageScope
+from creditledger.domain.money import dollars
 from creditledger.services.context import Context
+from creditledger.services.grants import NewGrant, issue_grant
 from creditledger.services.tokens import create_platform_token
 
 _counter = itertools.count(1)
@@ -60,3 +67,353 @@ def at(text: str) -> datetime:
 def error_code(response: Any) -> str:
     code: str = response.json()["error"]["code"]
     return code
+
+
+# --- Usage metering -----------------------------------------------------------------
+
+
+def price(
+    model: str | None,
+    meter: str,
+    unit_price: str,
+    per_units: int = 1,
+    *,
+    product: str = "serverless",
+    gpu: str | None = None,
+) -> dict[str, Any]:
+    """One row of the price book as PUT /v1/prices takes it."""
+    return {
+        "product": product,
+        "model": model,
+        "gpu": gpu,
+        "meter": meter,
+        "unit_price": unit_price,
+        "per_units": per_units,
+    }
+
+
+def event(
+    team_id: str,
+    event_id: str,
+    when: datetime,
+    *,
+    model: str = "llama",
+    product: str = "serverless",
+    gpu: str | None = None,
+    **quantities: int,
+) -> dict[str, Any]:
+    """A usage event as the platform sends it; quantities by meter name."""
+    raw: dict[str, Any] = {
+        "id": event_id,
+        "team_id": team_id,
+        "product": product,
+        "model": model,
+        "timestamp": when.isoformat().replace("+00:00", "Z"),
+        "quantities": quantities,
+    }
+    if gpu is not None:
+        raw["gpu"] = gpu
+    return raw
+
+
+def nanos(text: str) -> int:
+    """``nanos("0.0000074") == 7_400``."""
+    return dollars(text)
+
+
+@dataclass
+class Platform:
+    """The operator and the gateway of one test, talking to the API over ``client``."""
+
+    client: TestClient
+    ctx: Context
+    operator: str
+    service: str
+
+    @classmethod
+    def on(cls, client: TestClient, ctx: Context) -> Platform:
+        return cls(client, ctx, operator_token(ctx), service_token(ctx))
+
+    def put_prices(self, *rows: dict[str, Any]) -> None:
+        response = self.client.put("/v1/prices", json=list(rows), headers=bearer(self.operator))
+        assert response.status_code == 200, response.text
+
+    def team(self, owner: Account | None = None) -> Account:
+        """A new team without any credit (no sign-up grant), with an admin."""
+        owner = owner or sign_up(self.client, "owner")
+        response = self.client.post(
+            "/v1/teams", json={"name": f"team {next(_counter)}"}, headers=owner.auth
+        )
+        assert response.status_code == 201, response.text
+        return Account(owner.email, owner.token, response.json()["id"], owner.user_id)
+
+    def promo(
+        self,
+        team_id: str,
+        amount: str,
+        *,
+        scope: dict[str, list[str]] | None = None,
+        effective_at: datetime | None = None,
+        expires_at: datetime | None = None,
+    ) -> str:
+        """An operator's promotional grant; returns its id."""
+        body: dict[str, Any] = {"amount": amount, "note": "test credit"}
+        if scope is not None:
+            body["scope"] = scope
+        if effective_at is not None:
+            body["effective_at"] = effective_at.isoformat()
+        if expires_at is not None:
+            body["expires_at"] = expires_at.isoformat()
+        response = self.client.post(
+            f"/v1/teams/{team_id}/grants",
+            json=body,
+            headers=bearer(self.operator) | {"Idempotency-Key": f"grant-{next(_counter)}"},
+        )
+        assert response.status_code == 201, response.text
+        grant_id: str = response.json()["id"]
+        return grant_id
+
+    def prepaid(self, team_id: str, amount: str) -> str:
+        """Prepaid credit as a purchase would give it; returns the grant id."""
+        return prepaid_grant(self.ctx, team_id, amount)
+
+    def usage(self, *events: dict[str, Any]) -> dict[str, Any]:
+        response = self.client.post(
+            "/v1/usage-events", json={"events": list(events)}, headers=bearer(self.service)
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def remaining(self, team_id: str) -> dict[str, int]:
+        return remaining_by_grant(self.ctx, team_id)
+
+    def unpaid(self, team_id: str) -> int:
+        return unpaid_of(self.ctx, team_id)
+
+
+def prepaid_grant(ctx: Context, team_id: str, amount: str) -> str:
+    new = NewGrant(kind=GrantKind.PREPAID, source=GrantSource.PURCHASE, amount=dollars(amount))
+    with ctx.uow() as uow:
+        uow.teams.lock(team_id)
+        grant = issue_grant(uow, ctx, team_id, new, "Purchase")
+        uow.commit()
+    return grant.id
+
+
+def remaining_by_grant(ctx: Context, team_id: str) -> dict[str, int]:
+    with ctx.uow(write=False) as uow:
+        return {g.id: g.remaining for g in uow.grants.for_team(team_id)}
+
+
+def unpaid_of(ctx: Context, team_id: str) -> int:
+    with ctx.uow(write=False) as uow:
+        team = uow.teams.get(team_id)
+    assert team is not None
+    return team.unpaid
+
+
+def set_billing(
+    ctx: Context, team_id: str, mode: BillingMode, tier_override: int | None = None
+) -> None:
+    with ctx.uow() as uow:
+        uow.teams.lock(team_id)
+        uow.teams.set_billing(team_id, mode, tier_override)
+        uow.commit()
+
+
+# --- I4 and I7 of QUALITY.md, rebuilt from the rows ------------------------------------
+
+
+@dataclass(frozen=True)
+class Charged:
+    """One stored usage event and the grant draws of its ledger transaction."""
+
+    team_id: str
+    event_id: str
+    charge: int
+    uncovered: int
+    draws: dict[str, int]
+
+
+def charged_events(database_url: str) -> list[Charged]:
+    engine = sa.create_engine(database_url, poolclass=sa.NullPool)
+    e, p = tables.usage_events, tables.postings
+    with engine.connect() as conn:
+        events = conn.execute(
+            sa.select(
+                e.c.team_id, e.c.event_id, e.c.charge_nanos, e.c.uncovered_nanos, e.c.transaction_id
+            )
+        ).all()
+        draws: dict[str, dict[str, int]] = {}
+        for tx_id, grant_id, amount in conn.execute(
+            sa.select(p.c.transaction_id, p.c.grant_id, p.c.amount_nanos).where(
+                p.c.grant_id.is_not(None),
+                p.c.transaction_id.in_(
+                    sa.select(e.c.transaction_id).where(e.c.transaction_id.is_not(None))
+                ),
+            )
+        ):
+            draws.setdefault(tx_id, {})[grant_id] = -amount
+    engine.dispose()
+    return [
+        Charged(
+            r.team_id,
+            r.event_id,
+            r.charge_nanos,
+            r.uncovered_nanos,
+            draws.get(r.transaction_id or "", {}),
+        )
+        for r in events
+    ]
+
+
+def usage_violations(database_url: str) -> list[str]:
+    """I4 (each event charged once; Σ charges = Σ drawn + Σ unpaid) and I7 (no grant drawn
+    while an earlier-ordered eligible grant still had credit), replayed from the ledger."""
+    engine = sa.create_engine(database_url, poolclass=sa.NullPool)
+    try:
+        with engine.connect() as conn:
+            return _i4(conn) + _i7(conn)
+    finally:
+        engine.dispose()
+
+
+def _i4(conn: sa.Connection) -> list[str]:
+    e, p, tx, teams = tables.usage_events, tables.postings, tables.ledger_transactions, tables.teams
+    problems: list[str] = []
+    per_tx = (
+        sa.select(
+            p.c.transaction_id,
+            sa.func.sum(sa.case((p.c.grant_id.is_not(None), -p.c.amount_nanos), else_=0)).label(
+                "drawn"
+            ),
+            sa.func.sum(
+                sa.case((p.c.account.like("team_unpaid:%"), -p.c.amount_nanos), else_=0)
+            ).label("unpaid"),
+            sa.func.sum(
+                sa.case((p.c.account == "platform:usage_revenue", p.c.amount_nanos), else_=0)
+            ).label("revenue"),
+        )
+        .group_by(p.c.transaction_id)
+        .subquery()
+    )
+    rows = conn.execute(
+        sa.select(
+            e.c.team_id,
+            e.c.event_id,
+            e.c.charge_nanos,
+            e.c.uncovered_nanos,
+            e.c.transaction_id,
+            per_tx.c.drawn,
+            per_tx.c.unpaid,
+            per_tx.c.revenue,
+        ).outerjoin(per_tx, per_tx.c.transaction_id == e.c.transaction_id)
+    )
+    for r in rows:
+        if r.transaction_id is None:
+            if r.charge_nanos != 0 or r.uncovered_nanos != 0:
+                problems.append(f"I4: event {r.event_id} charged {r.charge_nanos} without postings")
+            continue
+        if (r.drawn, r.unpaid, r.revenue) != (
+            r.charge_nanos - r.uncovered_nanos,
+            r.uncovered_nanos,
+            r.charge_nanos,
+        ):
+            problems.append(
+                f"I4: event {r.event_id} charge {r.charge_nanos} (uncovered {r.uncovered_nanos}) "
+                f"but postings drew {r.drawn}, unpaid {r.unpaid}, revenue {r.revenue}"
+            )
+    shared = conn.execute(
+        sa.select(e.c.transaction_id)
+        .where(e.c.transaction_id.is_not(None))
+        .group_by(e.c.transaction_id)
+        .having(sa.func.count() > 1)
+    ).all()
+    problems += [f"I4: transaction {t} charges several events" for (t,) in shared]
+    orphans = conn.execute(
+        sa.select(tx.c.id).where(
+            tx.c.type == "usage", ~sa.exists().where(e.c.transaction_id == tx.c.id)
+        )
+    ).all()
+    problems += [f"I4: usage transaction {t} belongs to no event" for (t,) in orphans]
+    totals = conn.execute(
+        sa.select(
+            teams.c.id,
+            teams.c.unpaid_nanos,
+            sa.select(sa.func.coalesce(sa.func.sum(e.c.uncovered_nanos), 0))
+            .where(e.c.team_id == teams.c.id)
+            .scalar_subquery()
+            .label("uncovered"),
+        )
+    )
+    for t in totals:
+        # No invoices yet: every uncovered nano is still on the unpaid balance.
+        if t.unpaid_nanos != t.uncovered:
+            problems.append(
+                f"I4: team {t.id} unpaid {t.unpaid_nanos} but its events left {t.uncovered}"
+            )
+    return problems
+
+
+def _i7(conn: sa.Connection) -> list[str]:
+    p, tx, e = tables.postings, tables.ledger_transactions, tables.usage_events
+    grants = {
+        g.id: replace(g, remaining=0, voided_at=None)
+        for g in (grant_from_row(r) for r in conn.execute(sa.select(tables.grants)))
+    }
+    scopes = {
+        r.transaction_id: UsageScope(r.product, r.model, r.gpu)
+        for r in conn.execute(
+            sa.select(e.c.transaction_id, e.c.product, e.c.model, e.c.gpu).where(
+                e.c.transaction_id.is_not(None)
+            )
+        )
+    }
+    rows = conn.execute(
+        sa.select(
+            p.c.transaction_id,
+            p.c.grant_id,
+            p.c.account,
+            p.c.amount_nanos,
+            tx.c.team_id,
+            tx.c.type,
+            tx.c.occurred_at,
+        )
+        .join(tx, tx.c.id == p.c.transaction_id)
+        .order_by(p.c.seq)
+    ).all()
+    remaining: dict[str, int] = dict.fromkeys(grants, 0)
+    problems: list[str] = []
+    for tx_id, postings in itertools.groupby(rows, key=lambda r: r.transaction_id):
+        batch = list(postings)
+        first = batch[0]
+        if first.type != "usage":
+            for r in batch:
+                if r.grant_id is not None:
+                    remaining[r.grant_id] += r.amount_nanos
+            continue
+        usage = scopes[tx_id]
+        team_grants = [g for g in grants.values() if g.team_id == first.team_id]
+        eligible = [
+            g.id
+            for g in in_consumption_order(team_grants)
+            if is_eligible(g, remaining[g.id], usage, first.occurred_at)
+        ]
+        drawn = [r.grant_id for r in batch if r.grant_id is not None]
+        uncovered = any(r.account.startswith("team_unpaid:") for r in batch)
+        for r in batch:
+            if r.grant_id is not None:
+                remaining[r.grant_id] += r.amount_nanos
+        for gid in drawn:
+            if gid not in eligible:
+                problems.append(f"I7: {tx_id} drew grant {gid}, not eligible for it")
+        last = max((eligible.index(g) for g in drawn if g in eligible), default=-1)
+        must_be_empty = eligible if uncovered else eligible[:last]
+        for gid in must_be_empty:
+            if remaining[gid] != 0:
+                problems.append(
+                    f"I7: {tx_id} left {remaining[gid]} on grant {gid}, ordered before what it "
+                    "drew or left unpaid"
+                )
+    return problems

@@ -400,8 +400,11 @@ class SqlIdempotency(_Repo):
                 created_at=at,
                 expires_at=at + timedelta(hours=ttl_hours),
             )
+            # RETURNING, not rowcount: drivers need not report a row count for an INSERT
+            # (psycopg gives -1 here), and every key then looked "in progress".
+            .returning(k.c.key)
         )
-        if inserted.rowcount == 1:
+        if inserted.first() is not None:
             return None
         row = self.conn.execute(
             sa.select(k.c.request_hash, k.c.status_code, k.c.response_body).where(*where)
