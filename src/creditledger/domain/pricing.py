@@ -19,6 +19,9 @@ from creditledger.domain.grants import PRODUCTS
 
 METER_RE = re.compile(r"\A[a-z][a-z0-9_]{0,63}\Z")
 MAX_PER_UNITS = 10**12
+MAX_EVENT_CHARGE = 10**6 * 10**9
+"""$1,000,000 in nanos: far above any real event, and 5,000 of them still fit the
+64-bit ledger columns, where quantity × price alone could overflow them."""
 BASIS_POINTS = 10_000
 
 
@@ -55,13 +58,21 @@ def check_price(price: Price, index: int) -> None:
         )
 
 
-class UnknownPrice(Exception):
-    """Raised by lookups; ``code`` is ``unknown_model`` or ``unknown_meter``."""
+class PricingError(Exception):
+    """An event that can not be priced; ``code`` is its rejection code."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class UnknownPrice(PricingError):
+    """Raised by lookups; ``code`` is ``unknown_model`` or ``unknown_meter``."""
+
+
+class ChargeTooLarge(PricingError):
+    """One event would cost more than :data:`MAX_EVENT_CHARGE` (``invalid_quantity``)."""
 
 
 @dataclass(frozen=True)
@@ -121,13 +132,20 @@ class TeamPricing:
 
 
 def effective(versions: Sequence[PriceBook], at: datetime) -> PriceBook | None:
-    """The book in force at ``at``: the latest whose ``effective_from`` ≤ at."""
+    """The book in force at ``at``: the latest whose ``effective_from`` ≤ at.
+
+    Usage from before the first book (reported late, up to 35 days) is priced by the
+    book in force when prices began: there is no other price for it, and refusing it
+    would lose it.
+    """
     best: PriceBook | None = None
     for book in versions:
         if book.effective_from <= at and (
             best is None or book.effective_from >= best.effective_from
         ):
             best = book
+    if best is None and versions:
+        return effective(versions, min(book.effective_from for book in versions))
     return best
 
 
@@ -182,4 +200,10 @@ def charge_for(
     if team is not None and team.discount_bp:
         numerator *= BASIS_POINTS - team.discount_bp
         denominator *= BASIS_POINTS
-    return divide_half_even(numerator, denominator)
+    charge = divide_half_even(numerator, denominator)
+    if charge > MAX_EVENT_CHARGE:
+        raise ChargeTooLarge(
+            "invalid_quantity",
+            "This event would cost more than $1,000,000; check its quantities.",
+        )
+    return charge

@@ -18,8 +18,8 @@ from creditledger.domain.errors import Forbidden, InvalidRequest
 from creditledger.domain.grants import Grant
 from creditledger.domain.pricing import (
     PriceBook,
+    PricingError,
     TeamPricing,
-    UnknownPrice,
     charge_for,
     effective,
     effective_team,
@@ -208,7 +208,7 @@ def _price(
                 effective(books, event.timestamp),
                 effective_team(team_pricing.get(event.team_id, []), event.timestamp),
             )
-        except UnknownPrice as exc:
+        except PricingError as exc:
             result.rejected.append(Rejection(index, event.id, exc.code, exc.message))
             continue
         priced.append((index, event, charge))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from creditledger.entrypoints.api.errors import error_response
 
@@ -11,7 +11,8 @@ _JSON_EXEMPT = ("/v1/webhooks/", "/sandbox/")
 
 
 class BodyGuard:
-    """415 for a body that is not ``application/json``; 413 above ``MAX_BODY_BYTES``.
+    """415 for a body that is not ``application/json``; 413 above ``MAX_BODY_BYTES``,
+    whether the body announces its length or is streamed without one.
 
     Webhooks and the sandbox checkout form read their own formats.
     """
@@ -42,4 +43,48 @@ class BodyGuard:
             )
             await response(scope, receive, send)
             return
+        if length is None and b"transfer-encoding" in headers:
+            # A streamed body announces no length: count it as it comes.
+            body = await _read_at_most(receive, MAX_BODY_BYTES)
+            if body is None:
+                response = error_response(
+                    413,
+                    "payload_too_large",
+                    f"Request bodies are limited to {MAX_BODY_BYTES} bytes.",
+                )
+                await response(scope, receive, send)
+                return
+            receive = _replay(body, receive)
         await self.app(scope, receive, send)
+
+
+async def _read_at_most(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None as soon as it passes ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands the app the body already read, then the client's events."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
