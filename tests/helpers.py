@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -268,13 +268,17 @@ def charged_events(database_url: str) -> list[Charged]:
     ]
 
 
-def usage_violations(database_url: str) -> list[str]:
+def usage_violations(database_url: str, window: timedelta = timedelta(hours=1)) -> list[str]:
     """I4 (each event charged once; Σ charges = Σ drawn + Σ unpaid) and I7 (no grant drawn
-    while an earlier-ordered eligible grant still had credit), replayed from the ledger."""
+    while an earlier-ordered eligible grant still had credit), replayed from the ledger.
+
+    ``window`` is the late-arrival window: a grant stops being eligible for usage that
+    arrives once its expiry is that far past, whatever the usage's own time.
+    """
     engine = sa.create_engine(database_url, poolclass=sa.NullPool)
     try:
         with engine.connect() as conn:
-            return _i4(conn) + _i7(conn)
+            return _i4(conn) + _i7(conn, window)
     finally:
         engine.dispose()
 
@@ -356,7 +360,7 @@ def _i4(conn: sa.Connection) -> list[str]:
     return problems
 
 
-def _i7(conn: sa.Connection) -> list[str]:
+def _i7(conn: sa.Connection, window: timedelta) -> list[str]:
     p, tx, e = tables.postings, tables.ledger_transactions, tables.usage_events
     grants = {
         g.id: replace(g, remaining=0, voided_at=None)
@@ -379,6 +383,7 @@ def _i7(conn: sa.Connection) -> list[str]:
             tx.c.team_id,
             tx.c.type,
             tx.c.occurred_at,
+            tx.c.created_at,
         )
         .join(tx, tx.c.id == p.c.transaction_id)
         .order_by(p.c.seq)
@@ -399,6 +404,7 @@ def _i7(conn: sa.Connection) -> list[str]:
             g.id
             for g in in_consumption_order(team_grants)
             if is_eligible(g, remaining[g.id], usage, first.occurred_at)
+            and (g.expires_at is None or first.created_at < g.expires_at + window)
         ]
         drawn = [r.grant_id for r in batch if r.grant_id is not None]
         uncovered = any(r.account.startswith("team_unpaid:") for r in batch)

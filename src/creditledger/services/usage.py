@@ -9,6 +9,7 @@ the same batch gives the same result whatever order its events arrived in.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from creditledger.domain import ledger
@@ -90,7 +91,11 @@ def _charge_batch(
     books = uow.pricing.books()
     team_pricing = uow.pricing.for_teams(team_ids)
     priced = _price(fresh, books, team_pricing, result)
-    grants = uow.grants.for_teams(team_ids)
+    closed_before = now - timedelta(seconds=ctx.settings.late_arrival_window_seconds)
+    grants = {
+        team_id: _open_to_usage(team_grants, closed_before)
+        for team_id, team_grants in uow.grants.for_teams(team_ids).items()
+    }
     remaining = {g.id: g.remaining for gs in grants.values() for g in gs}
     txs: list[tuple[str, ledger.Transaction]] = []
     rows: list[UsageRecord] = []
@@ -116,6 +121,13 @@ def _charge_batch(
     uow.usage.add(rows)
     uow.ledger.post_many(txs, now)
     result.accepted += len(rows)
+
+
+def _open_to_usage(grants: list[Grant], closed_before: datetime) -> list[Grant]:
+    """Leave out grants whose late-arrival window has closed (expired at or before
+    ``closed_before``): their rest is written off by the expiry job whenever it runs,
+    so late usage arriving after the window never depends on when that was."""
+    return [g for g in grants if g.expires_at is None or g.expires_at > closed_before]
 
 
 def _charge_event(
