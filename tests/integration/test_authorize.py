@@ -1,0 +1,332 @@
+"""POST /v1/authorize (SPEC §6): may the team make another request, at which tier, with
+how much credit available for that product, model and GPU."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import redis
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from creditledger.adapters.clock import FixedClock
+from creditledger.adapters.db import tables
+from creditledger.bootstrap import build_context
+from creditledger.domain.accounts import BillingMode
+from creditledger.entrypoints.api.app import create_app
+from creditledger.services.context import Context
+from tests.conftest import START, make_settings
+from tests.helpers import (
+    Platform,
+    bearer,
+    error_code,
+    event,
+    nanos,
+    price,
+    service_token,
+    set_billing,
+)
+
+REDIS_URL = os.environ.get("CREDITLEDGER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REQUIRE_SERVICES = os.environ.get("CREDITLEDGER_REQUIRE_POSTGRES") == "1"
+
+
+def _authorize(
+    client: TestClient, token: str, team_id: str, model: str = "llama", **extra: Any
+) -> dict[str, Any]:
+    body = {"team_id": team_id, "product": "serverless", "model": model} | extra
+    response = client.post("/v1/authorize", json=body, headers=bearer(token))
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+@pytest.fixture
+def platform(client: TestClient, ctx: Context) -> Platform:
+    platform = Platform.on(client, ctx)
+    platform.put_prices(price("llama", "requests", "0.01"), price("mistral", "requests", "0.01"))
+    return platform
+
+
+def test_a_team_with_credit_for_the_model_is_allowed_with_its_tier(
+    platform: Platform, client: TestClient
+) -> None:
+    tid = platform.team().team_id
+    platform.promo(tid, "1.00", scope={"models": ["llama"]})
+    platform.prepaid(tid, "0.50")
+
+    answer = _authorize(client, platform.service, tid)
+
+    assert answer == {
+        "allowed": True,
+        "reason": "ok",
+        "tier": {"level": 0, "requests_per_minute": 20, "max_output_tokens": 8_192},
+        "available": "1.50",
+    }
+
+
+def test_a_prepaid_only_team_without_credit_usable_for_the_model_is_refused(
+    platform: Platform, client: TestClient
+) -> None:
+    tid = platform.team().team_id
+    platform.promo(tid, "1.00", scope={"models": ["llama"]})
+    empty = platform.team().team_id
+
+    other_model = _authorize(client, platform.service, tid, model="mistral")
+    nothing = _authorize(client, platform.service, empty)
+
+    for answer in (other_model, nothing):
+        assert (answer["allowed"], answer["reason"], answer["available"]) == (
+            False,
+            "insufficient_credits",
+            "0.00",
+        )
+        assert "retry_after_seconds" not in answer
+    assert _authorize(client, platform.service, tid)["allowed"] is True
+
+
+def test_credit_that_is_not_yet_effective_or_has_expired_is_not_available(
+    platform: Platform, client: TestClient, clock: FixedClock
+) -> None:
+    tid = platform.team().team_id
+    platform.promo(tid, "1.00", effective_at=START + timedelta(hours=1))
+    platform.promo(tid, "2.00", expires_at=START + timedelta(minutes=30))
+
+    now = _authorize(client, platform.service, tid)["available"]
+    clock.advance(timedelta(minutes=30))
+    between = _authorize(client, platform.service, tid)
+    clock.advance(timedelta(minutes=30))
+    later = _authorize(client, platform.service, tid)["available"]
+
+    assert (now, later) == ("2.00", "1.00")
+    assert (between["allowed"], between["reason"]) == (False, "insufficient_credits")
+
+
+def test_available_is_the_live_balance_after_usage(
+    platform: Platform, client: TestClient, clock: FixedClock
+) -> None:
+    tid = platform.team().team_id
+    platform.prepaid(tid, "0.10")
+    clock.advance(timedelta(minutes=1))
+    assert _authorize(client, platform.service, tid)["available"] == "0.10"
+
+    platform.usage(event(tid, "e1", START, requests=4))
+    assert _authorize(client, platform.service, tid)["available"] == "0.06"
+
+    platform.usage(event(tid, "e2", START, requests=9))
+    answer = _authorize(client, platform.service, tid)
+    assert (answer["allowed"], answer["reason"], answer["available"]) == (
+        False,
+        "insufficient_credits",
+        "0.00",
+    )
+
+
+def test_a_pay_as_you_go_team_is_allowed_at_zero_credit(
+    platform: Platform, client: TestClient, ctx: Context
+) -> None:
+    tid = platform.team().team_id
+    set_billing(ctx, tid, BillingMode.PAY_AS_YOU_GO)
+
+    answer = _authorize(client, platform.service, tid)
+
+    assert (answer["allowed"], answer["reason"], answer["available"]) == (True, "ok", "0.00")
+
+
+def test_the_21st_request_in_a_minute_at_tier_0_is_rate_limited(
+    platform: Platform, client: TestClient
+) -> None:
+    tid = platform.team().team_id
+    platform.prepaid(tid, "1.00")
+
+    answers = [_authorize(client, platform.service, tid) for _ in range(21)]
+
+    assert [a["reason"] for a in answers] == ["ok"] * 20 + ["rate_limited"]
+    last = answers[-1]
+    assert last["allowed"] is False
+    assert 1 <= last["retry_after_seconds"] <= 60
+    assert last["available"] == "1.00"
+    # Another team has its own count.
+    other = platform.team().team_id
+    platform.prepaid(other, "1.00")
+    assert _authorize(client, platform.service, other)["reason"] == "ok"
+
+
+def _set_lifetime_paid(ctx: Context, team_id: str, amount: str) -> None:
+    engine = sa.create_engine(ctx.settings.database_url, poolclass=sa.NullPool)
+    with engine.begin() as conn:
+        conn.execute(
+            tables.teams.update()
+            .where(tables.teams.c.id == team_id)
+            .values(lifetime_paid_nanos=nanos(amount), revision=tables.teams.c.revision + 1)
+        )
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("paid", "level", "per_minute", "max_tokens"),
+    [
+        ("9.99", 0, 20, 8_192),
+        ("10.00", 1, 100, 16_384),
+        ("50.00", 2, 1_000, 16_384),
+        ("500.00", 3, 5_000, 32_768),
+        ("5000.00", 4, 10_000, 65_536),
+        ("1000000.00", 4, 10_000, 65_536),
+    ],
+)
+def test_the_tier_follows_the_lifetime_paid_amount(
+    platform: Platform,
+    client: TestClient,
+    ctx: Context,
+    paid: str,
+    level: int,
+    per_minute: int,
+    max_tokens: int,
+) -> None:
+    tid = platform.team().team_id
+    platform.prepaid(tid, "1.00")
+    _set_lifetime_paid(ctx, tid, paid)
+
+    tier = _authorize(client, platform.service, tid)["tier"]
+
+    assert tier == {
+        "level": level,
+        "requests_per_minute": per_minute,
+        "max_output_tokens": max_tokens,
+    }
+
+
+def test_an_operator_tier_overrides_the_paid_amount_and_its_limit_applies(
+    platform: Platform, client: TestClient, ctx: Context
+) -> None:
+    tid = platform.team().team_id
+    platform.prepaid(tid, "1.00")
+    _set_lifetime_paid(ctx, tid, "50.00")
+    set_billing(ctx, tid, BillingMode.PREPAID, tier_override=0)
+
+    answers = [_authorize(client, platform.service, tid) for _ in range(21)]
+
+    assert answers[0]["tier"]["level"] == 0
+    assert answers[-1]["reason"] == "rate_limited"
+    set_billing(ctx, tid, BillingMode.PREPAID, tier_override=5)
+    assert _authorize(client, platform.service, tid)["tier"] == {
+        "level": 5,
+        "requests_per_minute": 50_000,
+        "max_output_tokens": 131_072,
+    }
+
+
+def test_usage_through_one_instance_changes_the_answer_of_another_on_the_same_database(
+    platform: Platform, database_url: str, clock: FixedClock
+) -> None:
+    """Each instance caches a team's grants by its revision; a charge in one process
+    bumps the revision, so the other reloads rather than answering from a stale copy."""
+    first_ctx = build_context(make_settings(database_url), clock=clock)
+    second_ctx = build_context(make_settings(database_url), clock=clock)
+    token = service_token(first_ctx)
+    with (
+        TestClient(create_app(first_ctx)) as first,
+        TestClient(create_app(second_ctx)) as second,
+    ):
+        tid = platform.team().team_id
+        platform.prepaid(tid, "0.05")
+        clock.advance(timedelta(minutes=1))
+        assert _authorize(second, token, tid)["available"] == "0.05"
+
+        response = first.post(
+            "/v1/usage-events",
+            json={"events": [event(tid, "e1", START, requests=3)]},
+            headers=bearer(token),
+        )
+        assert response.json()["accepted"] == 1
+        assert _authorize(second, token, tid)["available"] == "0.02"
+
+        first.post(
+            "/v1/usage-events",
+            json={"events": [event(tid, "e2", START, requests=3)]},
+            headers=bearer(token),
+        )
+        answer = _authorize(second, token, tid)
+        assert (answer["reason"], answer["available"]) == ("insufficient_credits", "0.00")
+
+        set_billing(first_ctx, tid, BillingMode.PAY_AS_YOU_GO)
+        assert _authorize(second, token, tid)["reason"] == "ok"
+
+
+@pytest.fixture
+def redis_db() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        client.close()
+        if REQUIRE_SERVICES:
+            pytest.fail(f"Redis is required but does not answer at {REDIS_URL}: {exc}")
+        pytest.skip(f"Redis does not answer at {REDIS_URL}")
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+def test_two_instances_sharing_redis_share_the_rate_limit(
+    platform: Platform, database_url: str, clock: FixedClock, redis_db: redis.Redis
+) -> None:
+    contexts = [
+        build_context(make_settings(database_url, redis_url=REDIS_URL), clock=clock)
+        for _ in range(2)
+    ]
+    token = service_token(contexts[0])
+    with (
+        TestClient(create_app(contexts[0])) as first,
+        TestClient(create_app(contexts[1])) as second,
+    ):
+        tid = platform.team().team_id
+        platform.prepaid(tid, "1.00")
+
+        answers = [_authorize(first if i % 2 else second, token, tid) for i in range(20)]
+        over = _authorize(first, token, tid), _authorize(second, token, tid)
+
+    assert [a["reason"] for a in answers] == ["ok"] * 20
+    assert [a["reason"] for a in over] == ["rate_limited", "rate_limited"]
+    assert all(1 <= a["retry_after_seconds"] <= 60 for a in over)
+    assert redis_db.dbsize() > 0
+
+
+def test_authorizing_an_unknown_team_is_404(platform: Platform, client: TestClient) -> None:
+    response = client.post(
+        "/v1/authorize",
+        json={
+            "team_id": "team_00000000000000000000000000000000",
+            "product": "serverless",
+            "model": "llama",
+        },
+        headers=bearer(platform.service),
+    )
+
+    assert response.status_code == 404
+    assert error_code(response) == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"product": "training"}, "invalid_request"),
+        ({"model": None}, "invalid_request"),
+        ({"available": "100.00"}, "unknown_field"),
+    ],
+)
+def test_a_malformed_authorization_request_is_422(
+    platform: Platform, client: TestClient, change: dict[str, Any], code: str
+) -> None:
+    tid = platform.team().team_id
+    body = {"team_id": tid, "product": "serverless", "model": "llama"} | change
+
+    response = client.post("/v1/authorize", json=body, headers=bearer(platform.service))
+
+    assert response.status_code == 422
+    assert error_code(response) == code
