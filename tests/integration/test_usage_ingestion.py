@@ -117,6 +117,7 @@ BAD_EVENTS: list[tuple[str, dict[str, Any], str]] = [
     ("meter not a name", {"quantities": {"Requests!": 1}}, "unknown_meter"),
     ("36 days old", {"timestamp": "2026-10-19T11:59:00Z"}, "timestamp_out_of_range"),
     ("6 minutes ahead", {"timestamp": "2026-11-24T12:06:00Z"}, "timestamp_out_of_range"),
+    ("year 1 east of utc", {"timestamp": "0001-01-01T00:00:00+01:00"}, "timestamp_out_of_range"),
     ("no zone", {"timestamp": "2026-11-24T11:00:00"}, "invalid_timestamp"),
     ("not a time", {"timestamp": "yesterday"}, "invalid_timestamp"),
     ("a number", {"timestamp": 1_790_000_000}, "invalid_timestamp"),

@@ -91,7 +91,12 @@ def parse_timestamp(value: object) -> datetime:
         ) from None
     if parsed.tzinfo is None:
         raise EventError("invalid_timestamp", "`timestamp` needs a zone, e.g. `Z`.")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before the year 1 in UTC
+        raise EventError(
+            "timestamp_out_of_range", "`timestamp` is outside the range of representable times."
+        ) from None
 
 
 def parse_event(raw: object, now: datetime) -> UsageEvent:
