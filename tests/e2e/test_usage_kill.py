@@ -33,9 +33,9 @@ from creditledger.services.verify import verify_ledger
 from tests.conftest import make_settings
 from tests.helpers import event, prepaid_grant, usage_violations
 
-BATCHES = 24
-BATCH_SIZE = 250
-KILLS = 3
+BATCHES = 16
+BATCH_SIZE = 200
+KILLS = 2
 KILL_AFTER = 4  # batches acknowledged before each kill
 
 

@@ -189,17 +189,20 @@ def test_credit_is_only_drawn_by_usage_inside_its_validity_window(
     noon_to_one = platform.promo(
         tid, "1.00", effective_at=START, expires_at=START + timedelta(hours=1)
     )
-    from_two = platform.promo(tid, "1.00", effective_at=START + timedelta(hours=2))
-    clock.advance(timedelta(hours=3))
+    from_ten_past_one = platform.promo(tid, "1.00", effective_at=START + timedelta(minutes=70))
+    clock.advance(timedelta(minutes=90))  # inside the late-arrival window of the first
 
     platform.usage(
         event(tid, "before", START - timedelta(minutes=1), requests=1),
         event(tid, "inside", START + timedelta(minutes=59), requests=2),
         event(tid, "gap", START + timedelta(hours=1), requests=4),
-        event(tid, "after", START + timedelta(hours=2), requests=8),
+        event(tid, "after", START + timedelta(minutes=70), requests=8),
     )
 
-    assert platform.remaining(tid) == {noon_to_one: nanos("0.98"), from_two: nanos("0.92")}
+    assert platform.remaining(tid) == {
+        noon_to_one: nanos("0.98"),
+        from_ten_past_one: nanos("0.92"),
+    }
     assert platform.unpaid(tid) == nanos("0.05")
 
 

@@ -107,10 +107,11 @@ def test_the_expiry_job_run_twice_writes_off_once(
     client: TestClient, ctx: Context, clock: FixedClock
 ) -> None:
     platform = Platform.on(client, ctx)
-    tid, expiring, _ = _team_with_credit_expiring_at_midnight(platform, clock)
+    tid, expiring, lasting = _team_with_credit_expiring_at_midnight(platform, clock)
     clock.at = MIDNIGHT + timedelta(hours=2)
 
     assert expire_credits(ctx) == 1
+    assert platform.remaining(tid) == {expiring: 0, lasting: nanos("1.00")}
     assert expire_credits(ctx) == 0
 
     assert len(_history(client, platform, tid, "expiry")) == 1

@@ -109,28 +109,26 @@ def test_a_team_without_usage_has_an_empty_report(platform: Platform, client: Te
     assert _report(client, platform, platform.team().team_id) == []
 
 
-@pytest.mark.parametrize(
-    "params",
-    [
-        {"since": "2026-11-24T12:00:00Z", "until": "2026-11-24T12:00:00Z"},
-        {"granularity": "hour", "since": "2026-10-01T00:00:00Z", "until": "2026-11-24T00:00:00Z"},
-        {"granularity": "week"},
-        {"group_by": "gpu"},
-        {"since": "2026-11-24T12:00:00"},
-    ],
-    ids=["empty range", "too many hours", "granularity", "group_by", "no zone"],
-)
-def test_a_bad_report_query_is_422(
-    platform: Platform, client: TestClient, params: dict[str, str]
-) -> None:
+BAD_QUERIES = [
+    {"since": "2026-11-24T12:00:00Z", "until": "2026-11-24T12:00:00Z"},
+    {"granularity": "hour", "since": "2026-10-01T00:00:00Z", "until": "2026-11-24T00:00:00Z"},
+    {"granularity": "week"},
+    {"group_by": "gpu"},
+    {"since": "2026-11-24T12:00:00"},
+]
+
+
+def test_a_bad_report_query_is_422(platform: Platform, client: TestClient) -> None:
     tid = platform.team().team_id
 
-    response = client.get(
-        f"/v1/teams/{tid}/usage", params=params, headers=bearer(platform.operator)
-    )
+    answers = [
+        client.get(f"/v1/teams/{tid}/usage", params=params, headers=bearer(platform.operator))
+        for params in BAD_QUERIES
+    ]
 
-    assert response.status_code == 422
-    assert error_code(response) == "invalid_request"
+    assert [(a.status_code, error_code(a)) for a in answers] == [(422, "invalid_request")] * len(
+        BAD_QUERIES
+    )
 
 
 def test_usage_in_the_current_hour_is_in_the_default_report(

@@ -54,11 +54,15 @@ LLAMA = book(
 )
 
 
-def charge(quantities: dict[str, int], team: TeamPricing | None = None, **where: str) -> int:
-    product = where.get("product", "serverless")
-    return charge_for(
-        quantities, product, where.get("model", "llama"), where.get("gpu"), LLAMA, team
-    )
+def charge(
+    quantities: dict[str, int],
+    *,
+    team: TeamPricing | None = None,
+    product: str = "serverless",
+    model: str = "llama",
+    gpu: str | None = None,
+) -> int:
+    return charge_for(quantities, product, model, gpu, LLAMA, team)
 
 
 # --- rounding ----------------------------------------------------------------------
@@ -85,10 +89,12 @@ def test_37_tokens_at_20_cents_a_million_cost_exactly_7400_nanos() -> None:
 
 
 def test_gpu_seconds_at_2_50_an_hour_are_rounded_once_to_the_nano() -> None:
-    where = {"product": "dedicated", "model": "ft", "gpu": "h100"}
-    assert charge({"gpu_seconds": 1}, **where) == 694_444
-    assert charge({"gpu_seconds": 4}, **where) == 2_777_778
-    assert charge({"gpu_seconds": 3_600}, **where) == 2_500_000_000
+    def gpu_seconds(quantity: int) -> int:
+        return charge({"gpu_seconds": quantity}, product="dedicated", model="ft", gpu="h100")
+
+    assert gpu_seconds(1) == 694_444
+    assert gpu_seconds(4) == 2_777_778
+    assert gpu_seconds(3_600) == 2_500_000_000
 
 
 def test_the_meters_of_an_event_are_summed_exactly_then_rounded_once() -> None:
@@ -204,18 +210,18 @@ def test_a_discount_applies_to_the_exact_sum_before_the_one_rounding() -> None:
     half_off = TeamPricing(T0, discount_bp=5_000)
     # ½ + ½ = 1; discounting each meter and rounding it would give 0 + 0.
     assert charge_for({"a": 1, "b": 1}, "serverless", "llama", None, halves, half_off) == 1
-    assert charge({"input_tokens": 37}, TeamPricing(T0, discount_bp=1_250)) == 6_475
-    assert charge({"input_tokens": 37}, TeamPricing(T0, discount_bp=BASIS_POINTS)) == 0
+    assert charge({"input_tokens": 37}, team=TeamPricing(T0, discount_bp=1_250)) == 6_475
+    assert charge({"input_tokens": 37}, team=TeamPricing(T0, discount_bp=BASIS_POINTS)) == 0
 
 
 def test_team_custom_prices_win_and_the_list_price_fills_their_gaps() -> None:
     custom = TeamPricing(T0, prices=(p("input_tokens", 100_000_000, 1_000_000),))
-    assert charge({"input_tokens": 1_000, "output_tokens": 1_000}, custom) == 100_000 + 600_000
+    assert charge({"input_tokens": 1_000, "output_tokens": 1_000}, team=custom) == 100_000 + 600_000
 
 
 def test_custom_prices_can_price_a_model_missing_from_the_book() -> None:
     custom = TeamPricing(T0, prices=(p("requests", 5, model="private-ft"),))
-    assert charge({"requests": 3}, custom, model="private-ft") == 15
+    assert charge({"requests": 3}, team=custom, model="private-ft") == 15
 
 
 # --- a batch -------------------------------------------------------------------------
@@ -276,4 +282,4 @@ def test_a_batch_costs_the_exact_sum_within_half_a_nano_per_event(
             assert charged % 2 == 0
         else:
             assert charged == round(value)
-    assert abs(sum(charges) - sum(exacts)) <= Fraction(len(events), 2)
+    assert abs(sum(charges) - sum(exacts, Fraction(0))) <= Fraction(len(events), 2)

@@ -393,7 +393,8 @@ class SqlIdempotency(_Repo):
         # A claim past its time is forgotten, as if the key had never been used.
         self.conn.execute(k.delete().where(*where, k.c.expires_at <= at))
         inserted = self.conn.execute(
-            insert_ignoring_conflicts(self.conn, k).values(
+            insert_ignoring_conflicts(self.conn, k)
+            .values(
                 principal_id=caller,
                 key=key,
                 request_hash=request_hash,
