@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from typer.testing import CliRunner
 from creditledger.adapters.clock import FixedClock
 from creditledger.bootstrap import build_context
 from creditledger.entrypoints.cli import app as cli
+from creditledger.entrypoints.jobs import JOBS, JobRunner
 from creditledger.services.accounts import sign_up
 from creditledger.services.context import Context
 from creditledger.services.expiry import expire_credits
@@ -185,3 +188,37 @@ def test_the_expire_command_writes_off_after_the_window_once(
     with context.uow(write=False) as uow:
         assert [g.remaining for g in uow.grants.for_team(signup.team.id)] == [0]
     context.uow.dispose()
+
+
+def test_the_job_runner_writes_off_on_its_timer(
+    client: TestClient, ctx: Context, clock: FixedClock
+) -> None:
+    platform = Platform.on(client, ctx)
+    tid, expiring, _ = _team_with_credit_expiring_at_midnight(platform, clock)
+    clock.at = MIDNIGHT + timedelta(hours=1)
+    runner = JobRunner(ctx, {"expire": replace(JOBS["expire"], every_seconds=0.01)})
+
+    runner.start()
+    try:
+        deadline = time.monotonic() + 10
+        while platform.remaining(tid)[expiring] and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        runner.stop()
+
+    assert platform.remaining(tid)[expiring] == 0
+    assert len(_history(client, platform, tid, "expiry")) == 1
+
+
+def test_an_unknown_job_is_refused_with_the_list_of_jobs(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "cli.db"
+    shutil.copy(sqlite_template, path)
+
+    result = CliRunner().invoke(
+        cli, ["jobs", "run", "expier"], env={"CREDITLEDGER_DATABASE_URL": f"sqlite:///{path}"}
+    )
+
+    assert result.exit_code == 2
+    assert "jobs: expire" in result.output

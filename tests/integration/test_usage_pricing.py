@@ -11,7 +11,16 @@ from fastapi.testclient import TestClient
 from creditledger.adapters.clock import FixedClock
 from creditledger.services.context import Context
 from tests.conftest import START
-from tests.helpers import Platform, bearer, charged_events, event, nanos, price, usage_violations
+from tests.helpers import (
+    Platform,
+    bearer,
+    charged_events,
+    error_code,
+    event,
+    nanos,
+    price,
+    usage_violations,
+)
 
 T = START + timedelta(minutes=1)
 
@@ -214,3 +223,80 @@ def test_team_custom_prices_replace_list_prices_from_their_date_and_fall_back_pe
         "before": 200_000 + 600_000,
         "after": (100_000 + 600_000) * 9 // 10,
     }
+
+
+BAD_BOOKS: list[tuple[str, list[dict[str, object]], str]] = [
+    (
+        "price as a number",
+        [price("llama", "requests", "0.01") | {"unit_price": 0.01}],
+        "invalid_amount",
+    ),
+    ("negative price", [price("llama", "requests", "-0.01")], "invalid_amount"),
+    ("ten decimals", [price("llama", "requests", "0.0000000001")], "invalid_amount"),
+    ("per_units zero", [price("llama", "requests", "0.01", 0)], "invalid_request"),
+    (
+        "per_units a string",
+        [price("llama", "requests", "0.01") | {"per_units": "1"}],
+        "invalid_request",
+    ),
+    ("no model or gpu", [price(None, "requests", "0.01")], "invalid_request"),
+    ("meter not a name", [price("llama", "Requests", "0.01")], "invalid_request"),
+    (
+        "unknown product",
+        [price("llama", "requests", "0.01", product="training")],
+        "invalid_request",
+    ),
+    ("repeated price", [price("llama", "requests", "0.01")] * 2, "invalid_request"),
+    ("unknown field", [price("llama", "requests", "0.01") | {"currency": "EUR"}], "unknown_field"),
+]
+
+
+def test_a_bad_price_book_is_refused_whole_and_the_old_one_stays(
+    client: TestClient, ctx: Context
+) -> None:
+    platform = Platform.on(client, ctx)
+    platform.put_prices(price("llama", "requests", "0.01"))
+
+    answers = [
+        client.put("/v1/prices", json=book, headers=bearer(platform.operator))
+        for _, book, _ in BAD_BOOKS
+    ]
+
+    assert [
+        (why, a.status_code, error_code(a))
+        for (why, _, _), a in zip(BAD_BOOKS, answers, strict=True)
+    ] == [(why, 422, code) for why, _, code in BAD_BOOKS]
+    current = client.get("/v1/prices", headers=bearer(platform.operator)).json()
+    assert current["data"] == [price("llama", "requests", "0.01")]
+
+
+def test_bad_team_pricing_is_refused_and_changes_nothing(
+    client: TestClient, ctx: Context, clock: FixedClock
+) -> None:
+    platform = Platform.on(client, ctx)
+    platform.put_prices(price("llama", "requests", "0.01"))
+    tid = platform.team().team_id
+    bodies: list[tuple[dict[str, object], int]] = [
+        ({}, 422),
+        ({"discount_percent": "101"}, 422),
+        ({"discount_percent": "12.345"}, 422),
+        ({"discount_percent": 12.5}, 422),
+        ({"discount_percent": "-5"}, 422),
+        ({"discount_percent": "10", "effective_from": "2026-11-24T12:00:00"}, 422),
+        ({"discount_percent": "10", "tier": 5}, 422),
+    ]
+
+    answers = [
+        client.put(f"/v1/teams/{tid}/pricing", json=body, headers=bearer(platform.operator))
+        for body, _ in bodies
+    ]
+    missing = client.put(
+        "/v1/teams/team_00000000000000000000000000000000/pricing",
+        json={"discount_percent": "10"},
+        headers=bearer(platform.operator),
+    )
+    platform.usage(event(tid, "e", T, requests=1))
+
+    assert [a.status_code for a in answers] == [status for _, status in bodies]
+    assert missing.status_code == 404
+    assert _charges(ctx) == {"e": nanos("0.01")}

@@ -104,11 +104,12 @@ def jobs_run(
 def worker() -> None:
     """Run the periodic jobs in this process until interrupted (for production, with
     `serve` started with CREDITLEDGER_RUN_JOBS_IN_PROCESS=false)."""
+    # The handler comes first: a SIGTERM right after the start must still stop cleanly.
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     runner = JobRunner(build_context())
     runner.start()
     typer.echo(f"worker running jobs: {', '.join(sorted(runner.jobs))}")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
     runner.stop()
