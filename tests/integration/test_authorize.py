@@ -324,3 +324,19 @@ def test_a_malformed_authorization_request_is_422(platform: Platform, client: Te
     ]
 
     assert [(a.status_code, error_code(a)) for a in answers] == [(422, c) for _, c in changes]
+
+
+def test_when_redis_does_not_answer_each_instance_still_limits_on_its_own(
+    platform: Platform, database_url: str, clock: FixedClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    unreachable = "redis://127.0.0.1:1/0"
+    context = build_context(make_settings(database_url, redis_url=unreachable), clock=clock)
+    token = service_token(context)
+    with TestClient(create_app(context)) as instance:
+        tid = platform.team().team_id
+        platform.prepaid(tid, "1.00")
+
+        answers = [_authorize(instance, token, tid) for _ in range(21)]
+
+    assert [a["reason"] for a in answers] == ["ok"] * 20 + ["rate_limited"]
+    assert "Redis unavailable" in caplog.text

@@ -1,17 +1,26 @@
 """Rate limits on the ``limits`` library: in memory by default, Redis when configured.
 
 A moving window: "at most N hits in any window of W seconds". With Redis the
-counters are shared by every server process.
+counters are shared by every server process. When Redis does not answer, each
+process counts in its own memory until it does again: limits stay enforced per
+process, and authorization keeps answering instead of failing every request.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from limits import RateLimitItemPerSecond
 from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class LimitsRateLimiter:
@@ -21,20 +30,31 @@ class LimitsRateLimiter:
         )
         self._storage = storage
         self._limiter = MovingWindowRateLimiter(storage)
+        self._fallback = MovingWindowRateLimiter(MemoryStorage()) if redis_url else None
+
+    def _run(self, call: Callable[[MovingWindowRateLimiter], T]) -> T:
+        try:
+            return call(self._limiter)
+        except RedisError as exc:
+            if self._fallback is None:
+                raise
+            log.warning("rate limiter: Redis unavailable, counting in this process: %s", exc)
+            return call(self._fallback)
 
     def hit(self, key: str, limit: int, window_seconds: int) -> bool:
         """Count one hit; False when it goes over the limit (and is then not counted)."""
-        return bool(self._limiter.hit(RateLimitItemPerSecond(limit, window_seconds), key))
+        item = RateLimitItemPerSecond(limit, window_seconds)
+        return bool(self._run(lambda limiter: limiter.hit(item, key)))
 
     def test(self, key: str, limit: int, window_seconds: int) -> bool:
         """Would one more hit be allowed? Counts nothing."""
-        return bool(self._limiter.test(RateLimitItemPerSecond(limit, window_seconds), key))
+        item = RateLimitItemPerSecond(limit, window_seconds)
+        return bool(self._run(lambda limiter: limiter.test(item, key)))
 
     def retry_after(self, key: str, limit: int, window_seconds: int) -> int:
         """Whole seconds until one more hit would be allowed (0 when it already would)."""
-        reset_at, remaining = self._limiter.get_window_stats(
-            RateLimitItemPerSecond(limit, window_seconds), key
-        )
+        item = RateLimitItemPerSecond(limit, window_seconds)
+        reset_at, remaining = self._run(lambda limiter: limiter.get_window_stats(item, key))
         if remaining > 0:
             return 0
         return max(1, math.ceil(reset_at - time.time()))
