@@ -6,12 +6,14 @@ strings in dollars, like the API, and are exposed in nano-dollars.
 
 from __future__ import annotations
 
+import json
 from functools import cached_property
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from creditledger.domain.money import parse_amount
+from creditledger.domain.tiers import DEFAULT_TIERS, Tier
 
 
 class Settings(BaseSettings):
@@ -42,6 +44,11 @@ class Settings(BaseSettings):
     password_memory_kib: int = Field(default=65536, ge=8)
     """argon2id parameters; tests lower them to stay fast."""
 
+    tiers: str | None = None
+    """Rate-limit tiers as JSON, replacing the defaults of SPEC §6: a list of
+    ``{"level": 1, "reached_at": "10.00", "requests_per_minute": 100,
+    "max_output_tokens": 16384}`` (``reached_at`` null: operators only)."""
+
     redis_url: str | None = None
     """When set, rate-limit counters live in Redis and are shared by all processes."""
 
@@ -55,6 +62,26 @@ class Settings(BaseSettings):
     @cached_property
     def operator_grant_max_nanos(self) -> int:
         return parse_amount(self.operator_grant_max, param="CREDITLEDGER_OPERATOR_GRANT_MAX")
+
+    @cached_property
+    def tier_table(self) -> tuple[Tier, ...]:
+        if self.tiers is None:
+            return DEFAULT_TIERS
+        rows = json.loads(self.tiers)
+        table = tuple(
+            Tier(
+                level=int(row["level"]),
+                reached_at=None
+                if row.get("reached_at") is None
+                else parse_amount(row["reached_at"], param="CREDITLEDGER_TIERS", minimum=0),
+                requests_per_minute=int(row["requests_per_minute"]),
+                max_output_tokens=int(row["max_output_tokens"]),
+            )
+            for row in rows
+        )
+        if not table or table[0].reached_at != 0:
+            raise ValueError("CREDITLEDGER_TIERS must start with a tier reached at 0.00")
+        return table
 
     @property
     def is_sqlite(self) -> bool:
