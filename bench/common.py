@@ -20,14 +20,13 @@ import sqlalchemy as sa
 from creditledger.adapters.db.migrate import upgrade
 from creditledger.bootstrap import build_context
 from creditledger.config import Settings
-from creditledger.domain.accounts import TokenKind
+from creditledger.domain.accounts import Principal, TokenKind
 from creditledger.domain.grants import GrantKind, GrantSource
 from creditledger.domain.money import dollars
 from creditledger.services.context import Context
 from creditledger.services.grants import NewGrant, issue_grant
 from creditledger.services.prices import PriceInput, set_price_book
 from creditledger.services.tokens import create_platform_token
-from creditledger.domain.accounts import Principal
 
 PG_ADMIN_URL = os.environ.get(
     "CREDITLEDGER_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
