@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from creditledger.domain.errors import CreditLedgerError
 from creditledger.services.context import Context
+from creditledger.services.payments import reconcile_payments
+from creditledger.services.recharge import run_auto_recharge
 
 log = logging.getLogger(__name__)
 
@@ -64,3 +66,21 @@ class JobRunner:
                 log.warning("job %s: %s", job.name, exc.message)
             except Exception:
                 log.exception("job %s failed", job.name)
+
+
+register(
+    Job(
+        "auto_recharge",
+        run_auto_recharge,
+        every_seconds=3,
+        help="Charge the saved card of teams whose credit fell below their threshold.",
+    )
+)
+register(
+    Job(
+        "reconcile_payments",
+        reconcile_payments,
+        every_seconds=600,
+        help="Grant recent succeeded payments whose webhook never arrived (exactly once).",
+    )
+)

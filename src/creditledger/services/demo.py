@@ -8,9 +8,12 @@ from datetime import timedelta
 from creditledger.domain.accounts import BillingMode
 from creditledger.domain.grants import GrantKind, GrantSource, Scope
 from creditledger.domain.money import dollars
+from creditledger.domain.payments import PaymentOutcome, PaymentPurpose, PaymentStatus
+from creditledger.domain.purchases import Purchase
 from creditledger.services.accounts import log_in, sign_up
 from creditledger.services.context import Context
 from creditledger.services.grants import NewGrant, issue_grant
+from creditledger.services.payments import apply_outcome
 
 DEMO_EMAIL = "demo@creditledger.local"
 DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - printed for the demo login
@@ -69,12 +72,41 @@ def load_demo(ctx: Context) -> Demo:
             ),
             "Operator grant: Thanks for the bug report",
         ),
-        (NewGrant(GrantKind.PREPAID, GrantSource.PURCHASE, dollars("20.00")), "Demo purchase"),
     ]
     with ctx.uow() as uow:
         uow.teams.lock(done.team.id)
         for new, description in grants:
             issue_grant(uow, ctx, done.team.id, new, description)
+        uow.commit()
+    _demo_purchase(ctx, done.team.id, dollars("20.00"))
+    with ctx.uow() as uow:
+        uow.teams.lock(done.team.id)
         uow.teams.set_billing(done.team.id, BillingMode.PREPAID, None)
         uow.commit()
     return Demo(DEMO_EMAIL, DEMO_PASSWORD, done.team.id, done.token, created=True)
+
+
+def _demo_purchase(ctx: Context, team_id: str, amount: int) -> None:
+    """Prepaid credit comes only from a payment: record a settled demo purchase."""
+    with ctx.uow() as uow:
+        purchase = Purchase(
+            uow.new_id("pur"),
+            team_id,
+            amount,
+            PaymentStatus.PENDING,
+            None,
+            None,
+            None,
+            None,
+            ctx.clock.now(),
+        )
+        uow.payments.add_purchase(purchase, ctx.payments.name)
+        uow.commit()
+    paid = PaymentOutcome(
+        PaymentStatus.SUCCEEDED,
+        f"pi_demo_{purchase.id}",
+        PaymentPurpose.PURCHASE,
+        purchase.id,
+        amount,
+    )
+    apply_outcome(ctx, paid)

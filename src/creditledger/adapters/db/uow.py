@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from creditledger.adapters.db.engine import WRITE_OPTION
+from creditledger.adapters.db.payments import SqlPayments, SqlRecharges
 from creditledger.adapters.db.repositories import (
     SqlGrants,
     SqlIdempotency,
@@ -38,6 +39,8 @@ class SqlUnitOfWork:
         self.grants = SqlGrants(conn)
         self.ledger = SqlLedger(conn)
         self.idempotency = SqlIdempotency(conn)
+        self.payments = SqlPayments(conn)
+        self.recharges = SqlRecharges(conn)
         self._committed = False
 
     def commit(self) -> None:

@@ -7,7 +7,15 @@ from fastapi import FastAPI
 from creditledger.entrypoints.api import errors, metrics
 from creditledger.entrypoints.api.limits import BodyGuard
 from creditledger.entrypoints.api.responses import Json
-from creditledger.entrypoints.api.routes import accounts, billing, grants, health
+from creditledger.entrypoints.api.routes import (
+    accounts,
+    billing,
+    grants,
+    health,
+    purchases,
+    sandbox,
+    webhooks,
+)
 from creditledger.services.context import Context
 
 DESCRIPTION = """Credits and billing for an AI inference platform.
@@ -30,6 +38,6 @@ def create_app(ctx: Context) -> FastAPI:
     errors.install(app)
     app.middleware("http")(metrics.record)
     app.add_middleware(BodyGuard)
-    for module in (accounts, billing, grants, health):
+    for module in (accounts, billing, grants, health, purchases, webhooks, sandbox):
         app.include_router(module.router)
     return app
