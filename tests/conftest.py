@@ -37,7 +37,7 @@ PG_ADMIN_URL = os.environ.get(
 REQUIRE_PG = os.environ.get("CREDITLEDGER_REQUIRE_POSTGRES") == "1"
 START = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 BACKENDS = ("sqlite", "postgres")
-SANDBOX_SECRET = "whsec_test_sandbox"  # noqa: S105
+SANDBOX_SECRET = "whsec_test_sandbox"
 
 
 def _pg_reachable() -> str | None:

@@ -2,7 +2,10 @@
 
 At most one recharge is in flight per team: the pending ``recharges`` row is
 inserted with ``ON CONFLICT DO NOTHING`` against a partial UNIQUE index on
-pending rows, so of many simultaneous callers exactly one goes on to charge.
+pending rows, so of many simultaneous callers exactly one goes on to charge. The
+decision is taken under the team lock, and a recharge leaves ``pending`` in the
+transaction that grants it, so no caller decides on a balance that another
+recharge has already topped up.
 That row is committed before the provider is called (no transaction is held
 across the network); the outcome is then applied like any other payment, and a
 recharge the process lost track of is charged again later with the same
@@ -93,19 +96,19 @@ def set_auto_recharge(
 
 def recharge_if_needed(ctx: Context, team_id: str) -> bool:
     """Start one off-session charge if the team's available credit is below its
-    threshold and none is in flight; True when this call started it."""
-    with ctx.uow() as uow:
-        now = ctx.clock.now()
-        settings = uow.recharges.settings(team_id)
-        if settings is None or not settings.enabled:
+    threshold and none is in flight; True when this call started it.
+
+    Cheap when nothing is due (one read); otherwise the decision is taken again under
+    the team lock, so it never rests on a balance read before another recharge's
+    grant committed.
+    """
+    with ctx.uow(write=False) as uow:
+        if _due(ctx, uow, team_id) is None:
             return False
-        amount = recharge_amount(
-            settings,
-            _available(uow, team_id, now),
-            uow.recharges.charged_since(team_id, month_start(now)),
-            ctx.settings.auto_recharge_monthly_cap_nanos,
-            ctx.settings.purchase_min_nanos,
-        )
+    with ctx.uow() as uow:
+        uow.teams.lock(team_id)
+        now = ctx.clock.now()
+        amount = _due(ctx, uow, team_id)
         if amount is None:
             return False
         method = uow.payments.saved_method(team_id)
@@ -121,6 +124,21 @@ def recharge_if_needed(ctx: Context, team_id: str) -> bool:
         uow.commit()
     _charge(ctx, recharge, method)
     return True
+
+
+def _due(ctx: Context, uow: UnitOfWork, team_id: str) -> int | None:
+    """The amount to recharge now, or None."""
+    settings = uow.recharges.settings(team_id)
+    if settings is None or not settings.enabled:
+        return None
+    now = ctx.clock.now()
+    return recharge_amount(
+        settings,
+        _available(uow, team_id, now),
+        uow.recharges.charged_since(team_id, month_start(now)),
+        ctx.settings.auto_recharge_monthly_cap_nanos,
+        ctx.settings.purchase_min_nanos,
+    )
 
 
 def run_auto_recharge(ctx: Context) -> int:
