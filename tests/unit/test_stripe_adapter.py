@@ -111,7 +111,7 @@ def test_an_unusable_saved_card_is_a_failed_payment() -> None:
 
 @pytest.mark.parametrize(
     "answer",
-    [(500, recorded("api_error")), stripe.APIConnectionError("connection reset")],
+    [(500, recorded("api_error")), stripe.APIConnectionError("connection reset")],  # type: ignore[no-untyped-call]
 )
 def test_a_server_error_or_a_lost_connection_is_an_outage_to_retry(
     answer: tuple[int, dict[str, object]] | Exception,

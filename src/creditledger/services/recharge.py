@@ -132,9 +132,12 @@ def _due(ctx: Context, uow: UnitOfWork, team_id: str) -> int | None:
     if settings is None or not settings.enabled:
         return None
     now = ctx.clock.now()
+    available = _available(uow, team_id, now)
+    if available >= settings.threshold:
+        return None  # the common case: spare the month's sum
     return recharge_amount(
         settings,
-        _available(uow, team_id, now),
+        available,
         uow.recharges.charged_since(team_id, month_start(now)),
         ctx.settings.auto_recharge_monthly_cap_nanos,
         ctx.settings.purchase_min_nanos,
