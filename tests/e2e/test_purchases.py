@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 from creditledger.adapters.payments.sandbox import SandboxProvider
+from creditledger.domain.errors import PaymentProviderUnavailable
+from creditledger.domain.payments import CheckoutRequest, CheckoutSession
 from tests.helpers import bearer, error_code, operator_token, sign_up
 from tests.payments import (
     DECLINE_CARD,
@@ -194,6 +197,7 @@ def test_webhooks_with_a_bad_signature_are_refused(
         assert (response.status_code, error_code(response)) == (400, "invalid_signature")
     assert balance(client, ada)["available"]["prepaid"] == "0.00"
     assert client.post("/v1/webhooks/stripe", content=body, headers=headers).status_code == 404
+    assert client.post("/v1/webhooks/paypal", content=body, headers=headers).status_code == 404
 
 
 def test_unknown_event_types_are_acknowledged_and_ignored(
@@ -255,3 +259,19 @@ def test_auto_recharge_needs_a_saved_card_and_a_ten_dollar_gap(
     assert on.json() == settings | {"disabled_reason": None, "payment_method_saved": True}
     off = client.put(url, json={"enabled": False}, headers=ada.auth).json()
     assert off["enabled"] is False and off["threshold"] == "5.00"
+
+
+def test_a_provider_outage_answers_503_fails_the_purchase_and_frees_the_key(
+    client: TestClient, sandbox: SandboxProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down(request: CheckoutRequest) -> CheckoutSession:
+        raise PaymentProviderUnavailable("The payment provider did not answer.")
+
+    ada = sign_up(client)
+    monkeypatch.setattr(sandbox, "create_checkout", down)
+    refused = start_purchase(client, ada, "10.00", key="retry-me")
+    assert (refused.status_code, error_code(refused)) == (503, "payment_provider_unavailable")
+    assert refused.headers["Retry-After"] == "1"
+    monkeypatch.undo()
+    retried = start_purchase(client, ada, "10.00", key="retry-me")
+    assert retried.status_code == 201 and retried.json()["status"] == "pending"

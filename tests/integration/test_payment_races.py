@@ -34,7 +34,7 @@ from creditledger.services.context import Context
 from creditledger.services.idempotency import request_fingerprint
 from creditledger.services.tokens import authenticate
 from tests.helpers import sign_up
-from tests.payments import balance, outbox, pay, start_purchase, together
+from tests.payments import ROUNDS, balance, outbox, pay, start_purchase, together
 
 
 def _prepaid_grants(ctx: Context, team_id: str) -> list[int]:
@@ -55,9 +55,17 @@ def test_twenty_simultaneous_purchases_with_one_key_make_one_checkout_and_one_gr
     own transaction before the provider is called). Seen to fail with
     ``purchases.claim_key`` replaced by one that always says "new": 20 checkouts, one
     per thread, on both backends."""
+    for _ in range(ROUNDS):
+        _purchase_twenty_times_with_one_key(ctx, client, sandbox)
+
+
+def _purchase_twenty_times_with_one_key(
+    ctx: Context, client: TestClient, sandbox: SandboxProvider
+) -> None:
     ada = sign_up(client)
     principal = authenticate(ctx, ada.token)
     fingerprint = request_fingerprint(b"purchase", b"10.00")
+    checkouts = sandbox.checkouts_created
 
     def render(purchase: Purchase) -> tuple[int, str]:
         return 201, orjson.dumps({"id": purchase.id, "url": purchase.checkout_url}).decode()
@@ -70,8 +78,7 @@ def test_twenty_simultaneous_purchases_with_one_key_make_one_checkout_and_one_gr
     answers, errors = together(20, attempt)
     assert all(isinstance(e, RequestInProgress) for e in errors), errors
     assert len({body for _, body in answers}) == 1
-    assert sandbox.checkouts_created == 1
-    assert _count(ctx, t.purchases) == 1
+    assert sandbox.checkouts_created == checkouts + 1
     url = orjson.loads(answers[0][1])["url"]
     pay(client, url, SUCCESS_CARD)
     for body, headers in outbox(sandbox).take():
@@ -85,17 +92,25 @@ def test_one_webhook_delivered_ten_times_at_once_grants_once(
     """Guards: the event id, then the payment's UNIQUE row, under the team lock. Seen to
     fail with the guards removed (module docstring): 8 grants of 10 deliveries on
     PostgreSQL."""
+    for _ in range(ROUNDS):
+        _deliver_one_webhook_ten_times(ctx, client, sandbox)
+
+
+def _deliver_one_webhook_ten_times(
+    ctx: Context, client: TestClient, sandbox: SandboxProvider
+) -> None:
     ada = sign_up(client)
     started = start_purchase(client, ada, "10.00").json()
     pay(client, started["checkout_url"])
     ((body, headers),) = outbox(sandbox).take()
     lowered = {k.lower(): v for k, v in headers.items()}
+    events = _count(ctx, t.webhook_events)
 
     results, errors = together(10, lambda _: payments.handle_webhook(ctx, "sandbox", body, lowered))
     assert errors == []
     assert sorted(results) == ["duplicate"] * 9 + ["granted"]
     assert _prepaid_grants(ctx, ada.team_id) == [dollars("10.00")]
-    assert _count(ctx, t.webhook_events) == 1
+    assert _count(ctx, t.webhook_events) == events + 1
 
 
 def test_the_webhook_racing_the_status_poll_grants_once(
@@ -104,7 +119,7 @@ def test_the_webhook_racing_the_status_poll_grants_once(
     """Guard: the payment's UNIQUE row under the team lock; the poll has no event id, so
     only the payment row tells it the webhook granted already. Seen to fail with the
     guards removed: 2 grants in 2 of 3 rounds on PostgreSQL."""
-    for _ in range(5):
+    for _ in range(ROUNDS):
         _race_webhook_and_poll(ctx, client, sandbox)
 
 
@@ -146,13 +161,14 @@ def test_simultaneous_reconciliations_grant_once(
 ) -> None:
     """Guard: the payment's UNIQUE row under the team lock. Seen to fail with the guards
     removed: 4 grants for one payment on PostgreSQL."""
-    ada = sign_up(client)
-    started = start_purchase(client, ada, "10.00").json()
-    pay(client, started["checkout_url"])
-    outbox(sandbox).take()
-    results, errors = together(4, lambda _: payments.reconcile_payments(ctx))
-    assert errors == [] and sorted(results) == [0, 0, 0, 1]
-    assert _prepaid_grants(ctx, ada.team_id) == [dollars("10.00")]
+    for _ in range(ROUNDS):
+        ada = sign_up(client)
+        started = start_purchase(client, ada, "10.00").json()
+        pay(client, started["checkout_url"])
+        outbox(sandbox).take()
+        results, errors = together(4, lambda _: payments.reconcile_payments(ctx))
+        assert errors == [] and sorted(results) == [0, 0, 0, 1]
+        assert _prepaid_grants(ctx, ada.team_id) == [dollars("10.00")]
 
 
 def _refund_and_dispute(sandbox: SandboxProvider, intent_id: str) -> list[tuple[str, bytes]]:

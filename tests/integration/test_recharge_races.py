@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -20,13 +20,7 @@ from creditledger.services import payments, recharge
 from creditledger.services.context import Context
 from creditledger.services.tokens import authenticate
 from tests.helpers import Account, sign_up
-from tests.payments import buy, deliver, draw_down, together
-
-
-@dataclass
-class Team:
-    account: Account
-    ctx: Context
+from tests.payments import ROUNDS, buy, deliver, draw_down, outbox, together
 
 
 def _team_with_auto_recharge(
@@ -66,13 +60,21 @@ def test_a_hundred_usage_batches_crossing_the_threshold_together_start_one_recha
     before the threads start): 9 recharges on SQLite, 2 on PostgreSQL, each charging the
     card. With the lock removed instead (``SqlTeams.lock`` → ``get``), 35 recharges on
     PostgreSQL: callers read the balance before an earlier recharge's grant committed."""
+    for _ in range(ROUNDS):
+        _cross_the_threshold_a_hundred_times(ctx, client, sandbox)
+
+
+def _cross_the_threshold_a_hundred_times(
+    ctx: Context, client: TestClient, sandbox: SandboxProvider
+) -> None:
     ada = _team_with_auto_recharge(ctx, client, sandbox)
     draw_down(ctx, ada.team_id, dollars("9.00"))  # $13 → $4, below the $5 threshold
+    charges = sandbox.charges_made
 
     started, errors = together(100, lambda _: recharge.recharge_if_needed(ctx, ada.team_id))
     assert errors == []
     assert sum(started) == 1
-    assert sandbox.charges_made == 1
+    assert sandbox.charges_made == charges + 1
     assert _recharges(ctx, ada.team_id) == [("succeeded", dollars("16.00"))]
     assert _available(ctx, ada.team_id) == dollars("20.00")
     assert [r.json()["result"] for r in deliver(client, sandbox)] == ["recorded"]
@@ -111,29 +113,27 @@ def test_a_declined_recharge_turns_auto_recharge_off_and_says_why(
     assert sandbox.charges_made == 1
 
 
-class _DiesAfterCharging:
+def _kill_after_charging(monkeypatch: pytest.MonkeyPatch, sandbox: SandboxProvider) -> None:
     """The provider charges, then the process dies before anything is committed."""
+    charge = sandbox.charge_off_session
 
-    def __init__(self, sandbox: SandboxProvider) -> None:
-        self.sandbox = sandbox
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.sandbox, name)
-
-    def charge_off_session(self, charge: OffSessionCharge) -> PaymentOutcome:
-        self.sandbox.charge_off_session(charge)
+    def dying(request: OffSessionCharge) -> PaymentOutcome:
+        charge(request)
         raise SystemExit("killed after the provider charged")
+
+    monkeypatch.setattr(sandbox, "charge_off_session", dying)
 
 
 def test_a_process_killed_after_the_provider_charged_is_granted_once_by_reconciliation(
-    ctx: Context, client: TestClient, sandbox: SandboxProvider
+    ctx: Context, client: TestClient, sandbox: SandboxProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ada = _team_with_auto_recharge(ctx, client, sandbox)
     draw_down(ctx, ada.team_id, dollars("10.00"))
-    dying = Context(**{**ctx.__dict__, "payments": _DiesAfterCharging(sandbox)})
+    _kill_after_charging(monkeypatch, sandbox)
     with pytest.raises(SystemExit):
-        recharge.recharge_if_needed(dying, ada.team_id)
-    sandbox.outbox.take()  # type: ignore[attr-defined]  # and its webhook is lost too
+        recharge.recharge_if_needed(ctx, ada.team_id)
+    monkeypatch.undo()
+    outbox(sandbox).take()  # and its webhook is lost too
     assert _recharges(ctx, ada.team_id) == [("pending", dollars("17.00"))]
     assert recharge.recharge_if_needed(ctx, ada.team_id) is False  # still in flight
 
@@ -145,13 +145,18 @@ def test_a_process_killed_after_the_provider_charged_is_granted_once_by_reconcil
 
 
 def test_a_recharge_left_pending_is_charged_again_with_the_same_key_and_granted_once(
-    ctx: Context, client: TestClient, sandbox: SandboxProvider, clock: FixedClock
+    ctx: Context,
+    client: TestClient,
+    sandbox: SandboxProvider,
+    clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ada = _team_with_auto_recharge(ctx, client, sandbox)
     draw_down(ctx, ada.team_id, dollars("10.00"))
-    dying = Context(**{**ctx.__dict__, "payments": _DiesAfterCharging(sandbox)})
+    _kill_after_charging(monkeypatch, sandbox)
     with pytest.raises(SystemExit):
-        recharge.recharge_if_needed(dying, ada.team_id)
+        recharge.recharge_if_needed(ctx, ada.team_id)
+    monkeypatch.undo()
     clock.advance(timedelta(minutes=2))
     assert recharge.run_auto_recharge(ctx) == 0  # resumed, not started
     assert sandbox.charges_made == 1  # the provider answered the same key from memory
@@ -161,16 +166,20 @@ def test_a_recharge_left_pending_is_charged_again_with_the_same_key_and_granted_
 
 
 def test_an_unreachable_provider_leaves_the_recharge_pending_for_a_later_try(
-    ctx: Context, client: TestClient, sandbox: SandboxProvider, clock: FixedClock
+    ctx: Context,
+    client: TestClient,
+    sandbox: SandboxProvider,
+    clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    class Down(_DiesAfterCharging):
-        def charge_off_session(self, charge: OffSessionCharge) -> PaymentOutcome:
-            raise PaymentProviderUnavailable("timed out")
+    def down(request: OffSessionCharge) -> PaymentOutcome:
+        raise PaymentProviderUnavailable("timed out")
 
     ada = _team_with_auto_recharge(ctx, client, sandbox)
     draw_down(ctx, ada.team_id, dollars("10.00"))
-    down = Context(**{**ctx.__dict__, "payments": Down(sandbox)})
-    assert recharge.recharge_if_needed(down, ada.team_id) is True
+    monkeypatch.setattr(sandbox, "charge_off_session", down)
+    assert recharge.recharge_if_needed(ctx, ada.team_id) is True
+    monkeypatch.undo()
     assert _recharges(ctx, ada.team_id) == [("pending", dollars("17.00"))]
     clock.advance(timedelta(minutes=2))
     recharge.run_auto_recharge(ctx)
@@ -179,17 +188,15 @@ def test_an_unreachable_provider_leaves_the_recharge_pending_for_a_later_try(
 
 
 def test_the_job_recharges_teams_below_threshold_and_the_monthly_cap_stops_runaways(
-    database_url: str, clock: FixedClock, sandbox: SandboxProvider, client: TestClient
+    ctx: Context,
+    database_url: str,
+    clock: FixedClock,
+    sandbox: SandboxProvider,
+    client: TestClient,
 ) -> None:
     from tests.conftest import make_settings
 
-    ctx: Context = client.app.state.ctx  # type: ignore[attr-defined]
-    capped = Context(
-        **{
-            **ctx.__dict__,
-            "settings": make_settings(database_url, auto_recharge_monthly_cap="40.00"),
-        }
-    )
+    capped = replace(ctx, settings=make_settings(database_url, auto_recharge_monthly_cap="40.00"))
     ada = _team_with_auto_recharge(capped, client, sandbox)
     assert recharge.run_auto_recharge(capped) == 0
     draw_down(capped, ada.team_id, dollars("12.00"))  # $1 left → +$19
