@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from creditledger.domain.accounts import BillingMode, Principal, Team
+from creditledger.domain.tiers import Tier, tier_for
 from creditledger.services.access import Need, check_team_access
 from creditledger.services.context import Context
+
+
+@dataclass(frozen=True, slots=True)
+class BillingSettings:
+    team: Team
+    tier: Tier
+    """The tier in force: the override, or the one lifetime paid reaches."""
 
 
 def set_billing_settings(
@@ -15,7 +25,7 @@ def set_billing_settings(
     *,
     set_tier: bool,
     tier_level: int | None,
-) -> Team:
+) -> BillingSettings:
     """``mode`` None keeps the mode. With ``set_tier``, ``tier_level`` becomes the
     override (None clears it and the tier follows lifetime paid again)."""
     with ctx.uow() as uow:
@@ -25,4 +35,4 @@ def set_billing_settings(
         updated = uow.teams.get(team_id)
         uow.commit()
     assert updated is not None
-    return updated
+    return BillingSettings(updated, tier_for(updated.lifetime_paid, updated.tier_level_override))

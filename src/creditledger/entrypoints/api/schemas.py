@@ -18,8 +18,8 @@ from creditledger.domain.grants import Grant
 from creditledger.domain.history import HistoryEntry
 from creditledger.domain.money import format_amount
 from creditledger.domain.purchases import Purchase
-from creditledger.domain.tiers import tier_for
 from creditledger.services.billing import Balance
+from creditledger.services.billing_settings import BillingSettings
 from creditledger.services.recharge import AutoRechargeView
 
 Money = Annotated[
@@ -204,8 +204,8 @@ def auto_recharge_public(view: AutoRechargeView) -> dict[str, Any]:
     }
 
 
-def billing_settings_public(team: Team) -> dict[str, Any]:
-    tier = tier_for(team.lifetime_paid, team.tier_level_override)
+def billing_settings_public(settings: BillingSettings) -> dict[str, Any]:
+    team, tier = settings.team, settings.tier
     return {
         "billing_mode": team.billing_mode.value,
         "tier_level": team.tier_level_override,

@@ -104,7 +104,7 @@ def put_billing_settings(
     team_id: str, body: BillingSettingsUpdate, ctx: Ctx, caller: Caller
 ) -> dict[str, Any]:
     """Operators: set `billing_mode` and/or `tier_level` (null clears the override)."""
-    team = set_billing_settings(
+    settings = set_billing_settings(
         ctx,
         caller,
         team_id,
@@ -112,4 +112,4 @@ def put_billing_settings(
         set_tier="tier_level" in body.model_fields_set,
         tier_level=body.tier_level,
     )
-    return billing_settings_public(team)
+    return billing_settings_public(settings)
