@@ -24,6 +24,8 @@ from fastapi.testclient import TestClient
 from creditledger.adapters.clock import FixedClock
 from creditledger.adapters.db.migrate import upgrade
 from creditledger.adapters.db.tables import metadata
+from creditledger.adapters.payments.delivery import ManualOutbox
+from creditledger.adapters.payments.sandbox import SandboxProvider
 from creditledger.bootstrap import build_context
 from creditledger.config import Settings
 from creditledger.entrypoints.api.app import create_app
@@ -35,6 +37,7 @@ PG_ADMIN_URL = os.environ.get(
 REQUIRE_PG = os.environ.get("CREDITLEDGER_REQUIRE_POSTGRES") == "1"
 START = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 BACKENDS = ("sqlite", "postgres")
+SANDBOX_SECRET = "whsec_test_sandbox"
 
 
 def _pg_reachable() -> str | None:
@@ -116,8 +119,16 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-def ctx(database_url: str, clock: FixedClock) -> Iterator[Context]:
-    context = build_context(make_settings(database_url), clock=clock)
+def sandbox(clock: FixedClock) -> SandboxProvider:
+    """The sandbox payment provider; its webhooks wait in a ManualOutbox for the test."""
+    return SandboxProvider(
+        SANDBOX_SECRET, "http://testserver", ManualOutbox(SANDBOX_SECRET), clock.now
+    )
+
+
+@pytest.fixture
+def ctx(database_url: str, clock: FixedClock, sandbox: SandboxProvider) -> Iterator[Context]:
+    context = build_context(make_settings(database_url), clock=clock, payments=sandbox)
     yield context
     violations = list(context.invariants.violations())
     context.uow.dispose()

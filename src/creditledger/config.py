@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from functools import cached_property
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,6 +55,38 @@ class Settings(BaseSettings):
 
     run_jobs_in_process: bool = True
     """``serve`` runs the periodic jobs itself (embedded default)."""
+
+    payment_provider: Literal["sandbox", "stripe"] = "sandbox"
+    """Who takes payments: the offline ``sandbox`` (default) or ``stripe``."""
+    public_url: str = "http://127.0.0.1:8000"
+    """Where this service is reached from outside: checkout return links and the
+    sandbox's webhook deliveries (``<public_url>/v1/webhooks/sandbox``)."""
+    sandbox_webhook_secret: str = "whsec_sandbox_local_development_only"  # noqa: S105
+    """Signs the sandbox's webhooks. The default is for local use only."""
+    stripe_secret_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    webhook_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
+    """How far a webhook signature's timestamp may be from now, either way."""
+
+    purchase_min: str = "10.00"
+    purchase_max: str = "10000.00"
+    """Bounds of one purchase (and of an auto-recharge's target), in dollars."""
+    auto_recharge_monthly_cap: str = "5000.00"
+    """The most auto-recharge may charge a team in one calendar month (UTC), in dollars."""
+
+    @cached_property
+    def purchase_min_nanos(self) -> int:
+        return parse_amount(self.purchase_min, param="CREDITLEDGER_PURCHASE_MIN", whole_cents=True)
+
+    @cached_property
+    def purchase_max_nanos(self) -> int:
+        return parse_amount(self.purchase_max, param="CREDITLEDGER_PURCHASE_MAX", whole_cents=True)
+
+    @cached_property
+    def auto_recharge_monthly_cap_nanos(self) -> int:
+        return parse_amount(
+            self.auto_recharge_monthly_cap, param="CREDITLEDGER_AUTO_RECHARGE_MONTHLY_CAP"
+        )
 
     @cached_property
     def signup_credit_nanos(self) -> int:

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from creditledger.adapters.db.engine import WRITE_OPTION
+from creditledger.adapters.db.payments import SqlPayments, SqlRecharges
 from creditledger.adapters.db.pricing import SqlPricing
 from creditledger.adapters.db.repositories import (
     SqlGrants,
@@ -42,6 +43,8 @@ class SqlUnitOfWork:
         self.idempotency = SqlIdempotency(conn)
         self.pricing = SqlPricing(conn)
         self.usage = SqlUsage(conn)
+        self.payments = SqlPayments(conn)
+        self.recharges = SqlRecharges(conn)
         self._committed = False
 
     def commit(self) -> None:

@@ -11,13 +11,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema
 
-from creditledger.domain.accounts import Member, Role, Team
+from creditledger.domain.accounts import BillingMode, Member, Role, Team
 from creditledger.domain.grants import Grant
 from creditledger.domain.history import HistoryEntry
 from creditledger.domain.money import format_amount
+from creditledger.domain.purchases import Purchase
 from creditledger.services.billing import Balance
+from creditledger.services.billing_settings import BillingSettings
+from creditledger.services.recharge import AutoRechargeView
 
 Money = Annotated[
     Any,
@@ -185,3 +188,55 @@ HISTORY_COLUMNS = (
 
 def page(data: list[dict[str, Any]], next_cursor: str | None) -> dict[str, Any]:
     return {"data": data, "next_cursor": next_cursor}
+
+
+class PurchaseCreate(Body):
+    amount: Money
+
+
+class AutoRechargeUpdate(Body):
+    enabled: StrictBool
+    threshold: Money = None
+    restore_to: Money = None
+
+
+class BillingSettingsUpdate(Body):
+    billing_mode: BillingMode | None = None
+    tier_level: int | None = Field(default=None, ge=0, le=5)
+
+
+def purchase_public(purchase: Purchase) -> dict[str, Any]:
+    return {
+        "id": purchase.id,
+        "amount": money(purchase.amount),
+        "status": purchase.status.value,
+        "checkout_url": purchase.checkout_url,
+        "failure_reason": purchase.failure_reason,
+        "created_at": iso(purchase.created_at),
+    }
+
+
+def auto_recharge_public(view: AutoRechargeView) -> dict[str, Any]:
+    settings = view.settings
+    method = view.payment_method
+    return {
+        "enabled": bool(settings and settings.enabled),
+        "threshold": money(settings.threshold) if settings else None,
+        "restore_to": money(settings.restore_to) if settings else None,
+        "disabled_reason": settings.disabled_reason if settings else None,
+        "payment_method_saved": bool(method and method.payment_method_ref),
+    }
+
+
+def billing_settings_public(settings: BillingSettings) -> dict[str, Any]:
+    team, tier = settings.team, settings.tier
+    return {
+        "billing_mode": team.billing_mode.value,
+        "tier_level": team.tier_level_override,
+        "tier": {
+            "level": tier.level,
+            "requests_per_minute": tier.requests_per_minute,
+            "max_output_tokens": tier.max_output_tokens,
+        },
+        "lifetime_paid": money(team.lifetime_paid),
+    }
