@@ -8,7 +8,10 @@ not read clocks.
 
 from __future__ import annotations
 
+import re
+
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+_ID_RE = re.compile(r"\A(?P<prefix>[a-z]{1,10})_[0-9a-z]{1,32}\Z")
 
 
 def make_id(prefix: str, millis: int, random_bits: int) -> str:
@@ -18,3 +21,10 @@ def make_id(prefix: str, millis: int, random_bits: int) -> str:
         value, digit = divmod(value, 32)
         chars.append(_ALPHABET[digit])
     return f"{prefix}_{''.join(reversed(chars))}"
+
+
+def is_id(value: str, prefix: str) -> bool:
+    """Could ``value`` be an id of this kind? Anything else (a NUL byte, a path
+    fragment, 5,000 characters) is not looked up: it answers like a missing id."""
+    match = _ID_RE.match(value)
+    return match is not None and match.group("prefix") == prefix

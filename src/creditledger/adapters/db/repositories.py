@@ -306,16 +306,20 @@ class SqlIdempotency(_Repo):
         where = (k.c.principal_id == caller, k.c.key == key)
         # A claim past its time is forgotten, as if the key had never been used.
         self.conn.execute(k.delete().where(*where, k.c.expires_at <= at))
+        # RETURNING, not rowcount, tells whether the row went in: psycopg reports -1
+        # as the rowcount of an INSERT … ON CONFLICT DO NOTHING.
         inserted = self.conn.execute(
-            insert_ignoring_conflicts(self.conn, k).values(
+            insert_ignoring_conflicts(self.conn, k)
+            .values(
                 principal_id=caller,
                 key=key,
                 request_hash=request_hash,
                 created_at=at,
                 expires_at=at + timedelta(hours=ttl_hours),
             )
-        )
-        if inserted.rowcount == 1:
+            .returning(k.c.key)
+        ).first()
+        if inserted is not None:
             return None
         row = self.conn.execute(
             sa.select(k.c.request_hash, k.c.status_code, k.c.response_body).where(*where)
