@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -10,6 +12,7 @@ from creditledger.bootstrap import build_context, migrate_database
 from creditledger.config import Settings
 from creditledger.domain.accounts import TokenKind
 from creditledger.domain.errors import CreditLedgerError
+from creditledger.services.context import Context
 from creditledger.services.demo import load_demo
 from creditledger.services.tokens import create_platform_token
 from creditledger.services.verify import verify_ledger
@@ -19,6 +22,16 @@ app = typer.Typer(
 )
 tokens_app = typer.Typer(help="Operator and service tokens.", no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens")
+
+
+@contextmanager
+def _context() -> Iterator[Context]:
+    """A context for one command; its database connections are closed at the end."""
+    ctx = build_context()
+    try:
+        yield ctx
+    finally:
+        ctx.uow.dispose()
 
 
 @app.command()
@@ -52,7 +65,8 @@ def serve(
 @app.command()
 def demo() -> None:
     """Load the demo team (idempotent) and print how to log in."""
-    result = load_demo(build_context())
+    with _context() as ctx:
+        result = load_demo(ctx)
     verb = "created" if result.created else "already there"
     typer.echo(f"demo team {result.team_id} {verb}")
     typer.echo(f"  log in:  email {result.email}  password {result.password}")
@@ -68,13 +82,16 @@ def tokens_create(
     if kind not in (TokenKind.OPERATOR.value, TokenKind.SERVICE.value):
         typer.echo("--kind must be operator or service", err=True)
         raise typer.Exit(2)
-    typer.echo(create_platform_token(build_context(), TokenKind(kind), name))
+    with _context() as ctx:
+        token = create_platform_token(ctx, TokenKind(kind), name)
+    typer.echo(token)
 
 
 @app.command()
 def verify() -> None:
     """Rebuild balances from the postings and check the ledger invariants."""
-    problems = verify_ledger(build_context())
+    with _context() as ctx:
+        problems = verify_ledger(ctx)
     for problem in problems:
         typer.echo(problem, err=True)
     if problems:
