@@ -9,7 +9,10 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from creditledger.domain import ledger
 from creditledger.domain.accounts import TokenKind
+from creditledger.domain.consumption import Allocation, allocate
+from creditledger.domain.grants import UsageScope
 from creditledger.services.context import Context
 from creditledger.services.tokens import create_platform_token
 
@@ -60,3 +63,41 @@ def at(text: str) -> datetime:
 def error_code(response: Any) -> str:
     code: str = response.json()["error"]["code"]
     return code
+
+
+def operator_grant(
+    client: TestClient,
+    operator: str,
+    team_id: str,
+    amount: str = "5.00",
+    *,
+    key: str | None = None,
+    note: str = "Thanks",
+    **fields: Any,
+) -> Any:
+    """POST an operator grant; returns the response. ``key`` defaults to a fresh one."""
+    headers = bearer(operator) | {"Idempotency-Key": key or f"key-{next(_counter)}"}
+    body = {"amount": amount, "note": note} | fields
+    return client.post(f"/v1/teams/{team_id}/grants", headers=headers, json=body)
+
+
+def spend(ctx: Context, team_id: str, nanos: int, usage: UsageScope | None = None) -> Allocation:
+    """Charge usage against the team's grants now, as the usage pipeline will."""
+    usage = usage or UsageScope("serverless", "llama-3.1-70b")
+    with ctx.uow() as uow:
+        uow.teams.lock(team_id)
+        now = ctx.clock.now()
+        split = allocate(uow.grants.for_team(team_id), nanos, usage, now)
+        tx = ledger.charge_usage(team_id, split.draws, split.uncovered, now, "Usage", None)
+        uow.ledger.post(tx, uow.new_id("txn"), now)
+        uow.commit()
+    return split
+
+
+def snapshot(client: TestClient, account: Account) -> tuple[Any, ...]:
+    """Everything a caller can see of a team's money: to show a refused call changed nothing."""
+    base = f"/v1/teams/{account.team_id}"
+    return tuple(
+        client.get(f"{base}/{part}", headers=account.auth, params={"limit": 500}).json()
+        for part in ("balance", "credits", "credit-history")
+    )
