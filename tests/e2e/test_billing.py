@@ -98,7 +98,7 @@ def test_credits_are_listed_in_consumption_order(
     expiring_unlimited_soon = granted(
         operator_grant(client, op, ada.team_id, "1.00", expires_at=soon)
     )
-    signup = [c["id"] for c in credits(client, ada)["data"] if c["source"] == "signup"][0]
+    signup = next(c["id"] for c in credits(client, ada)["data"] if c["source"] == "signup")
 
     listed = [c["id"] for c in credits(client, ada)["data"]]
 
@@ -115,7 +115,7 @@ def test_credits_are_listed_in_consumption_order(
 def test_a_credit_shows_every_field_of_the_contract(client: TestClient, ctx: Context) -> None:
     ada = sign_up(client)
     granted(operator_grant(client, operator_token(ctx), ada.team_id, "5.00", scope=LLAMA))
-    scoped = [c for c in credits(client, ada)["data"] if c["scope"]][0]
+    scoped = next(c for c in credits(client, ada)["data"] if c["scope"])
     assert scoped == {
         "id": scoped["id"],
         "kind": "promotional",
