@@ -14,6 +14,7 @@ from creditledger.domain.accounts import TokenKind
 from creditledger.domain.errors import CreditLedgerError
 from creditledger.services.context import Context
 from creditledger.services.demo import load_demo
+from creditledger.services.health import readiness
 from creditledger.services.tokens import create_platform_token
 from creditledger.services.verify import verify_ledger
 
@@ -26,9 +27,13 @@ app.add_typer(tokens_app, name="tokens")
 
 @contextmanager
 def _context() -> Iterator[Context]:
-    """A context for one command; its database connections are closed at the end."""
+    """A context for one command on a migrated database; its connections are closed after."""
     ctx = build_context()
     try:
+        problem = readiness(ctx)
+        if problem is not None:
+            typer.echo(f"error: {problem}", err=True)
+            raise typer.Exit(1)
         yield ctx
     finally:
         ctx.uow.dispose()
