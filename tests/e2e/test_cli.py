@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,8 +27,8 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def cli(env: dict[str, str]) -> Iterator[CliRunner]:
-    yield CliRunner(env=env)
+def cli(env: dict[str, str]) -> CliRunner:
+    return CliRunner(env=env)
 
 
 def run(cli: CliRunner, *args: str) -> str:
