@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from creditledger.adapters.clock import FixedClock
 from creditledger.domain.money import dollars, parse_amount
 from creditledger.entrypoints.api.schemas import HISTORY_COLUMNS
+from creditledger.services import history as history_service
 from creditledger.services.context import Context
 from tests.helpers import Account, bearer, operator_grant, operator_token, sign_up, spend
 
@@ -190,3 +191,15 @@ def test_an_empty_csv_export_is_just_the_header(client: TestClient) -> None:
         f"/v1/teams/{ada.team_id}/credit-history.csv", headers=ada.auth, params={"type": "refund"}
     )
     assert response.text == ",".join(HISTORY_COLUMNS) + "\n"
+
+
+def test_the_csv_export_reads_page_after_page_without_gaps(
+    client: TestClient, busy_team: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(history_service, "EXPORT_PAGE", 3)
+    response = client.get(
+        f"/v1/teams/{busy_team.team_id}/credit-history.csv", headers=busy_team.auth
+    )
+    rows = read_csv(response)
+    assert len(rows) == 10
+    assert rows == [as_csv_row(e) for e in history(client, busy_team, limit=500)["data"]]
