@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from tests.helpers import PASSWORD, Account, bearer, error_code, sign_up
+from creditledger.services.context import Context
+from tests.helpers import PASSWORD, Account, bearer, error_code, operator_token, sign_up
 
 
 def add_member(client: TestClient, admin: Account, who: Account, role: str = "member") -> str:
@@ -169,3 +170,9 @@ def test_a_user_in_several_teams_has_a_role_in_each(client: TestClient) -> None:
     add_member(client, ada, bob)
     assert client.get(f"/v1/teams/{ada.team_id}", headers=bob.auth).json()["role"] == "member"
     assert client.get(f"/v1/teams/{bob.team_id}", headers=bob.auth).json()["role"] == "admin"
+
+
+def test_an_operator_reads_a_team_without_a_role_in_it(client: TestClient, ctx: Context) -> None:
+    ada = sign_up(client)
+    response = client.get(f"/v1/teams/{ada.team_id}", headers=bearer(operator_token(ctx)))
+    assert response.json() == {"id": ada.team_id, "name": "ada's team", "role": None}

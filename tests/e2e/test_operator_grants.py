@@ -209,3 +209,13 @@ def test_voiding_another_teams_grant_is_not_found(client: TestClient, ctx: Conte
     assert (response.status_code, error_code(response)) == (404, "not_found")
     bob_credits = client.get(f"/v1/teams/{bob.team_id}/credits", headers=bob.auth).json()["data"]
     assert {c["status"] for c in bob_credits} == {"active"}
+
+
+def test_times_with_any_zone_are_stored_and_written_back_in_utc(
+    client: TestClient, ctx: Context
+) -> None:
+    ada = sign_up(client)
+    body = operator_grant(
+        client, operator_token(ctx), ada.team_id, expires_at="2027-01-01T02:30:00+02:30"
+    ).json()
+    assert body["expires_at"] == "2027-01-01T00:00:00Z"

@@ -9,7 +9,7 @@ says they are decimal strings.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
@@ -91,9 +91,10 @@ class GrantCreate(Body):
 
 
 def iso(value: datetime | None) -> str | None:
+    """Every time leaves the API in UTC (``…Z``), whatever zone it came in with."""
     if value is None:
         return None
-    return value.isoformat().replace("+00:00", "Z")
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def money(value: int | None) -> str | None:
