@@ -70,7 +70,13 @@ def pg_database() -> Iterator[str]:
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    # Test databases are thrown away: commits need not wait for the disk.
+    url = (
+        sa.make_url(PG_ADMIN_URL)
+        .set(database=name)
+        .update_query_dict({"options": "-c synchronous_commit=off"})
+        .render_as_string(hide_password=False)
+    )
     engine = sa.create_engine(url, poolclass=sa.NullPool)
     upgrade(engine)
     engine.dispose()
