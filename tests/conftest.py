@@ -73,7 +73,13 @@ def pg_database() -> Iterator[str]:
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    # Test databases are thrown away: commits need not wait for the disk.
+    url = (
+        sa.make_url(PG_ADMIN_URL)
+        .set(database=name)
+        .update_query_dict({"options": "-c synchronous_commit=off"})
+        .render_as_string(hide_password=False)
+    )
     engine = sa.create_engine(url, poolclass=sa.NullPool)
     upgrade(engine)
     engine.dispose()
@@ -101,6 +107,24 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url: str = request.getfixturevalue("pg_database")
     _empty_pg(url)
     return url
+
+
+@pytest.fixture(params=BACKENDS)
+def scratch_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database (not migrated) of its own, dropped afterwards: for tests that
+    change the schema itself, such as migrating down."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'scratch.db'}"
+        return
+    request.getfixturevalue("pg_database")  # skips or fails as the shared database does
+    name = f"cl_scratch_{secrets.token_hex(4)}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield sa.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 def make_settings(database_url: str, **overrides: object) -> Settings:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated
@@ -17,7 +19,9 @@ from creditledger.config import Settings
 from creditledger.domain.accounts import TokenKind
 from creditledger.domain.errors import CreditLedgerError
 from creditledger.entrypoints.jobs import JOBS, JobRunner
+from creditledger.services.context import Context
 from creditledger.services.demo import load_demo
+from creditledger.services.health import readiness
 from creditledger.services.tokens import create_platform_token
 from creditledger.services.verify import verify_ledger
 
@@ -28,6 +32,20 @@ tokens_app = typer.Typer(help="Operator and service tokens.", no_args_is_help=Tr
 app.add_typer(tokens_app, name="tokens")
 jobs_app = typer.Typer(help="Periodic jobs, run once by hand.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
+
+
+@contextmanager
+def _context() -> Iterator[Context]:
+    """A context for one command on a migrated database; its connections are closed after."""
+    ctx = build_context()
+    try:
+        problem = readiness(ctx)
+        if problem is not None:
+            typer.echo(f"error: {problem}", err=True)
+            raise typer.Exit(1)
+        yield ctx
+    finally:
+        ctx.uow.dispose()
 
 
 @app.command()
@@ -61,7 +79,8 @@ def serve(
 @app.command()
 def demo() -> None:
     """Load the demo team (idempotent) and print how to log in."""
-    result = load_demo(build_context())
+    with _context() as ctx:
+        result = load_demo(ctx)
     verb = "created" if result.created else "already there"
     typer.echo(f"demo team {result.team_id} {verb}")
     typer.echo(f"  log in:  email {result.email}  password {result.password}")
@@ -77,7 +96,9 @@ def tokens_create(
     if kind not in (TokenKind.OPERATOR.value, TokenKind.SERVICE.value):
         typer.echo("--kind must be operator or service", err=True)
         raise typer.Exit(2)
-    typer.echo(create_platform_token(build_context(), TokenKind(kind), name))
+    with _context() as ctx:
+        token = create_platform_token(ctx, TokenKind(kind), name)
+    typer.echo(token)
 
 
 @jobs_app.command("list")
@@ -99,17 +120,25 @@ def jobs_run(
     if job is None:
         typer.echo(f"unknown job {name!r}; jobs: {', '.join(sorted(JOBS))}", err=True)
         raise typer.Exit(2)
-    ctx = build_context()
-    if at is not None:
-        ctx = replace(ctx, clock=FixedClock(at if at.tzinfo else at.replace(tzinfo=UTC)))
-    typer.echo(f"{name}: {job.run(ctx)}")
+    with _context() as ctx:
+        if at is not None:
+            done = job.run(
+                replace(ctx, clock=FixedClock(at if at.tzinfo else at.replace(tzinfo=UTC)))
+            )
+        else:
+            done = job.run(ctx)
+    typer.echo(f"{name}: {done}")
 
 
 @app.command()
 def worker() -> None:
     """Run the periodic jobs in this process until interrupted (for production, with
     `serve` started with CREDITLEDGER_RUN_JOBS_IN_PROCESS=false)."""
-    runner = JobRunner(build_context())
+    with _context() as ctx:
+        _run_worker(JobRunner(ctx))
+
+
+def _run_worker(runner: JobRunner) -> None:
     runner.start()
     typer.echo(f"worker running jobs: {', '.join(sorted(runner.jobs))}")
     stop = threading.Event()
@@ -122,7 +151,8 @@ def worker() -> None:
 @app.command()
 def verify() -> None:
     """Rebuild balances from the postings and check the ledger invariants."""
-    problems = verify_ledger(build_context())
+    with _context() as ctx:
+        problems = verify_ledger(ctx)
     for problem in problems:
         typer.echo(problem, err=True)
     if problems:

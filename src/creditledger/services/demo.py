@@ -8,13 +8,11 @@ from datetime import timedelta
 from creditledger.domain.accounts import BillingMode, Principal, TokenKind
 from creditledger.domain.grants import GrantKind, GrantSource, Scope
 from creditledger.domain.money import dollars
-from creditledger.domain.payments import PaymentOutcome, PaymentPurpose, PaymentStatus
 from creditledger.domain.pricing import Price
-from creditledger.domain.purchases import Purchase
 from creditledger.services.accounts import log_in, sign_up
 from creditledger.services.context import Context
 from creditledger.services.grants import NewGrant, issue_grant
-from creditledger.services.payments import apply_outcome
+from creditledger.services.payments import settle_offline_purchase
 from creditledger.services.usage import ingest_usage
 
 DEMO_EMAIL = "demo@creditledger.local"
@@ -80,7 +78,7 @@ def load_demo(ctx: Context) -> Demo:
         for new, description in grants:
             issue_grant(uow, ctx, done.team.id, new, description)
         uow.commit()
-    _demo_purchase(ctx, done.team.id, dollars("20.00"))
+    settle_offline_purchase(ctx, done.team.id, dollars("20.00"), "pi_demo")
     with ctx.uow() as uow:
         uow.teams.lock(done.team.id)
         uow.teams.set_billing(done.team.id, BillingMode.PREPAID, None)
@@ -138,29 +136,3 @@ def _demo_usage(ctx: Context, team_id: str) -> None:
         }
     )
     ingest_usage(ctx, Principal(TokenKind.SERVICE, "demo"), events)
-
-
-def _demo_purchase(ctx: Context, team_id: str, amount: int) -> None:
-    """Prepaid credit comes only from a payment: record a settled demo purchase."""
-    with ctx.uow() as uow:
-        purchase = Purchase(
-            uow.new_id("pur"),
-            team_id,
-            amount,
-            PaymentStatus.PENDING,
-            None,
-            None,
-            None,
-            None,
-            ctx.clock.now(),
-        )
-        uow.payments.add_purchase(purchase, ctx.payments.name)
-        uow.commit()
-    paid = PaymentOutcome(
-        PaymentStatus.SUCCEEDED,
-        f"pi_demo_{purchase.id}",
-        PaymentPurpose.PURCHASE,
-        purchase.id,
-        amount,
-    )
-    apply_outcome(ctx, paid)

@@ -256,3 +256,35 @@ def disable_auto_recharge(uow: UnitOfWork, team_id: str, reason: str, now: datet
     if current is not None and current.enabled:
         off = AutoRecharge(False, current.threshold, current.restore_to, reason)
         uow.recharges.save_settings(team_id, off, now)
+
+
+def settle_offline_purchase(ctx: Context, team_id: str, amount: int, reference: str) -> str:
+    """A purchase paid outside any checkout (demo data, migrations of old balances):
+    recorded as a settled payment, so prepaid credit still comes only from payments.
+    Returns the id of the prepaid grant."""
+    with ctx.uow() as uow:
+        now = ctx.clock.now()
+        purchase = Purchase(
+            uow.new_id("pur"),
+            team_id,
+            amount,
+            PaymentStatus.PENDING,
+            None,
+            None,
+            None,
+            None,
+            now,
+        )
+        uow.payments.add_purchase(purchase, ctx.payments.name)
+        uow.commit()
+    payment_ref = f"{reference}_{purchase.id}"
+    apply_outcome(
+        ctx,
+        PaymentOutcome(
+            PaymentStatus.SUCCEEDED, payment_ref, PaymentPurpose.PURCHASE, purchase.id, amount
+        ),
+    )
+    with ctx.uow(write=False) as uow:
+        payment = uow.payments.payment(ctx.payments.name, payment_ref)
+    assert payment is not None and payment.grant_id is not None
+    return payment.grant_id

@@ -402,7 +402,8 @@ class SqlIdempotency(_Repo):
         where = (k.c.principal_id == caller, k.c.key == key)
         # A claim past its time is forgotten, as if the key had never been used.
         self.conn.execute(k.delete().where(*where, k.c.expires_at <= at))
-        # RETURNING, not rowcount: psycopg reports -1 for these inserts.
+        # RETURNING, not rowcount, tells whether the row went in: psycopg reports -1
+        # as the rowcount of an INSERT … ON CONFLICT DO NOTHING.
         inserted = self.conn.execute(
             insert_ignoring_conflicts(self.conn, k)
             .values(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +28,7 @@ from creditledger.domain.ids import make_id
 
 
 def new_id(prefix: str) -> str:
-    return make_id(prefix, time.time_ns() // 1_000_000, os.urandom(10))
+    return make_id(prefix, time.time_ns() // 1_000_000, secrets.randbits(80))
 
 
 class SqlUnitOfWork:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from creditledger.entrypoints.api.errors import error_response
 
@@ -13,6 +13,8 @@ _JSON_EXEMPT = ("/v1/webhooks/", "/sandbox/")
 class BodyGuard:
     """415 for a body that is not ``application/json``; 413 above ``MAX_BODY_BYTES``.
 
+    A declared ``Content-Length`` is judged before anything is read; a body sent
+    without one (chunked) is read up to the limit here and handed on in one piece.
     Webhooks and the sandbox checkout form read their own formats.
     """
 
@@ -26,10 +28,7 @@ class BodyGuard:
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            response = error_response(
-                413, "payload_too_large", f"Request bodies are limited to {MAX_BODY_BYTES} bytes."
-            )
-            await response(scope, receive, send)
+            await _too_large(scope, receive, send)
             return
         path: str = scope["path"]
         content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
@@ -42,4 +41,48 @@ class BodyGuard:
             )
             await response(scope, receive, send)
             return
+        if length is None:
+            body = await _read_at_most(receive, MAX_BODY_BYTES)
+            if body is None:
+                await _too_large(scope, receive, send)
+                return
+            receive = _replay(body, receive)
         await self.app(scope, receive, send)
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
+    response = error_response(
+        413, "payload_too_large", f"Request bodies are limited to {MAX_BODY_BYTES} bytes."
+    )
+    await response(scope, receive, send)
+
+
+async def _read_at_most(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it grows past ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

@@ -8,10 +8,19 @@ says they are decimal strings.
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    WithJsonSchema,
+)
 
 from creditledger.domain.accounts import BillingMode, Member, Role, Team
 from creditledger.domain.grants import Grant
@@ -33,6 +42,21 @@ Money = Annotated[
         }
     ),
 ]
+
+
+_RFC3339_START = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}")
+
+
+def _rfc3339_text(value: object) -> object:
+    # Left alone, pydantic would also read a JSON number (or a string of digits) as
+    # Unix seconds; the API takes times only as RFC 3339 text.
+    if isinstance(value, str) and _RFC3339_START.match(value):
+        return value
+    raise ValueError("must be an RFC 3339 time with a zone, such as 2026-12-01T00:00:00Z")
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+"""A time in a body or query: RFC 3339 text with a zone, nothing else."""
 
 
 class Body(BaseModel):
@@ -72,8 +96,8 @@ class ScopeBody(Body):
 class GrantCreate(Body):
     amount: Money
     scope: ScopeBody | None = None
-    effective_at: AwareDatetime | None = None
-    expires_at: AwareDatetime | None = None
+    effective_at: Instant | None = None
+    expires_at: Instant | None = None
     note: str = Field(max_length=500)
 
 
@@ -102,9 +126,10 @@ class TeamPricingBody(Body):
 
 
 def iso(value: datetime | None) -> str | None:
+    """Every time leaves the API in UTC (``…Z``), whatever zone it came in with."""
     if value is None:
         return None
-    return value.isoformat().replace("+00:00", "Z")
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def money(value: int | None) -> str | None:

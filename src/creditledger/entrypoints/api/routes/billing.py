@@ -9,7 +9,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime
 
 from creditledger.domain.grants import GrantKind, GrantStatus
 from creditledger.domain.history import HistoryFilter
@@ -17,6 +16,7 @@ from creditledger.domain.ledger import EntryType
 from creditledger.entrypoints.api.deps import Caller, Ctx, Cursor, Limit
 from creditledger.entrypoints.api.schemas import (
     HISTORY_COLUMNS,
+    Instant,
     balance_public,
     grant_public,
     history_public,
@@ -53,8 +53,8 @@ def list_credits(
 def _history_filter(
     type: Annotated[EntryType | None, Query()] = None,
     kind: Annotated[GrantKind | None, Query()] = None,
-    since: Annotated[AwareDatetime | None, Query()] = None,
-    until: Annotated[AwareDatetime | None, Query()] = None,
+    since: Annotated[Instant | None, Query()] = None,
+    until: Annotated[Instant | None, Query()] = None,
 ) -> HistoryFilter:
     return HistoryFilter(type=type, kind=kind, since=since, until=until)
 
@@ -66,8 +66,8 @@ def credit_history(
     caller: Caller,
     type: Annotated[EntryType | None, Query()] = None,
     kind: Annotated[GrantKind | None, Query()] = None,
-    since: Annotated[AwareDatetime | None, Query()] = None,
-    until: Annotated[AwareDatetime | None, Query()] = None,
+    since: Annotated[Instant | None, Query()] = None,
+    until: Annotated[Instant | None, Query()] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> dict[str, Any]:
@@ -84,8 +84,8 @@ def credit_history_csv(
     caller: Caller,
     type: Annotated[EntryType | None, Query()] = None,
     kind: Annotated[GrantKind | None, Query()] = None,
-    since: Annotated[AwareDatetime | None, Query()] = None,
-    until: Annotated[AwareDatetime | None, Query()] = None,
+    since: Annotated[Instant | None, Query()] = None,
+    until: Annotated[Instant | None, Query()] = None,
 ) -> StreamingResponse:
     """The same entries as CSV, streamed."""
     flt = _history_filter(type, kind, since, until)
