@@ -7,7 +7,7 @@ import io
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from creditledger.domain.grants import GrantKind, GrantStatus
@@ -59,20 +59,19 @@ def _history_filter(
     return HistoryFilter(type=type, kind=kind, since=since, until=until)
 
 
+Filter = Annotated[HistoryFilter, Depends(_history_filter)]
+
+
 @router.get("/credit-history")
 def credit_history(
     team_id: str,
     ctx: Ctx,
     caller: Caller,
-    type: Annotated[EntryType | None, Query()] = None,
-    kind: Annotated[GrantKind | None, Query()] = None,
-    since: Annotated[Instant | None, Query()] = None,
-    until: Annotated[Instant | None, Query()] = None,
+    flt: Filter,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> dict[str, Any]:
     """Every change to the team's credit, newest first, with the balance after it."""
-    flt = _history_filter(type, kind, since, until)
     result = history.credit_history(ctx, caller, team_id, flt, limit, cursor)
     return page([history_public(e) for e in result.entries], result.next_cursor)
 
@@ -82,13 +81,9 @@ def credit_history_csv(
     team_id: str,
     ctx: Ctx,
     caller: Caller,
-    type: Annotated[EntryType | None, Query()] = None,
-    kind: Annotated[GrantKind | None, Query()] = None,
-    since: Annotated[Instant | None, Query()] = None,
-    until: Annotated[Instant | None, Query()] = None,
+    flt: Filter,
 ) -> StreamingResponse:
     """The same entries as CSV, streamed."""
-    flt = _history_filter(type, kind, since, until)
     entries = history.export_history(ctx, caller, team_id, flt)
 
     def rows() -> Iterator[str]:
