@@ -24,6 +24,8 @@ from fastapi.testclient import TestClient
 from creditledger.adapters.clock import FixedClock
 from creditledger.adapters.db.migrate import upgrade
 from creditledger.adapters.db.tables import metadata
+from creditledger.adapters.payments.delivery import ManualOutbox
+from creditledger.adapters.payments.sandbox import SandboxProvider
 from creditledger.bootstrap import build_context
 from creditledger.config import Settings
 from creditledger.entrypoints.api.app import create_app
@@ -35,6 +37,7 @@ PG_ADMIN_URL = os.environ.get(
 REQUIRE_PG = os.environ.get("CREDITLEDGER_REQUIRE_POSTGRES") == "1"
 START = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 BACKENDS = ("sqlite", "postgres")
+SANDBOX_SECRET = "whsec_test_sandbox"
 
 
 def _pg_reachable() -> str | None:
@@ -70,7 +73,13 @@ def pg_database() -> Iterator[str]:
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    # Test databases are thrown away: commits need not wait for the disk.
+    url = (
+        sa.make_url(PG_ADMIN_URL)
+        .set(database=name)
+        .update_query_dict({"options": "-c synchronous_commit=off"})
+        .render_as_string(hide_password=False)
+    )
     engine = sa.create_engine(url, poolclass=sa.NullPool)
     upgrade(engine)
     engine.dispose()
@@ -100,6 +109,24 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture(params=BACKENDS)
+def scratch_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database (not migrated) of its own, dropped afterwards: for tests that
+    change the schema itself, such as migrating down."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'scratch.db'}"
+        return
+    request.getfixturevalue("pg_database")  # skips or fails as the shared database does
+    name = f"cl_scratch_{secrets.token_hex(4)}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield sa.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
 def make_settings(database_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "database_url": database_url,
@@ -116,8 +143,16 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-def ctx(database_url: str, clock: FixedClock) -> Iterator[Context]:
-    context = build_context(make_settings(database_url), clock=clock)
+def sandbox(clock: FixedClock) -> SandboxProvider:
+    """The sandbox payment provider; its webhooks wait in a ManualOutbox for the test."""
+    return SandboxProvider(
+        SANDBOX_SECRET, "http://testserver", ManualOutbox(SANDBOX_SECRET), clock.now
+    )
+
+
+@pytest.fixture
+def ctx(database_url: str, clock: FixedClock, sandbox: SandboxProvider) -> Iterator[Context]:
+    context = build_context(make_settings(database_url), clock=clock, payments=sandbox)
     yield context
     violations = list(context.invariants.violations())
     context.uow.dispose()

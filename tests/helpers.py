@@ -12,12 +12,16 @@ from fastapi.testclient import TestClient
 
 from creditledger.adapters.db import tables
 from creditledger.adapters.db.rows import grant_from_row
+from creditledger.domain import ledger
 from creditledger.domain.accounts import BillingMode, TokenKind
-from creditledger.domain.consumption import in_consumption_order, is_eligible
-from creditledger.domain.grants import GrantKind, GrantSource, UsageScope
+from creditledger.domain.consumption import Allocation, allocate, in_consumption_order, is_eligible
+from creditledger.domain.grants import Grant, GrantKind, GrantSource, UsageScope
 from creditledger.domain.money import dollars
+from creditledger.domain.payments import Payment, PaymentPurpose, PaymentStatus
+from creditledger.domain.purchases import Purchase
 from creditledger.services.context import Context
 from creditledger.services.grants import NewGrant, issue_grant
+from creditledger.services.ports import UnitOfWork
 from creditledger.services.tokens import create_platform_token
 
 _counter = itertools.count(1)
@@ -67,6 +71,87 @@ def at(text: str) -> datetime:
 def error_code(response: Any) -> str:
     code: str = response.json()["error"]["code"]
     return code
+
+
+def operator_grant(
+    client: TestClient,
+    operator: str,
+    team_id: str,
+    amount: str = "5.00",
+    *,
+    key: str | None = None,
+    note: str = "Thanks",
+    **fields: Any,
+) -> Any:
+    """POST an operator grant; returns the response. ``key`` defaults to a fresh one."""
+    headers = bearer(operator) | {"Idempotency-Key": key or f"key-{next(_counter)}"}
+    body = {"amount": amount, "note": note} | fields
+    return client.post(f"/v1/teams/{team_id}/grants", headers=headers, json=body)
+
+
+def spend(ctx: Context, team_id: str, nanos: int, usage: UsageScope | None = None) -> Allocation:
+    """Charge usage against the team's grants now, as the usage pipeline will."""
+    usage = usage or UsageScope("serverless", "llama-3.1-70b")
+    with ctx.uow() as uow:
+        uow.teams.lock(team_id)
+        now = ctx.clock.now()
+        split = allocate(uow.grants.for_team(team_id), nanos, usage, now)
+        tx = ledger.charge_usage(team_id, split.draws, split.uncovered, now, "Usage", None)
+        uow.ledger.post(tx, uow.new_id("txn"), now)
+        uow.commit()
+    return split
+
+
+def snapshot(client: TestClient, account: Account) -> tuple[Any, ...]:
+    """Everything a caller can see of a team's money: to show a refused call changed nothing."""
+    base = f"/v1/teams/{account.team_id}"
+    return tuple(
+        client.get(f"{base}/{part}", headers=account.auth, params={"limit": 500}).json()
+        for part in ("balance", "credits", "credit-history")
+    )
+
+
+def issue_prepaid(uow: UnitOfWork, ctx: Context, team_id: str, new: NewGrant) -> Grant:
+    """A prepaid grant as a settled payment makes it, inside the caller's unit of work
+    (prepaid credit without a payment would break invariant I6)."""
+    now = ctx.clock.now()
+    purchase = Purchase(
+        uow.new_id("pur"),
+        team_id,
+        new.amount,
+        PaymentStatus.PENDING,
+        None,
+        None,
+        None,
+        None,
+        now,
+    )
+    uow.payments.add_purchase(purchase, ctx.payments.name)
+    payment = Payment(
+        id=uow.new_id("pay"),
+        provider=ctx.payments.name,
+        provider_payment_id=f"pi_test_{purchase.id}",
+        team_id=team_id,
+        purpose=PaymentPurpose.PURCHASE,
+        purchase_id=purchase.id,
+        recharge_id=None,
+        amount=new.amount,
+        refunded=0,
+        refund_written_off=0,
+        status=PaymentStatus.SUCCEEDED,
+        grant_id=None,
+    )
+    uow.payments.add_payment(payment, now)
+    grant = issue_grant(uow, ctx, team_id, new, "Purchase", payment.provider_payment_id)
+    uow.payments.set_payment_grant(payment.id, grant.id)
+    return grant
+
+
+def grant_any(uow: UnitOfWork, ctx: Context, team_id: str, new: NewGrant) -> Grant:
+    """``issue_grant`` for promotional credit, ``issue_prepaid`` for prepaid."""
+    if new.kind is GrantKind.PREPAID:
+        return issue_prepaid(uow, ctx, team_id, new)
+    return issue_grant(uow, ctx, team_id, new, "Grant")
 
 
 # --- Usage metering -----------------------------------------------------------------
@@ -193,10 +278,11 @@ class Platform:
 
 
 def prepaid_grant(ctx: Context, team_id: str, amount: str) -> str:
+    """Prepaid credit from a settled purchase (see ``issue_prepaid``); returns the grant id."""
     new = NewGrant(kind=GrantKind.PREPAID, source=GrantSource.PURCHASE, amount=dollars(amount))
     with ctx.uow() as uow:
         uow.teams.lock(team_id)
-        grant = issue_grant(uow, ctx, team_id, new, "Purchase")
+        grant = issue_prepaid(uow, ctx, team_id, new)
         uow.commit()
     return grant.id
 

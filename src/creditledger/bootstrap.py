@@ -8,23 +8,61 @@ from creditledger.adapters.db.invariants import SqlInvariants
 from creditledger.adapters.db.migrate import SqlSchemaStatus
 from creditledger.adapters.db.uow import SqlUnitOfWorkFactory
 from creditledger.adapters.passwords import Argon2Passwords
+from creditledger.adapters.payments.delivery import HttpDelivery
+from creditledger.adapters.payments.sandbox import SandboxProvider
+from creditledger.adapters.payments.stripe import StripeProvider
 from creditledger.adapters.ratelimit.limiter import LimitsRateLimiter
 from creditledger.config import Settings
 from creditledger.domain.clock import Clock
+from creditledger.domain.errors import InvalidRequest
 from creditledger.services.context import Context
+from creditledger.services.ports import PaymentProvider
 
 
-def build_context(settings: Settings | None = None, clock: Clock | None = None) -> Context:
+def build_payment_provider(settings: Settings, clock: Clock) -> PaymentProvider:
+    """The provider ``CREDITLEDGER_PAYMENT_PROVIDER`` names."""
+    tolerance = settings.webhook_tolerance_seconds
+    if settings.payment_provider == "stripe":
+        if not settings.stripe_secret_key or not settings.stripe_webhook_secret:
+            raise InvalidRequest(
+                "The stripe provider needs CREDITLEDGER_STRIPE_SECRET_KEY and "
+                "CREDITLEDGER_STRIPE_WEBHOOK_SECRET."
+            )
+        return StripeProvider(
+            settings.stripe_secret_key,
+            settings.stripe_webhook_secret,
+            settings.public_url,
+            tolerance=tolerance,
+        )
+    delivery = HttpDelivery(
+        f"{settings.public_url.rstrip('/')}/v1/webhooks/sandbox", settings.sandbox_webhook_secret
+    )
+    return SandboxProvider(
+        settings.sandbox_webhook_secret,
+        settings.public_url,
+        delivery,
+        clock.now,
+        tolerance=tolerance,
+    )
+
+
+def build_context(
+    settings: Settings | None = None,
+    clock: Clock | None = None,
+    payments: PaymentProvider | None = None,
+) -> Context:
     settings = settings or Settings()
+    clock = clock or SystemClock()
     engine = create_engine(settings.database_url)
     return Context(
         uow=SqlUnitOfWorkFactory(engine),
-        clock=clock or SystemClock(),
+        clock=clock,
         passwords=Argon2Passwords(settings.password_time_cost, settings.password_memory_kib),
         settings=settings,
         invariants=SqlInvariants(engine),
         schema=SqlSchemaStatus(engine),
         rate_limiter=LimitsRateLimiter(settings.redis_url),
+        payments=payments or build_payment_provider(settings, clock),
     )
 
 

@@ -6,12 +6,15 @@ strings in dollars, like the API, and are exposed in nano-dollars.
 
 from __future__ import annotations
 
+import json
 from functools import cached_property
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from creditledger.domain.money import parse_amount
+from creditledger.domain.tiers import DEFAULT_TIERS, Tier
 
 
 class Settings(BaseSettings):
@@ -42,11 +45,48 @@ class Settings(BaseSettings):
     password_memory_kib: int = Field(default=65536, ge=8)
     """argon2id parameters; tests lower them to stay fast."""
 
+    tiers: str | None = None
+    """Rate-limit tiers as JSON, replacing the defaults of SPEC §6: a list of
+    ``{"level": 1, "reached_at": "10.00", "requests_per_minute": 100,
+    "max_output_tokens": 16384}`` (``reached_at`` null: operators only)."""
+
     redis_url: str | None = None
     """When set, rate-limit counters live in Redis and are shared by all processes."""
 
     run_jobs_in_process: bool = True
     """``serve`` runs the periodic jobs itself (embedded default)."""
+
+    payment_provider: Literal["sandbox", "stripe"] = "sandbox"
+    """Who takes payments: the offline ``sandbox`` (default) or ``stripe``."""
+    public_url: str = "http://127.0.0.1:8000"
+    """Where this service is reached from outside: checkout return links and the
+    sandbox's webhook deliveries (``<public_url>/v1/webhooks/sandbox``)."""
+    sandbox_webhook_secret: str = "whsec_sandbox_local_development_only"  # noqa: S105
+    """Signs the sandbox's webhooks. The default is for local use only."""
+    stripe_secret_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    webhook_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
+    """How far a webhook signature's timestamp may be from now, either way."""
+
+    purchase_min: str = "10.00"
+    purchase_max: str = "10000.00"
+    """Bounds of one purchase (and of an auto-recharge's target), in dollars."""
+    auto_recharge_monthly_cap: str = "5000.00"
+    """The most auto-recharge may charge a team in one calendar month (UTC), in dollars."""
+
+    @cached_property
+    def purchase_min_nanos(self) -> int:
+        return parse_amount(self.purchase_min, param="CREDITLEDGER_PURCHASE_MIN", whole_cents=True)
+
+    @cached_property
+    def purchase_max_nanos(self) -> int:
+        return parse_amount(self.purchase_max, param="CREDITLEDGER_PURCHASE_MAX", whole_cents=True)
+
+    @cached_property
+    def auto_recharge_monthly_cap_nanos(self) -> int:
+        return parse_amount(
+            self.auto_recharge_monthly_cap, param="CREDITLEDGER_AUTO_RECHARGE_MONTHLY_CAP"
+        )
 
     @cached_property
     def signup_credit_nanos(self) -> int:
@@ -55,6 +95,26 @@ class Settings(BaseSettings):
     @cached_property
     def operator_grant_max_nanos(self) -> int:
         return parse_amount(self.operator_grant_max, param="CREDITLEDGER_OPERATOR_GRANT_MAX")
+
+    @cached_property
+    def tier_table(self) -> tuple[Tier, ...]:
+        if self.tiers is None:
+            return DEFAULT_TIERS
+        rows = json.loads(self.tiers)
+        table = tuple(
+            Tier(
+                level=int(row["level"]),
+                reached_at=None
+                if row.get("reached_at") is None
+                else parse_amount(row["reached_at"], param="CREDITLEDGER_TIERS", minimum=0),
+                requests_per_minute=int(row["requests_per_minute"]),
+                max_output_tokens=int(row["max_output_tokens"]),
+            )
+            for row in rows
+        )
+        if not table or table[0].reached_at != 0:
+            raise ValueError("CREDITLEDGER_TIERS must start with a tier reached at 0.00")
+        return table
 
     @property
     def is_sqlite(self) -> bool:

@@ -221,4 +221,5 @@ def test_an_unknown_job_is_refused_with_the_list_of_jobs(
     )
 
     assert result.exit_code == 2
-    assert "jobs: expire" in result.output
+    assert "unknown job 'expier'" in result.output
+    assert "expire" in result.output.split("jobs: ")[1].strip().split(", ")

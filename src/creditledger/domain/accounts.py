@@ -61,7 +61,9 @@ class Member:
     created_at: datetime
 
 
-_EMAIL_RE = re.compile(r"\A[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,253})\.[A-Za-z]{2,63}\Z")
+_EMAIL_RE = re.compile(
+    r"\A[^@\s\x00-\x1f\x7f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,253})\.[A-Za-z]{2,63}\Z"
+)
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 256
 

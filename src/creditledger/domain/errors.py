@@ -9,7 +9,8 @@
     │   ├── InvalidScope                  invalid_scope
     │   ├── InvalidCursor                 invalid_cursor
     │   ├── UnknownField                  unknown_field
-    │   └── BadIdempotencyKey             idempotency_key_required / invalid_idempotency_key
+    │   ├── BadIdempotencyKey             idempotency_key_required / invalid_idempotency_key
+    │   └── InvalidSignature              invalid_signature (400: a webhook we can not trust)
     ├── AuthError
     │   ├── Unauthenticated               unauthenticated (401)
     │   ├── InvalidCredentials            invalid_credentials (401)
@@ -20,9 +21,12 @@
     │   ├── AlreadyMember                 already_member
     │   ├── LastAdmin                     last_admin
     │   ├── GrantAlreadyVoided            grant_already_voided
-    │   └── RequestInProgress             request_in_progress
+    │   ├── RequestInProgress             request_in_progress
+    │   └── PaymentMethodRequired         payment_method_required
     ├── IdempotencyKeyReused              idempotency_key_reused (422)
     └── ServiceUnavailable                service_unavailable (503, retryable)
+        ├── PaymentProviderUnavailable    payment_provider_unavailable
+        └── PaymentNotYetKnown            payment_not_yet_known (a webhook that came early)
 
 Entry points map each class to an HTTP status in one table; services and the
 domain never speak HTTP.
@@ -124,3 +128,25 @@ class IdempotencyKeyReused(CreditLedgerError):
 
 class ServiceUnavailable(CreditLedgerError):
     code = "service_unavailable"
+
+
+class InvalidSignature(InvalidInput):
+    """A webhook whose signature is missing, wrong, stale or from the future."""
+
+    code = "invalid_signature"
+
+
+class PaymentMethodRequired(Conflict):
+    code = "payment_method_required"
+
+
+class PaymentProviderUnavailable(ServiceUnavailable):
+    """The payment provider did not answer, or answered with its own failure."""
+
+    code = "payment_provider_unavailable"
+
+
+class PaymentNotYetKnown(ServiceUnavailable):
+    """A refund or dispute for a payment not seen yet: the provider will deliver it again."""
+
+    code = "payment_not_yet_known"

@@ -48,6 +48,8 @@ class HistoryFilter:
 
 
 _CURSOR_PREFIX = b"h1:"
+MAX_SEQ = 2**63 - 1
+"""Ledger sequences are signed 64-bit on both backends; a larger cursor was never given out."""
 
 
 def encode_cursor(seq: int) -> str:
@@ -59,6 +61,10 @@ def decode_cursor(cursor: str) -> int:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
     except (binascii.Error, ValueError):
         raw = b""
-    if not raw.startswith(_CURSOR_PREFIX) or not raw[3:].isdigit() or len(raw) > 24:
+    digits = raw[len(_CURSOR_PREFIX) :]
+    if not raw.startswith(_CURSOR_PREFIX) or not digits.isdigit() or len(digits) > 19:
         raise InvalidCursor("`cursor` is not one this API gave out.", param="cursor")
-    return int(raw[3:])
+    seq = int(digits)
+    if seq > MAX_SEQ:
+        raise InvalidCursor("`cursor` is not one this API gave out.", param="cursor")
+    return seq

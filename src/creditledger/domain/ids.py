@@ -8,8 +8,18 @@ not read clocks.
 
 from __future__ import annotations
 
+import re
 
-def make_id(prefix: str, millis: int, random_bytes: bytes) -> str:
-    """``prefix_`` + hex of (48-bit milliseconds, 80 random bits)."""
-    stamp = (millis & 0xFFFF_FFFF_FFFF).to_bytes(6, "big")
-    return f"{prefix}_{stamp.hex()}{random_bytes[:10].hex()}"
+_ID_RE = re.compile(r"\A(?P<prefix>[a-z]{1,10})_[0-9a-z]{1,32}\Z")
+
+
+def make_id(prefix: str, millis: int, random_bits: int) -> str:
+    """``prefix_`` + 32 hex digits of (48-bit milliseconds, 80 random bits)."""
+    return f"{prefix}_{millis & 0xFFFF_FFFF_FFFF:012x}{random_bits & (2**80 - 1):020x}"
+
+
+def is_id(value: str, prefix: str) -> bool:
+    """Could ``value`` be an id of this kind? Anything else (a NUL byte, a path
+    fragment, 5,000 characters) is not looked up: it answers like a missing id."""
+    match = _ID_RE.match(value)
+    return match is not None and match.group("prefix") == prefix

@@ -136,3 +136,20 @@ def charge_usage(
         description=description,
         reference=reference,
     )
+
+
+def refund_payment(
+    grant: Grant, amount: int, at: datetime, description: str, reference: str
+) -> Transaction:
+    """Take refunded money back out of the grant it bought: the credit returns to clearing."""
+    return Transaction(
+        team_id=grant.team_id,
+        type=EntryType.REFUND,
+        occurred_at=at,
+        postings=(
+            Posting(grant_account(grant.id), -amount, grant.id),
+            Posting(PAYMENTS_CLEARING, amount),
+        ),
+        description=description,
+        reference=reference,
+    )

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from creditledger.domain.errors import CreditLedgerError
 from creditledger.services.context import Context
+from creditledger.services.payments import reconcile_payments
+from creditledger.services.recharge import run_auto_recharge
 
 log = logging.getLogger(__name__)
 
@@ -73,3 +75,19 @@ def _expire(ctx: Context) -> int:
 
 
 register(Job("expire", _expire, 60.0, "Write off expired credit after the late-arrival window."))
+register(
+    Job(
+        "auto_recharge",
+        run_auto_recharge,
+        every_seconds=3,
+        help="Charge the saved card of teams whose credit fell below their threshold.",
+    )
+)
+register(
+    Job(
+        "reconcile_payments",
+        reconcile_payments,
+        every_seconds=600,
+        help="Grant recent succeeded payments whose webhook never arrived (exactly once).",
+    )
+)

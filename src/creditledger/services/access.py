@@ -6,6 +6,7 @@ import enum
 
 from creditledger.domain.accounts import Principal, Role, Team, TokenKind
 from creditledger.domain.errors import Forbidden, NotFound
+from creditledger.domain.ids import is_id
 from creditledger.services.ports import UnitOfWork
 
 TEAM_NOT_FOUND = "No team with this id, or you are not a member of it."
@@ -45,6 +46,8 @@ def check_team_access(
         require_operator(principal)
     if principal.kind is TokenKind.SERVICE:
         raise Forbidden("Service tokens can not use team endpoints.")
+    if not is_id(team_id, "team"):
+        raise NotFound(TEAM_NOT_FOUND)
     role: Role | None = None
     if principal.kind is TokenKind.PERSONAL:
         assert principal.user_id is not None

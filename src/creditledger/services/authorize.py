@@ -17,7 +17,7 @@ from creditledger.domain.accounts import BillingMode, Principal, Team
 from creditledger.domain.consumption import is_eligible
 from creditledger.domain.errors import NotFound
 from creditledger.domain.grants import Grant, UsageScope
-from creditledger.domain.tiers import Tier, tier_for
+from creditledger.domain.tiers import DEFAULT_TIERS, Tier, tier_for
 from creditledger.services.context import Context
 from creditledger.services.usage import require_service
 
@@ -38,10 +38,14 @@ def available_for(grants: list[Grant], usage: UsageScope, at: datetime) -> int:
 
 
 def decide(
-    team: Team, grants: list[Grant], usage: UsageScope, at: datetime
+    team: Team,
+    grants: list[Grant],
+    usage: UsageScope,
+    at: datetime,
+    tiers: tuple[Tier, ...] = DEFAULT_TIERS,
 ) -> tuple[Tier, int, bool]:
     """(tier, available credit for this usage, has the credit side allowed it)."""
-    tier = tier_for(team.lifetime_paid, team.tier_level_override)
+    tier = tier_for(team.lifetime_paid, team.tier_level_override, tiers)
     available = available_for(grants, usage, at)
     allowed = team.billing_mode is BillingMode.PAY_AS_YOU_GO or available > 0
     return tier, available, allowed
@@ -57,7 +61,7 @@ class Authorizer:
         require_service(principal)
         team, grants = self._load(team_id)
         now = self.ctx.clock.now()
-        tier, available, allowed = decide(team, grants, usage, now)
+        tier, available, allowed = decide(team, grants, usage, now, self.ctx.settings.tier_table)
         if not allowed:
             return Decision(False, "insufficient_credits", tier, available)
         limiter = self.ctx.rate_limiter

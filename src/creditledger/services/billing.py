@@ -34,13 +34,14 @@ def get_balance(ctx: Context, principal: Principal, team_id: str) -> Balance:
     for g in grants:
         if g.status_at(now) is GrantStatus.ACTIVE:
             available[g.kind] += g.remaining
-    tier = tier_for(team.lifetime_paid, team.tier_level_override)
+    table = ctx.settings.tier_table
+    tier = tier_for(team.lifetime_paid, team.tier_level_override, table)
     return Balance(
         team=team,
         promotional=available[GrantKind.PROMOTIONAL],
         prepaid=available[GrantKind.PREPAID],
         tier=tier,
-        next_level_at=next_level_at(tier),
+        next_level_at=next_level_at(tier, table),
     )
 
 

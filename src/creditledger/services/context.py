@@ -1,4 +1,5 @@
-"""What every use case receives: the unit of work, the clock and the settings."""
+"""What every use case receives: the unit of work, the clock, the settings and the
+outside services (payment provider, rate limiter)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from creditledger.domain.clock import Clock
 from creditledger.services.ports import (
     Invariants,
     PasswordHasher,
+    PaymentProvider,
     RateLimiter,
     SchemaStatus,
     UnitOfWorkFactory,
@@ -24,3 +26,4 @@ class Context:
     invariants: Invariants
     schema: SchemaStatus
     rate_limiter: RateLimiter
+    payments: PaymentProvider

@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from creditledger.domain.accounts import BillingMode
+from creditledger.domain.accounts import BillingMode, Principal, TokenKind
 from creditledger.domain.grants import GrantKind, GrantSource, Scope
 from creditledger.domain.money import dollars
+from creditledger.domain.pricing import Price
 from creditledger.services.accounts import log_in, sign_up
 from creditledger.services.context import Context
 from creditledger.services.grants import NewGrant, issue_grant
+from creditledger.services.payments import settle_offline_purchase
+from creditledger.services.usage import ingest_usage
 
 DEMO_EMAIL = "demo@creditledger.local"
 DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - printed for the demo login
@@ -69,12 +72,67 @@ def load_demo(ctx: Context) -> Demo:
             ),
             "Operator grant: Thanks for the bug report",
         ),
-        (NewGrant(GrantKind.PREPAID, GrantSource.PURCHASE, dollars("20.00")), "Demo purchase"),
     ]
     with ctx.uow() as uow:
         uow.teams.lock(done.team.id)
         for new, description in grants:
             issue_grant(uow, ctx, done.team.id, new, description)
-        uow.teams.set_billing(done.team.id, BillingMode.PREPAID, None)
         uow.commit()
+    settle_offline_purchase(ctx, done.team.id, dollars("20.00"), "pi_demo")
+    with ctx.uow() as uow:
+        uow.teams.lock(done.team.id)
+        uow.teams.set_billing(done.team.id, BillingMode.PREPAID, None)
+        if not uow.pricing.books():
+            uow.pricing.add_book(DEMO_PRICES, now - timedelta(days=30), now)
+        uow.commit()
+    _demo_usage(ctx, done.team.id)
     return Demo(DEMO_EMAIL, DEMO_PASSWORD, done.team.id, done.token, created=True)
+
+
+_TOKEN_PRICES = (
+    ("llama-3.1-8b", "0.05", "0.10"),
+    ("llama-3.1-70b", "0.20", "0.60"),
+    ("mixtral-8x7b", "0.15", "0.45"),
+)
+DEMO_PRICES = (
+    *(
+        Price("serverless", model, None, meter, dollars(price), 1_000_000)
+        for model, price_in, price_out in _TOKEN_PRICES
+        for meter, price in (("input_tokens", price_in), ("output_tokens", price_out))
+    ),
+    Price("dedicated", None, "h100", "gpu_seconds", dollars("2.50"), 3600),
+)
+
+
+def _demo_usage(ctx: Context, team_id: str) -> None:
+    """A week of made-up traffic, so the usage report and history have something in them."""
+    now = ctx.clock.now()
+    events = []
+    for hour in range(24 * 7):
+        at = (now - timedelta(hours=hour)).isoformat()
+        model = ("llama-3.1-8b", "llama-3.1-70b", "mixtral-8x7b")[hour % 3]
+        events.append(
+            {
+                "id": f"demo-{hour}",
+                "team_id": team_id,
+                "product": "serverless",
+                "model": model,
+                "timestamp": at,
+                "quantities": {
+                    "input_tokens": 20_000 + 1_000 * (hour % 17),
+                    "output_tokens": 5_000 + 300 * (hour % 11),
+                },
+            }
+        )
+    events.append(
+        {
+            "id": "demo-gpu",
+            "team_id": team_id,
+            "product": "dedicated",
+            "model": "llama-3.1-70b",
+            "gpu": "h100",
+            "timestamp": (now - timedelta(hours=3)).isoformat(),
+            "quantities": {"gpu_seconds": 1_800},
+        }
+    )
+    ingest_usage(ctx, Principal(TokenKind.SERVICE, "demo"), events)

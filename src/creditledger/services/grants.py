@@ -9,6 +9,7 @@ from creditledger.domain import ledger
 from creditledger.domain.accounts import Principal
 from creditledger.domain.errors import GrantAlreadyVoided, InvalidRequest, NotFound
 from creditledger.domain.grants import Grant, GrantKind, GrantSource, Scope
+from creditledger.domain.ids import is_id
 from creditledger.services.access import Need, check_team_access
 from creditledger.services.context import Context
 from creditledger.services.ports import UnitOfWork
@@ -65,9 +66,10 @@ def grant_operator_credit(
     idempotent unit of work."""
     check_team_access(uow, principal, team_id, Need.OPERATOR, lock=True)
     note = (new.note or "").strip()
-    if not 1 <= len(note) <= MAX_NOTE_LENGTH:
+    if not 1 <= len(note) <= MAX_NOTE_LENGTH or not note.isprintable():
         raise InvalidRequest(
-            f"`note` must say why the credit is granted (1 to {MAX_NOTE_LENGTH} characters).",
+            "`note` must say why the credit is granted "
+            f"(1 to {MAX_NOTE_LENGTH} printable characters on one line).",
             param="note",
         )
     if new.expires_at is not None and new.expires_at <= ctx.clock.now():
@@ -79,7 +81,7 @@ def void_grant(ctx: Context, principal: Principal, team_id: str, grant_id: str) 
     """Void a grant and write off what remains of it."""
     with ctx.uow() as uow:
         check_team_access(uow, principal, team_id, Need.OPERATOR, lock=True)
-        grant = uow.grants.get(team_id, grant_id)
+        grant = uow.grants.get(team_id, grant_id) if is_id(grant_id, "grant") else None
         if grant is None:
             raise NotFound("No grant with this id in this team.")
         if grant.voided_at is not None:

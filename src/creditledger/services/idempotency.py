@@ -63,6 +63,18 @@ def run_idempotent(
     render: Callable[[T], tuple[int, str]],
 ) -> tuple[int, str]:
     """Run ``effect`` once per (caller, key); return the (status, body) to send."""
+    replay = claim_key(ctx, caller, key, fingerprint)
+    if replay is not None:
+        return replay
+    return finish_claimed(ctx, caller, key, effect, render)
+
+
+def claim_key(ctx: Context, caller: str, key: str, fingerprint: str) -> tuple[int, str] | None:
+    """Claim (caller, key) in a transaction of its own; the stored answer when it was used.
+
+    After a None, the caller owns the key and must end with :func:`finish_claimed`
+    (or :func:`release_key` on a client error).
+    """
     with ctx.uow() as uow:
         now = ctx.clock.now()
         seen = uow.idempotency.claim(
@@ -77,15 +89,26 @@ def run_idempotent(
                 )
             seen = None
         uow.commit()
-    if seen is not None:
-        stored_hash, status, body = seen
-        if stored_hash != fingerprint:
-            raise IdempotencyKeyReused(
-                "This Idempotency-Key was used with a different request; use a new key.",
-                param="Idempotency-Key",
-            )
-        assert status is not None and body is not None
-        return status, body
+    if seen is None:
+        return None
+    stored_hash, status, body = seen
+    if stored_hash != fingerprint:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was used with a different request; use a new key.",
+            param="Idempotency-Key",
+        )
+    assert status is not None and body is not None
+    return status, body
+
+
+def finish_claimed(
+    ctx: Context,
+    caller: str,
+    key: str,
+    effect: Callable[[UnitOfWork], T],
+    render: Callable[[T], tuple[int, str]],
+) -> tuple[int, str]:
+    """Run ``effect`` and store its answer in one transaction; a client error releases."""
     try:
         with ctx.uow() as uow:
             status, body = render(effect(uow))
@@ -97,8 +120,12 @@ def run_idempotent(
     except RequestInProgress:
         raise
     except CreditLedgerError:
-        with ctx.uow() as uow:
-            uow.idempotency.release(caller, key)
-            uow.commit()
+        release_key(ctx, caller, key)
         raise
     return status, body
+
+
+def release_key(ctx: Context, caller: str, key: str) -> None:
+    with ctx.uow() as uow:
+        uow.idempotency.release(caller, key)
+        uow.commit()

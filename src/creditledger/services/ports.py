@@ -7,16 +7,29 @@ transaction: repositories never commit, the service does.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from creditledger.domain.accounts import BillingMode, Member, Principal, Role, Team, TokenKind
 from creditledger.domain.grants import Grant
 from creditledger.domain.history import HistoryEntry, HistoryFilter
 from creditledger.domain.ledger import Transaction
+from creditledger.domain.payments import (
+    CheckoutPage,
+    CheckoutRequest,
+    CheckoutSession,
+    OffSessionCharge,
+    Payment,
+    PaymentEvent,
+    PaymentOutcome,
+    PaymentStatus,
+    SavedPaymentMethod,
+)
 from creditledger.domain.pricing import Price, PriceBook, TeamPricing
+from creditledger.domain.purchases import Purchase
+from creditledger.domain.recharge import AutoRecharge, Recharge, RechargeStatus
 from creditledger.domain.usage import UsageRecord
 from creditledger.domain.usage_report import UsageRow
 
@@ -40,6 +53,7 @@ class Teams(Protocol):
         ...
 
     def set_billing(self, team_id: str, mode: BillingMode, tier_override: int | None) -> None: ...
+    def add_lifetime_paid(self, team_id: str, amount: int) -> None: ...
     def credit_balance(self, team_id: str) -> int:
         """Σ remaining of the team's grants (the cached credit balance)."""
         ...
@@ -139,6 +153,82 @@ class Idempotency(Protocol):
         ...
 
 
+class Payments(Protocol):
+    """Purchases, provider payments, webhook events and saved payment methods."""
+
+    def add_purchase(self, purchase: Purchase, provider: str) -> None: ...
+    def purchase(self, purchase_id: str) -> Purchase | None: ...
+    def purchase_by_session(self, session_id: str) -> Purchase | None: ...
+    def attach_checkout(self, purchase_id: str, session: CheckoutSession, at: datetime) -> None: ...
+    def set_purchase_status(
+        self,
+        purchase_id: str,
+        status: PaymentStatus,
+        provider_payment_id: str | None,
+        failure_reason: str | None,
+        at: datetime,
+    ) -> None: ...
+    def add_payment(self, payment: Payment, at: datetime) -> bool:
+        """Insert unless this provider payment is known (UNIQUE); True when inserted."""
+        ...
+
+    def set_payment_grant(self, payment_id: str, grant_id: str) -> None: ...
+    def payment(self, provider: str, provider_payment_id: str) -> Payment | None: ...
+    def update_payment(
+        self,
+        payment_id: str,
+        status: PaymentStatus,
+        refunded: int,
+        refund_written_off: int,
+        at: datetime,
+    ) -> None: ...
+    def record_event(self, provider: str, event_id: str, type: str, at: datetime) -> bool:
+        """Insert unless this event was seen (PRIMARY KEY); True when new."""
+        ...
+
+    def saved_method(self, team_id: str) -> SavedPaymentMethod | None: ...
+    def save_method(
+        self,
+        team_id: str,
+        provider: str,
+        customer_ref: str,
+        payment_method_ref: str | None,
+        at: datetime,
+    ) -> None:
+        """Remember the team's customer (and card, when given; a None keeps the old one)."""
+        ...
+
+
+class Recharges(Protocol):
+    def settings(self, team_id: str) -> AutoRecharge | None: ...
+    def save_settings(self, team_id: str, settings: AutoRecharge, at: datetime) -> None: ...
+    def start(self, recharge: Recharge) -> bool:
+        """Insert a pending recharge unless the team has one in flight; True when inserted."""
+        ...
+
+    def get(self, recharge_id: str) -> Recharge | None: ...
+    def set_status(
+        self,
+        recharge_id: str,
+        status: RechargeStatus,
+        provider_payment_id: str | None,
+        failure_reason: str | None,
+        at: datetime,
+    ) -> None: ...
+    def charged_since(self, team_id: str, since: datetime) -> int:
+        """Σ amount of the team's pending and succeeded recharges created since ``since``."""
+        ...
+
+    def pending_created_before(self, before: datetime, limit: int) -> list[Recharge]: ...
+    def enabled_among(self, team_ids: Sequence[str]) -> list[str]:
+        """Those of ``team_ids`` with auto-recharge turned on."""
+        ...
+
+    def teams_below_threshold(self, now: datetime, limit: int) -> list[str]:
+        """Teams with auto-recharge on whose credit usable at ``now`` is below threshold."""
+        ...
+
+
 class UnitOfWork(Protocol):
     @property
     def users(self) -> Users: ...
@@ -158,6 +248,10 @@ class UnitOfWork(Protocol):
     def pricing(self) -> Pricing: ...
     @property
     def usage(self) -> Usage: ...
+    @property
+    def payments(self) -> Payments: ...
+    @property
+    def recharges(self) -> Recharges: ...
 
     def commit(self) -> None: ...
     def new_id(self, prefix: str) -> str: ...
@@ -202,3 +296,41 @@ class SchemaStatus(Protocol):
 
 class Invariants(Protocol):
     def violations(self) -> Iterator[str]: ...
+
+
+class PaymentProvider(Protocol):
+    """A payment provider (Stripe, or the built-in sandbox). Every call may reach the
+    network: services never hold a database transaction across one."""
+
+    @property
+    def name(self) -> str: ...
+
+    def create_checkout(self, request: CheckoutRequest) -> CheckoutSession:
+        """A hosted payment page for a purchase that saves the card for later."""
+        ...
+
+    def charge_off_session(self, charge: OffSessionCharge) -> PaymentOutcome:
+        """Charge the saved card now; the same idempotency key never charges twice."""
+        ...
+
+    def checkout_outcome(self, session_id: str) -> PaymentOutcome | None:
+        """The payment of a checkout session, or None while nothing is settled."""
+        ...
+
+    def recent_payments(self, since: datetime) -> list[PaymentOutcome]:
+        """Succeeded payments made for us since ``since`` (for reconciliation)."""
+        ...
+
+    def verify_webhook(self, body: bytes, headers: Mapping[str, str]) -> PaymentEvent:
+        """Check the signature on the raw body and parse it; ``InvalidSignature`` if not."""
+        ...
+
+
+@runtime_checkable
+class SandboxCheckout(Protocol):
+    """The sandbox provider's own payment page (``GET /sandbox/checkout/{id}``)."""
+
+    def checkout_page(self, session_id: str) -> CheckoutPage | None: ...
+    def pay(self, session_id: str, card_number: str) -> PaymentOutcome:
+        """Pay with a test card; ``InvalidRequest`` for any other number."""
+        ...

@@ -35,6 +35,7 @@ from creditledger.domain.usage import (
 )
 from creditledger.services.context import Context
 from creditledger.services.ports import UnitOfWork
+from creditledger.services.retry import with_retry
 
 
 @dataclass(slots=True)
@@ -59,21 +60,27 @@ def ingest_usage(ctx: Context, principal: Principal, raw_events: object) -> Inge
         raise InvalidRequest(
             f"A batch holds at most {MAX_EVENTS_PER_BATCH} events; split it.", param="events"
         )
-    result = IngestResult()
     now = ctx.clock.now()
     events: list[tuple[int, UsageEvent]] = []
+    invalid: list[Rejection] = []
     for index, raw in enumerate(raw_events):
         try:
             events.append((index, parse_event(raw, now)))
         except EventError as exc:
             raw_id = raw.get("id") if isinstance(raw, dict) else None
-            result.rejected.append(
+            invalid.append(
                 Rejection(index, raw_id if isinstance(raw_id, str) else None, exc.code, exc.message)
             )
-    if events:
-        with ctx.uow() as uow:
-            _charge_batch(uow, ctx, events, result)
-            uow.commit()
+
+    def charge() -> IngestResult:
+        result = IngestResult(rejected=list(invalid))
+        if events:
+            with ctx.uow() as uow:
+                _charge_batch(uow, ctx, events, result)
+                uow.commit()
+        return result
+
+    result = with_retry(charge)
     result.rejected.sort(key=lambda r: r.index)
     return result
 

@@ -1,4 +1,4 @@
-"""Invariants I1–I3 and I9 of QUALITY.md, checked against the live database.
+"""Invariants I1–I3, I6 and I9 of QUALITY.md, checked against the live database.
 
 Each check yields a sentence per violation; nothing here writes.
 """
@@ -26,6 +26,7 @@ class SqlInvariants:
             yield from _team_caches_match_postings(conn)
             yield from _balance_after_chain(conn)
             yield from _ledger_append_only(conn)
+            yield from _one_grant_per_payment(conn)
 
 
 def _balanced_transactions(conn: sa.Connection) -> Iterator[str]:
@@ -172,3 +173,65 @@ def _ledger_append_only(conn: sa.Connection) -> Iterator[str]:
     for table in _APPEND_ONLY:
         if table not in found:
             yield f"I9: table {table} has no append-only trigger"
+
+
+def _one_grant_per_payment(conn: sa.Connection) -> Iterator[str]:
+    """I6: one prepaid grant per provider payment, of its amount; no purchase or recharge
+    credit without a payment; refunds taken back match the payments' records."""
+    pay, g, p, tx = t.payments, t.grants, t.postings, t.ledger_transactions
+    rows = conn.execute(
+        sa.select(
+            pay.c.provider_payment_id,
+            pay.c.amount_nanos,
+            pay.c.team_id,
+            pay.c.purpose,
+            g.c.id.label("grant_id"),
+            g.c.kind,
+            g.c.source,
+            g.c.amount_nanos.label("granted"),
+            g.c.team_id.label("grant_team"),
+        ).outerjoin(g, g.c.id == pay.c.grant_id)
+    )
+    for r in rows:
+        if r.grant_id is None:
+            yield f"I6: payment {r.provider_payment_id} has no grant"
+        elif (r.kind, r.source, r.granted, r.grant_team) != (
+            "prepaid",
+            r.purpose,
+            r.amount_nanos,
+            r.team_id,
+        ):
+            yield (
+                f"I6: payment {r.provider_payment_id} of {r.amount_nanos} does not match its "
+                f"grant {r.grant_id} ({r.kind} {r.source} {r.granted})"
+            )
+    unpaid = conn.execute(
+        sa.select(g.c.id).where(
+            g.c.kind == "prepaid",
+            g.c.source.in_(("purchase", "auto_recharge")),
+            ~sa.exists().where(pay.c.grant_id == g.c.id),
+        )
+    )
+    for (grant_id,) in unpaid:
+        yield f"I6: prepaid grant {grant_id} has no provider payment"
+    granted = conn.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(g.c.amount_nanos), 0)).where(
+            g.c.kind == "prepaid", g.c.source.in_(("purchase", "auto_recharge"))
+        )
+    ).scalar_one()
+    paid, written_off = conn.execute(
+        sa.select(
+            sa.func.coalesce(sa.func.sum(pay.c.amount_nanos), 0),
+            sa.func.coalesce(sa.func.sum(pay.c.refund_written_off_nanos), 0),
+        )
+    ).one()
+    if granted != paid:
+        yield f"I6: prepaid credit granted {granted} but payments received {paid}"
+    refunded_back = conn.execute(
+        sa.select(sa.func.coalesce(-sa.func.sum(p.c.amount_nanos), 0))
+        .join(tx, tx.c.id == p.c.transaction_id)
+        .join(pay, pay.c.grant_id == p.c.grant_id)
+        .where(tx.c.type == "refund")
+    ).scalar_one()
+    if refunded_back != written_off:
+        yield f"I6: refunds took {refunded_back} back from grants, payments record {written_off}"

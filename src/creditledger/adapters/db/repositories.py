@@ -114,6 +114,16 @@ class SqlTeams(_Repo):
             )
         )
 
+    def add_lifetime_paid(self, team_id: str, amount: int) -> None:
+        self.conn.execute(
+            t.teams.update()
+            .where(t.teams.c.id == team_id)
+            .values(
+                lifetime_paid_nanos=t.teams.c.lifetime_paid_nanos + amount,
+                revision=t.teams.c.revision + 1,
+            )
+        )
+
     def credit_balance(self, team_id: str) -> int:
         value = self.conn.execute(
             sa.select(t.teams.c.credit_nanos).where(t.teams.c.id == team_id)
@@ -392,6 +402,8 @@ class SqlIdempotency(_Repo):
         where = (k.c.principal_id == caller, k.c.key == key)
         # A claim past its time is forgotten, as if the key had never been used.
         self.conn.execute(k.delete().where(*where, k.c.expires_at <= at))
+        # RETURNING, not rowcount, tells whether the row went in: psycopg reports -1
+        # as the rowcount of an INSERT … ON CONFLICT DO NOTHING.
         inserted = self.conn.execute(
             insert_ignoring_conflicts(self.conn, k)
             .values(
@@ -401,11 +413,9 @@ class SqlIdempotency(_Repo):
                 created_at=at,
                 expires_at=at + timedelta(hours=ttl_hours),
             )
-            # RETURNING, not rowcount: drivers need not report a row count for an INSERT
-            # (psycopg gives -1 here), and every key then looked "in progress".
             .returning(k.c.key)
-        )
-        if inserted.first() is not None:
+        ).first()
+        if inserted is not None:
             return None
         row = self.conn.execute(
             sa.select(k.c.request_hash, k.c.status_code, k.c.response_body).where(*where)

@@ -225,3 +225,114 @@ usage_events = sa.Table(
     ),
     sa.Index("ix_usage_events_team_id_occurred_at", "team_id", "occurred_at"),
 )
+
+# Purchases, payments and auto-recharge (docs/decisions/0004). A provider payment
+# is granted at most once: UNIQUE (provider, provider_payment_id) on `payments`.
+
+PAYMENT_STATUSES = "'pending', 'failed', 'succeeded', 'disputed', 'refunded'"
+
+payment_methods = sa.Table(
+    "payment_methods",
+    metadata,
+    sa.Column("team_id", Id, sa.ForeignKey("teams.id"), primary_key=True),
+    sa.Column("provider", sa.String(20), nullable=False),
+    sa.Column("customer_ref", sa.String(255), nullable=False),
+    sa.Column("payment_method_ref", sa.String(255), nullable=True),
+    sa.Column("updated_at", UtcMicros, nullable=False),
+)
+
+purchases = sa.Table(
+    "purchases",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("team_id", Id, sa.ForeignKey("teams.id"), nullable=False),
+    sa.Column("provider", sa.String(20), nullable=False),
+    sa.Column("amount_nanos", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("checkout_session_id", sa.String(255), nullable=True, unique=True),
+    sa.Column("checkout_url", sa.Text, nullable=True),
+    sa.Column("provider_payment_id", sa.String(255), nullable=True),
+    sa.Column("failure_reason", sa.Text, nullable=True),
+    sa.Column("created_at", UtcMicros, nullable=False),
+    sa.Column("updated_at", UtcMicros, nullable=False),
+    sa.CheckConstraint("amount_nanos > 0", name="amount_positive"),
+    sa.CheckConstraint(f"status IN ({PAYMENT_STATUSES})", name="status"),
+    sa.Index("ix_purchases_team_id", "team_id"),
+)
+
+recharges = sa.Table(
+    "recharges",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("team_id", Id, sa.ForeignKey("teams.id"), nullable=False),
+    sa.Column("amount_nanos", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("provider_payment_id", sa.String(255), nullable=True),
+    sa.Column("failure_reason", sa.Text, nullable=True),
+    sa.Column("created_at", UtcMicros, nullable=False),
+    sa.Column("updated_at", UtcMicros, nullable=False),
+    sa.CheckConstraint("amount_nanos > 0", name="amount_positive"),
+    sa.CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="status"),
+    sa.Index("ix_recharges_team_id_created_at", "team_id", "created_at"),
+    # At most one recharge in flight per team: the database, not the code, decides.
+    sa.Index(
+        "uq_recharges_one_pending",
+        "team_id",
+        unique=True,
+        sqlite_where=sa.text("status = 'pending'"),
+        postgresql_where=sa.text("status = 'pending'"),
+    ),
+)
+
+payments = sa.Table(
+    "payments",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("provider", sa.String(20), nullable=False),
+    sa.Column("provider_payment_id", sa.String(255), nullable=False),
+    sa.Column("team_id", Id, sa.ForeignKey("teams.id"), nullable=False),
+    sa.Column("purpose", sa.String(16), nullable=False),
+    sa.Column("purchase_id", Id, sa.ForeignKey("purchases.id"), nullable=True, unique=True),
+    sa.Column("recharge_id", Id, sa.ForeignKey("recharges.id"), nullable=True, unique=True),
+    sa.Column("amount_nanos", sa.BigInteger, nullable=False),
+    sa.Column("refunded_nanos", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("refund_written_off_nanos", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("grant_id", Id, sa.ForeignKey("grants.id"), nullable=True, unique=True),
+    sa.Column("created_at", UtcMicros, nullable=False),
+    sa.Column("updated_at", UtcMicros, nullable=False),
+    sa.UniqueConstraint("provider", "provider_payment_id"),
+    sa.CheckConstraint("amount_nanos > 0", name="amount_positive"),
+    sa.CheckConstraint(
+        "refunded_nanos >= 0 AND refund_written_off_nanos BETWEEN 0 AND refunded_nanos",
+        name="refunds",
+    ),
+    sa.CheckConstraint("purpose IN ('purchase', 'auto_recharge')", name="purpose"),
+    sa.CheckConstraint("status IN ('succeeded', 'disputed', 'refunded')", name="status"),
+    sa.CheckConstraint("(purchase_id IS NULL) <> (recharge_id IS NULL)", name="one_reference"),
+    sa.Index("ix_payments_team_id", "team_id"),
+)
+
+webhook_events = sa.Table(
+    "webhook_events",
+    metadata,
+    sa.Column("provider", sa.String(20), primary_key=True),
+    sa.Column("event_id", sa.String(255), primary_key=True),
+    sa.Column("type", sa.String(100), nullable=False),
+    sa.Column("received_at", UtcMicros, nullable=False),
+)
+
+auto_recharge_settings = sa.Table(
+    "auto_recharge_settings",
+    metadata,
+    sa.Column("team_id", Id, sa.ForeignKey("teams.id"), primary_key=True),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("threshold_nanos", sa.BigInteger, nullable=False),
+    sa.Column("restore_to_nanos", sa.BigInteger, nullable=False),
+    sa.Column("disabled_reason", sa.Text, nullable=True),
+    sa.Column("updated_at", UtcMicros, nullable=False),
+    sa.CheckConstraint("threshold_nanos >= 0", name="threshold_nonnegative"),
+    sa.CheckConstraint(
+        "restore_to_nanos >= threshold_nanos + 10000000000", name="restore_above_threshold"
+    ),
+)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from creditledger.adapters.db.engine import WRITE_OPTION
+from creditledger.adapters.db.payments import SqlPayments, SqlRecharges
 from creditledger.adapters.db.pricing import SqlPricing
 from creditledger.adapters.db.repositories import (
     SqlGrants,
@@ -27,7 +28,7 @@ from creditledger.domain.ids import make_id
 
 
 def new_id(prefix: str) -> str:
-    return make_id(prefix, time.time_ns() // 1_000_000, os.urandom(10))
+    return make_id(prefix, time.time_ns() // 1_000_000, secrets.randbits(80))
 
 
 class SqlUnitOfWork:
@@ -42,6 +43,8 @@ class SqlUnitOfWork:
         self.idempotency = SqlIdempotency(conn)
         self.pricing = SqlPricing(conn)
         self.usage = SqlUsage(conn)
+        self.payments = SqlPayments(conn)
+        self.recharges = SqlRecharges(conn)
         self._committed = False
 
     def commit(self) -> None:

@@ -10,7 +10,17 @@ from fastapi import FastAPI
 from creditledger.entrypoints.api import errors, metrics
 from creditledger.entrypoints.api.limits import BodyGuard
 from creditledger.entrypoints.api.responses import Json
-from creditledger.entrypoints.api.routes import accounts, billing, grants, health, prices, usage
+from creditledger.entrypoints.api.routes import (
+    accounts,
+    billing,
+    grants,
+    health,
+    prices,
+    purchases,
+    sandbox,
+    usage,
+    webhooks,
+)
 from creditledger.entrypoints.jobs import JobRunner
 from creditledger.services.authorize import Authorizer
 from creditledger.services.context import Context
@@ -51,6 +61,6 @@ def create_app(ctx: Context, *, run_jobs: bool = False) -> FastAPI:
     errors.install(app)
     app.middleware("http")(metrics.record)
     app.add_middleware(BodyGuard)
-    for module in (accounts, billing, grants, health, prices, usage):
+    for module in (accounts, billing, grants, health, prices, usage, purchases, webhooks, sandbox):
         app.include_router(module.router)
     return app

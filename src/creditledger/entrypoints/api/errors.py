@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 # Most specific first: the first class an error is an instance of decides.
 STATUS: tuple[tuple[type[e.CreditLedgerError], int], ...] = (
     (e.BadIdempotencyKey, 400),
+    (e.InvalidSignature, 400),
     (e.InvalidCursor, 400),
     (e.InvalidInput, 422),
     (e.InvalidCredentials, 401),

@@ -11,9 +11,10 @@ _JSON_EXEMPT = ("/v1/webhooks/", "/sandbox/")
 
 
 class BodyGuard:
-    """415 for a body that is not ``application/json``; 413 above ``MAX_BODY_BYTES``,
-    whether the body announces its length or is streamed without one.
+    """415 for a body that is not ``application/json``; 413 above ``MAX_BODY_BYTES``.
 
+    A declared ``Content-Length`` is judged before anything is read; a body sent
+    without one (chunked) is read up to the limit here and handed on in one piece.
     Webhooks and the sandbox checkout form read their own formats.
     """
 
@@ -27,10 +28,7 @@ class BodyGuard:
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            response = error_response(
-                413, "payload_too_large", f"Request bodies are limited to {MAX_BODY_BYTES} bytes."
-            )
-            await response(scope, receive, send)
+            await _too_large(scope, receive, send)
             return
         path: str = scope["path"]
         content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
@@ -43,23 +41,24 @@ class BodyGuard:
             )
             await response(scope, receive, send)
             return
-        if length is None and b"transfer-encoding" in headers:
-            # A streamed body announces no length: count it as it comes.
+        if length is None:
             body = await _read_at_most(receive, MAX_BODY_BYTES)
             if body is None:
-                response = error_response(
-                    413,
-                    "payload_too_large",
-                    f"Request bodies are limited to {MAX_BODY_BYTES} bytes.",
-                )
-                await response(scope, receive, send)
+                await _too_large(scope, receive, send)
                 return
             receive = _replay(body, receive)
         await self.app(scope, receive, send)
 
 
+async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
+    response = error_response(
+        413, "payload_too_large", f"Request bodies are limited to {MAX_BODY_BYTES} bytes."
+    )
+    await response(scope, receive, send)
+
+
 async def _read_at_most(receive: Receive, limit: int) -> bytes | None:
-    """The whole request body, or None as soon as it passes ``limit`` bytes."""
+    """The whole body, or None as soon as it grows past ``limit`` bytes."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -77,7 +76,6 @@ async def _read_at_most(receive: Receive, limit: int) -> bytes | None:
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
-    """A ``receive`` that hands the app the body already read, then the client's events."""
     sent = False
 
     async def replay() -> Message:

@@ -8,16 +8,28 @@ says they are decimal strings.
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    WithJsonSchema,
+)
 
-from creditledger.domain.accounts import Member, Role, Team
+from creditledger.domain.accounts import BillingMode, Member, Role, Team
 from creditledger.domain.grants import Grant
 from creditledger.domain.history import HistoryEntry
 from creditledger.domain.money import format_amount
+from creditledger.domain.purchases import Purchase
 from creditledger.services.billing import Balance
+from creditledger.services.billing_settings import BillingSettings
+from creditledger.services.recharge import AutoRechargeView
 
 Money = Annotated[
     Any,
@@ -30,6 +42,21 @@ Money = Annotated[
         }
     ),
 ]
+
+
+_RFC3339_START = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}")
+
+
+def _rfc3339_text(value: object) -> object:
+    # Left alone, pydantic would also read a JSON number (or a string of digits) as
+    # Unix seconds; the API takes times only as RFC 3339 text.
+    if isinstance(value, str) and _RFC3339_START.match(value):
+        return value
+    raise ValueError("must be an RFC 3339 time with a zone, such as 2026-12-01T00:00:00Z")
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+"""A time in a body or query: RFC 3339 text with a zone, nothing else."""
 
 
 class Body(BaseModel):
@@ -69,8 +96,8 @@ class ScopeBody(Body):
 class GrantCreate(Body):
     amount: Money
     scope: ScopeBody | None = None
-    effective_at: AwareDatetime | None = None
-    expires_at: AwareDatetime | None = None
+    effective_at: Instant | None = None
+    expires_at: Instant | None = None
     note: str = Field(max_length=500)
 
 
@@ -99,9 +126,10 @@ class TeamPricingBody(Body):
 
 
 def iso(value: datetime | None) -> str | None:
+    """Every time leaves the API in UTC (``…Z``), whatever zone it came in with."""
     if value is None:
         return None
-    return value.isoformat().replace("+00:00", "Z")
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def money(value: int | None) -> str | None:
@@ -185,3 +213,55 @@ HISTORY_COLUMNS = (
 
 def page(data: list[dict[str, Any]], next_cursor: str | None) -> dict[str, Any]:
     return {"data": data, "next_cursor": next_cursor}
+
+
+class PurchaseCreate(Body):
+    amount: Money
+
+
+class AutoRechargeUpdate(Body):
+    enabled: StrictBool
+    threshold: Money = None
+    restore_to: Money = None
+
+
+class BillingSettingsUpdate(Body):
+    billing_mode: BillingMode | None = None
+    tier_level: int | None = Field(default=None, ge=0, le=5)
+
+
+def purchase_public(purchase: Purchase) -> dict[str, Any]:
+    return {
+        "id": purchase.id,
+        "amount": money(purchase.amount),
+        "status": purchase.status.value,
+        "checkout_url": purchase.checkout_url,
+        "failure_reason": purchase.failure_reason,
+        "created_at": iso(purchase.created_at),
+    }
+
+
+def auto_recharge_public(view: AutoRechargeView) -> dict[str, Any]:
+    settings = view.settings
+    method = view.payment_method
+    return {
+        "enabled": bool(settings and settings.enabled),
+        "threshold": money(settings.threshold) if settings else None,
+        "restore_to": money(settings.restore_to) if settings else None,
+        "disabled_reason": settings.disabled_reason if settings else None,
+        "payment_method_saved": bool(method and method.payment_method_ref),
+    }
+
+
+def billing_settings_public(settings: BillingSettings) -> dict[str, Any]:
+    team, tier = settings.team, settings.tier
+    return {
+        "billing_mode": team.billing_mode.value,
+        "tier_level": team.tier_level_override,
+        "tier": {
+            "level": tier.level,
+            "requests_per_minute": tier.requests_per_minute,
+            "max_output_tokens": tier.max_output_tokens,
+        },
+        "lifetime_paid": money(team.lifetime_paid),
+    }

@@ -7,9 +7,8 @@ import io
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime
 
 from creditledger.domain.grants import GrantKind, GrantStatus
 from creditledger.domain.history import HistoryFilter
@@ -17,6 +16,7 @@ from creditledger.domain.ledger import EntryType
 from creditledger.entrypoints.api.deps import Caller, Ctx, Cursor, Limit
 from creditledger.entrypoints.api.schemas import (
     HISTORY_COLUMNS,
+    Instant,
     balance_public,
     grant_public,
     history_public,
@@ -53,10 +53,13 @@ def list_credits(
 def _history_filter(
     type: Annotated[EntryType | None, Query()] = None,
     kind: Annotated[GrantKind | None, Query()] = None,
-    since: Annotated[AwareDatetime | None, Query()] = None,
-    until: Annotated[AwareDatetime | None, Query()] = None,
+    since: Annotated[Instant | None, Query()] = None,
+    until: Annotated[Instant | None, Query()] = None,
 ) -> HistoryFilter:
     return HistoryFilter(type=type, kind=kind, since=since, until=until)
+
+
+Filter = Annotated[HistoryFilter, Depends(_history_filter)]
 
 
 @router.get("/credit-history")
@@ -64,15 +67,11 @@ def credit_history(
     team_id: str,
     ctx: Ctx,
     caller: Caller,
-    type: Annotated[EntryType | None, Query()] = None,
-    kind: Annotated[GrantKind | None, Query()] = None,
-    since: Annotated[AwareDatetime | None, Query()] = None,
-    until: Annotated[AwareDatetime | None, Query()] = None,
+    flt: Filter,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> dict[str, Any]:
     """Every change to the team's credit, newest first, with the balance after it."""
-    flt = _history_filter(type, kind, since, until)
     result = history.credit_history(ctx, caller, team_id, flt, limit, cursor)
     return page([history_public(e) for e in result.entries], result.next_cursor)
 
@@ -82,13 +81,9 @@ def credit_history_csv(
     team_id: str,
     ctx: Ctx,
     caller: Caller,
-    type: Annotated[EntryType | None, Query()] = None,
-    kind: Annotated[GrantKind | None, Query()] = None,
-    since: Annotated[AwareDatetime | None, Query()] = None,
-    until: Annotated[AwareDatetime | None, Query()] = None,
+    flt: Filter,
 ) -> StreamingResponse:
     """The same entries as CSV, streamed."""
-    flt = _history_filter(type, kind, since, until)
     entries = history.export_history(ctx, caller, team_id, flt)
 
     def rows() -> Iterator[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AwareDatetime
 
@@ -14,6 +14,7 @@ from creditledger.domain.grants import UsageScope
 from creditledger.entrypoints.api.deps import Caller, Ctx
 from creditledger.entrypoints.api.schemas import AuthorizeCreate, iso, money
 from creditledger.services.authorize import Authorizer
+from creditledger.services.recharge import recharge_after_usage
 from creditledger.services.usage import IngestResult, ingest_usage
 from creditledger.services.usage_report import usage_report
 
@@ -82,11 +83,15 @@ def _render(result: IngestResult) -> dict[str, Any]:
         }
     },
 )
-async def post_usage_events(request: Request, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+async def post_usage_events(
+    request: Request, ctx: Ctx, caller: Caller, background: BackgroundTasks
+) -> dict[str, Any]:
     """Report a batch of usage (≤ 5,000 events, ≤ 5 MB). Each event is taken or rejected
     on its own; an id seen before with the same payload is counted as a duplicate."""
     events = _parse_batch(await request.body())
     result = await run_in_threadpool(ingest_usage, ctx, caller, events)
+    # After the answer: top up teams that this usage took below their threshold.
+    background.add_task(recharge_after_usage, ctx, result.charged_teams)
     return _render(result)
 
 

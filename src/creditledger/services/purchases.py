@@ -1,0 +1,133 @@
+"""Buying prepaid credit through the payment provider (SPEC §8, API.md purchases).
+
+Starting a purchase never holds a database transaction across the provider call:
+the Idempotency-Key is claimed first (so 20 simultaneous requests with one key
+make one checkout), the pending purchase is committed, the provider makes the
+checkout page (with an idempotency key derived from the purchase id), and the
+answer is stored with the key. Credit comes only later, from
+:func:`services.payments.apply_outcome`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+
+from creditledger.domain.accounts import Principal
+from creditledger.domain.errors import CreditLedgerError, NotFound
+from creditledger.domain.payments import CheckoutRequest, CheckoutSession, PaymentStatus
+from creditledger.domain.purchases import Purchase
+from creditledger.services.access import Need, check_team_access
+from creditledger.services.context import Context
+from creditledger.services.idempotency import claim_key, finish_claimed, release_key
+from creditledger.services.payments import apply_outcome
+from creditledger.services.ports import SandboxCheckout, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+PURCHASE_NOT_FOUND = "No purchase with this id in this team."
+
+
+def start_purchase(
+    ctx: Context,
+    principal: Principal,
+    team_id: str,
+    amount: int,
+    key: str,
+    fingerprint: str,
+    render: Callable[[Purchase], tuple[int, str]],
+) -> tuple[int, str]:
+    """A pending purchase with its checkout page; the same key replays the first answer.
+
+    ``amount`` is already checked against the configured bounds.
+    """
+    replay = claim_key(ctx, principal.caller_id, key, fingerprint)
+    if replay is not None:
+        return replay
+    try:
+        purchase, customer_ref = _open_purchase(ctx, principal, team_id, amount)
+    except CreditLedgerError:
+        release_key(ctx, principal.caller_id, key)
+        raise
+    try:
+        session = ctx.payments.create_checkout(
+            CheckoutRequest(purchase.id, team_id, amount, customer_ref, f"checkout:{purchase.id}")
+        )
+    except CreditLedgerError as exc:
+        _abandon(ctx, purchase, exc.message)
+        release_key(ctx, principal.caller_id, key)
+        raise
+
+    def effect(uow: UnitOfWork) -> Purchase:
+        uow.payments.attach_checkout(purchase.id, session, ctx.clock.now())
+        return _with_checkout(purchase, session)
+
+    return finish_claimed(ctx, principal.caller_id, key, effect, render)
+
+
+def get_purchase(ctx: Context, principal: Principal, team_id: str, purchase_id: str) -> Purchase:
+    """The purchase; while it is unsettled, the provider is asked (a status poll)."""
+    purchase = _read(ctx, principal, team_id, purchase_id)
+    if purchase.status.rank > PaymentStatus.FAILED.rank or purchase.checkout_session_id is None:
+        return purchase
+    try:
+        outcome = ctx.payments.checkout_outcome(purchase.checkout_session_id)
+    except CreditLedgerError as exc:
+        log.warning("status poll of purchase %s failed: %s", purchase.id, exc.message)
+        return purchase
+    if outcome is None or outcome.status is purchase.status:
+        return purchase
+    apply_outcome(ctx, outcome)
+    return _read(ctx, principal, team_id, purchase_id)
+
+
+def _open_purchase(
+    ctx: Context, principal: Principal, team_id: str, amount: int
+) -> tuple[Purchase, str | None]:
+    with ctx.uow() as uow:
+        check_team_access(uow, principal, team_id, Need.ADMIN, lock=True)
+        purchase = Purchase(
+            id=uow.new_id("pur"),
+            team_id=team_id,
+            amount=amount,
+            status=PaymentStatus.PENDING,
+            checkout_session_id=None,
+            checkout_url=None,
+            provider_payment_id=None,
+            failure_reason=None,
+            created_at=ctx.clock.now(),
+        )
+        uow.payments.add_purchase(purchase, ctx.payments.name)
+        method = uow.payments.saved_method(team_id)
+        uow.commit()
+    return purchase, method.customer_ref if method else None
+
+
+def _abandon(ctx: Context, purchase: Purchase, reason: str) -> None:
+    """The checkout could not be made: the purchase fails, nobody can pay it."""
+    with ctx.uow() as uow:
+        uow.payments.set_purchase_status(
+            purchase.id, PaymentStatus.FAILED, None, reason, ctx.clock.now()
+        )
+        uow.commit()
+
+
+def _read(ctx: Context, principal: Principal, team_id: str, purchase_id: str) -> Purchase:
+    with ctx.uow(write=False) as uow:
+        check_team_access(uow, principal, team_id, Need.BILLING_READ)
+        purchase = uow.payments.purchase(purchase_id)
+    if purchase is None or purchase.team_id != team_id:
+        raise NotFound(PURCHASE_NOT_FOUND)
+    return purchase
+
+
+def _with_checkout(purchase: Purchase, session: CheckoutSession) -> Purchase:
+    return replace(purchase, checkout_session_id=session.session_id, checkout_url=session.url)
+
+
+def sandbox_checkout(ctx: Context) -> SandboxCheckout:
+    """The sandbox's payment page, when the sandbox is the provider."""
+    if not isinstance(ctx.payments, SandboxCheckout):
+        raise NotFound("The sandbox checkout is only there with the sandbox payment provider.")
+    return ctx.payments

@@ -1,0 +1,178 @@
+"""Sign-up, login, teams and members over HTTP (API.md, Accounts and teams)."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from creditledger.services.context import Context
+from tests.helpers import PASSWORD, Account, bearer, error_code, operator_token, sign_up
+
+
+def add_member(client: TestClient, admin: Account, who: Account, role: str = "member") -> str:
+    response = client.post(
+        f"/v1/teams/{admin.team_id}/members",
+        headers=admin.auth,
+        json={"email": who.email, "role": role},
+    )
+    assert response.status_code == 201, response.text
+    user_id: str = response.json()["user_id"]
+    return user_id
+
+
+def test_signup_creates_the_user_their_team_and_a_working_token(client: TestClient) -> None:
+    response = client.post(
+        "/v1/signup",
+        json={"email": "Grace@Example.com", "password": PASSWORD, "team_name": "Navy"},
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert body["user"]["email"] == "grace@example.com"
+    assert body["user"]["id"].startswith("user_")
+    assert body["team"]["id"].startswith("team_")
+    assert body["team"]["name"] == "Navy"
+    team = client.get(f"/v1/teams/{body['team']['id']}", headers=bearer(body["token"]))
+    assert team.json() == {"id": body["team"]["id"], "name": "Navy", "role": "admin"}
+
+
+def test_an_email_signs_up_once_whatever_its_case(client: TestClient) -> None:
+    ada = sign_up(client)
+    again = client.post(
+        "/v1/signup",
+        json={"email": ada.email.upper(), "password": PASSWORD, "team_name": "Twice"},
+    )
+    assert (again.status_code, error_code(again)) == (409, "email_taken")
+
+
+def test_signup_refuses_a_bad_email_or_short_password_naming_the_field(client: TestClient) -> None:
+    bad_email = client.post(
+        "/v1/signup", json={"email": "not-an-email", "password": PASSWORD, "team_name": "T"}
+    )
+    assert (bad_email.status_code, bad_email.json()["error"]["param"]) == (422, "email")
+    short = client.post(
+        "/v1/signup", json={"email": "x@example.com", "password": "short", "team_name": "T"}
+    )
+    assert (short.status_code, short.json()["error"]["param"]) == (422, "password")
+
+
+def test_login_gives_a_new_token_for_the_right_password(client: TestClient) -> None:
+    ada = sign_up(client)
+    response = client.post("/v1/login", json={"email": ada.email, "password": PASSWORD})
+    assert response.status_code == 200
+    token = response.json()["token"]
+    assert token != ada.token
+    assert client.get(f"/v1/teams/{ada.team_id}", headers=bearer(token)).status_code == 200
+
+
+def test_a_wrong_password_and_an_unknown_email_get_the_same_answer(client: TestClient) -> None:
+    ada = sign_up(client)
+    wrong = client.post("/v1/login", json={"email": ada.email, "password": "wrong password!"})
+    unknown = client.post("/v1/login", json={"email": "nobody@example.com", "password": PASSWORD})
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.json() == unknown.json()
+    assert error_code(wrong) == "invalid_credentials"
+
+
+def test_a_new_team_makes_the_caller_admin_and_has_no_signup_credit(client: TestClient) -> None:
+    ada = sign_up(client)
+    created = client.post("/v1/teams", headers=ada.auth, json={"name": "  Research  "})
+    assert created.status_code == 201
+    team = created.json()
+    assert team["name"] == "Research"
+    assert set(team) == {"id", "name"}
+    assert client.get(f"/v1/teams/{team['id']}", headers=ada.auth).json()["role"] == "admin"
+    balance = client.get(f"/v1/teams/{team['id']}/balance", headers=ada.auth).json()
+    assert balance["available"]["total"] == "0.00"
+    credits = client.get(f"/v1/teams/{team['id']}/credits", headers=ada.auth).json()
+    assert credits == {"data": [], "next_cursor": None}
+
+
+def test_an_admin_adds_a_member_who_then_sees_the_team_and_their_role(client: TestClient) -> None:
+    ada, bob = sign_up(client, "ada"), sign_up(client, "bob")
+    response = client.post(
+        f"/v1/teams/{ada.team_id}/members", headers=ada.auth, json={"email": bob.email}
+    )
+    assert response.status_code == 201
+    assert response.json()["user_id"] == bob.user_id
+    assert response.json()["role"] == "member"
+    assert response.json()["email"] == bob.email
+    seen = client.get(f"/v1/teams/{ada.team_id}", headers=bob.auth).json()
+    assert seen == {"id": ada.team_id, "name": "ada's team", "role": "member"}
+
+
+def test_adding_someone_twice_is_a_conflict(client: TestClient) -> None:
+    ada, bob = sign_up(client, "ada"), sign_up(client, "bob")
+    add_member(client, ada, bob)
+    again = client.post(
+        f"/v1/teams/{ada.team_id}/members", headers=ada.auth, json={"email": bob.email}
+    )
+    assert (again.status_code, error_code(again)) == (409, "already_member")
+
+
+def test_adding_an_unknown_email_says_to_sign_up_first(client: TestClient) -> None:
+    ada = sign_up(client)
+    response = client.post(
+        f"/v1/teams/{ada.team_id}/members", headers=ada.auth, json={"email": "ghost@example.com"}
+    )
+    assert (response.status_code, response.json()["error"]["param"]) == (404, "email")
+
+
+def test_a_team_always_keeps_one_admin(client: TestClient) -> None:
+    ada = sign_up(client)
+    url = f"/v1/teams/{ada.team_id}/members/{ada.user_id}"
+    demote = client.patch(url, headers=ada.auth, json={"role": "member"})
+    leave = client.delete(url, headers=ada.auth)
+    assert (demote.status_code, error_code(demote)) == (409, "last_admin")
+    assert (leave.status_code, error_code(leave)) == (409, "last_admin")
+    assert client.get(f"/v1/teams/{ada.team_id}", headers=ada.auth).json()["role"] == "admin"
+
+
+def test_with_a_second_admin_the_first_may_step_down(client: TestClient) -> None:
+    ada, bob = sign_up(client, "ada"), sign_up(client, "bob")
+    add_member(client, ada, bob, role="admin")
+    demote = client.patch(
+        f"/v1/teams/{ada.team_id}/members/{ada.user_id}", headers=ada.auth, json={"role": "member"}
+    )
+    assert demote.status_code == 200
+    assert demote.json()["role"] == "member"
+
+
+def test_a_demotion_takes_effect_on_the_very_next_request(client: TestClient) -> None:
+    ada, bob = sign_up(client, "ada"), sign_up(client, "bob")
+    add_member(client, ada, bob, role="admin")
+    balance_url = f"/v1/teams/{ada.team_id}/balance"
+    assert client.get(balance_url, headers=bob.auth).status_code == 200
+    client.patch(
+        f"/v1/teams/{ada.team_id}/members/{bob.user_id}", headers=ada.auth, json={"role": "member"}
+    )
+    denied = client.get(balance_url, headers=bob.auth)
+    assert (denied.status_code, error_code(denied)) == (403, "forbidden")
+
+
+def test_a_removed_member_no_longer_sees_the_team(client: TestClient) -> None:
+    ada, bob = sign_up(client, "ada"), sign_up(client, "bob")
+    add_member(client, ada, bob)
+    removed = client.delete(f"/v1/teams/{ada.team_id}/members/{bob.user_id}", headers=ada.auth)
+    assert removed.status_code == 204
+    assert removed.content == b""
+    after = client.get(f"/v1/teams/{ada.team_id}", headers=bob.auth)
+    assert (after.status_code, error_code(after)) == (404, "not_found")
+
+
+def test_changing_or_removing_someone_outside_the_team_is_not_found(client: TestClient) -> None:
+    ada, bob = sign_up(client, "ada"), sign_up(client, "bob")
+    url = f"/v1/teams/{ada.team_id}/members/{bob.user_id}"
+    assert client.patch(url, headers=ada.auth, json={"role": "admin"}).status_code == 404
+    assert client.delete(url, headers=ada.auth).status_code == 404
+
+
+def test_a_user_in_several_teams_has_a_role_in_each(client: TestClient) -> None:
+    ada, bob = sign_up(client, "ada"), sign_up(client, "bob")
+    add_member(client, ada, bob)
+    assert client.get(f"/v1/teams/{ada.team_id}", headers=bob.auth).json()["role"] == "member"
+    assert client.get(f"/v1/teams/{bob.team_id}", headers=bob.auth).json()["role"] == "admin"
+
+
+def test_an_operator_reads_a_team_without_a_role_in_it(client: TestClient, ctx: Context) -> None:
+    ada = sign_up(client)
+    response = client.get(f"/v1/teams/{ada.team_id}", headers=bearer(operator_token(ctx)))
+    assert response.json() == {"id": ada.team_id, "name": "ada's team", "role": None}

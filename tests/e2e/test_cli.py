@@ -1,0 +1,122 @@
+"""The command line against a temporary SQLite file: migrate, demo, tokens, verify."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from creditledger.bootstrap import build_context
+from creditledger.config import Settings
+from creditledger.domain.accounts import TokenKind
+from creditledger.entrypoints.cli import app
+from creditledger.services.tokens import authenticate
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "CREDITLEDGER_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "CREDITLEDGER_PASSWORD_TIME_COST": "1",
+        "CREDITLEDGER_PASSWORD_MEMORY_KIB": "8",
+    }
+
+
+@pytest.fixture
+def cli(env: dict[str, str]) -> CliRunner:
+    return CliRunner(env=env)
+
+
+def run(cli: CliRunner, *args: str) -> str:
+    result = cli.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def principal_kind(env: dict[str, str], token: str) -> TokenKind:
+    ctx = build_context(Settings(database_url=env["CREDITLEDGER_DATABASE_URL"]))
+    try:
+        return authenticate(ctx, token).kind
+    finally:
+        ctx.uow.dispose()
+
+
+def test_migrate_brings_an_empty_file_to_the_newest_schema(
+    cli: CliRunner, env: dict[str, str]
+) -> None:
+    assert run(cli, "migrate").startswith("migrated sqlite:///")
+    assert run(cli, "migrate").startswith("migrated")  # again: nothing to do, still fine
+    ctx = build_context(Settings(database_url=env["CREDITLEDGER_DATABASE_URL"]))
+    try:
+        assert ctx.schema.problem() is None
+    finally:
+        ctx.uow.dispose()
+
+
+def test_demo_creates_the_demo_team_once(cli: CliRunner, env: dict[str, str]) -> None:
+    run(cli, "migrate")
+    first = run(cli, "demo")
+    second = run(cli, "demo")
+    assert "created" in first.splitlines()[0]
+    assert "already there" in second.splitlines()[0]
+    assert first.split()[2] == second.split()[2]  # the same team id
+    assert "demo@creditledger.local" in first
+    token = next(line.split()[-1] for line in second.splitlines() if "token:" in line)
+    assert principal_kind(env, token) is TokenKind.PERSONAL
+
+
+def test_verify_passes_on_the_demo_data(cli: CliRunner) -> None:
+    run(cli, "migrate")
+    run(cli, "demo")
+    assert run(cli, "verify").strip().startswith("ledger ok")
+
+
+@pytest.mark.parametrize("kind", [TokenKind.OPERATOR, TokenKind.SERVICE])
+def test_tokens_create_prints_only_the_token(
+    cli: CliRunner, env: dict[str, str], kind: TokenKind
+) -> None:
+    run(cli, "migrate")
+    output = run(cli, "tokens", "create", "--kind", kind.value, "--name", "ci")
+    token = output.strip()
+    assert output == token + "\n"
+    assert " " not in token
+    assert len(token) >= 40
+    assert principal_kind(env, token) is kind
+
+
+def test_tokens_create_refuses_personal_tokens(cli: CliRunner) -> None:
+    run(cli, "migrate")
+    result = cli.invoke(app, ["tokens", "create", "--kind", "personal", "--name", "x"])
+    assert result.exit_code == 2
+    assert "operator or service" in result.output
+
+
+@pytest.mark.parametrize(
+    "args", [["verify"], ["demo"], ["tokens", "create", "--kind", "service", "--name", "x"]]
+)
+def test_commands_on_an_unmigrated_database_say_to_migrate(cli: CliRunner, args: list[str]) -> None:
+    result = cli.invoke(app, args)
+    assert result.exit_code == 1
+    assert "creditledger migrate" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_the_installed_command_runs_as_a_program(env: dict[str, str]) -> None:
+    command = [sys.executable, "-m", "creditledger.entrypoints.cli"]
+    environment = os.environ | env
+    migrated = subprocess.run(
+        [*command, "migrate"], env=environment, capture_output=True, text=True, check=False
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    bad = subprocess.run(
+        [*command, "tokens", "create", "--kind", "operator", "--name", ""],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (bad.returncode, bad.stderr.strip()) == (1, "error: `name` must be 1 to 200 characters.")
