@@ -8,7 +8,8 @@ from fastapi.testclient import TestClient
 from creditledger.adapters.payments.sandbox import SandboxProvider
 from creditledger.domain.errors import PaymentProviderUnavailable
 from creditledger.domain.payments import CheckoutRequest, CheckoutSession
-from tests.helpers import bearer, error_code, operator_token, sign_up
+from creditledger.services.context import Context
+from tests.helpers import Platform, bearer, error_code, event, operator_token, price, sign_up
 from tests.payments import (
     DECLINE_CARD,
     SUCCESS_CARD,
@@ -59,7 +60,7 @@ def test_purchases_adding_up_to_fifty_dollars_reach_tier_2(
     buy(client, sandbox, ada, "10.00")
     buy(client, sandbox, ada, "39.99")
     assert balance(client, ada)["tier"]["level"] == 1
-    buy(client, sandbox, ada, "0.01" if False else "10.00")
+    buy(client, sandbox, ada, "10.00")
     after = balance(client, ada)
     assert after["tier"]["level"] == 2 and after["lifetime_paid"] == "59.99"
     assert after["available"]["prepaid"] == "59.99"
@@ -275,3 +276,26 @@ def test_a_provider_outage_answers_503_fails_the_purchase_and_frees_the_key(
     monkeypatch.undo()
     retried = start_purchase(client, ada, "10.00", key="retry-me")
     assert retried.status_code == 201 and retried.json()["status"] == "pending"
+
+
+def test_a_team_that_bought_credit_stays_allowed_once_its_credit_is_spent(
+    client: TestClient, sandbox: SandboxProvider, ctx: Context
+) -> None:
+    """The first purchase unlocks pay-as-you-go: usage past the credits accrues to the
+    unpaid balance and the gateway keeps being told `allowed: true`."""
+    platform = Platform.on(client, ctx)
+    platform.put_prices(price("llama", "requests", "1.00"))
+    ada = sign_up(client)
+    buy(client, sandbox, ada, "10.00")
+    now = ctx.clock.now()
+    taken = platform.usage(event(ada.team_id, "big", now, requests=15))
+    assert taken["accepted"] == 1
+    after = balance(client, ada)
+    assert after["available"]["total"] == "0.00" and after["unpaid_balance"] == "2.00"
+    answer = client.post(
+        "/v1/authorize",
+        json={"team_id": ada.team_id, "product": "serverless", "model": "llama"},
+        headers=bearer(platform.service),
+    ).json()
+    assert (answer["allowed"], answer["reason"], answer["available"]) == (True, "ok", "0.00")
+    assert answer["tier"]["level"] == 1
