@@ -22,11 +22,21 @@
     │   ├── LastAdmin                     last_admin
     │   ├── GrantAlreadyVoided            grant_already_voided
     │   ├── RequestInProgress             request_in_progress
-    │   └── PaymentMethodRequired         payment_method_required
+    │   ├── PaymentMethodRequired         payment_method_required
+    │   └── PromoCodeTaken                promo_code_taken (an operator chose a code in use)
     ├── IdempotencyKeyReused              idempotency_key_reused (422)
+    ├── PromoCodeRefused                  a redemption refused (SPEC §9), in precedence order:
+    │   ├── PromoCodeInvalid              promo_code_invalid (422)
+    │   ├── PromoCodeExpired              promo_code_expired (422)
+    │   ├── PromoCodeAlreadyRedeemed      promo_code_already_redeemed (409)
+    │   └── PromoCodeLimitReached         promo_code_limit_reached (409)
+    ├── TooManyAttempts                   too_many_attempts (429, Retry-After)
     └── ServiceUnavailable                service_unavailable (503, retryable)
         ├── PaymentProviderUnavailable    payment_provider_unavailable
         └── PaymentNotYetKnown            payment_not_yet_known (a webhook that came early)
+
+An error whose ``retry_after`` is set (seconds) tells the client when to try again;
+the HTTP layer sends it as a ``Retry-After`` header.
 
 Entry points map each class to an HTTP status in one table; services and the
 domain never speak HTTP.
@@ -39,6 +49,7 @@ class CreditLedgerError(Exception):
     """Base class: every error carries a stable snake_case ``code``."""
 
     code = "error"
+    retry_after: int | None = None
 
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
@@ -128,6 +139,7 @@ class IdempotencyKeyReused(CreditLedgerError):
 
 class ServiceUnavailable(CreditLedgerError):
     code = "service_unavailable"
+    retry_after = 1
 
 
 class InvalidSignature(InvalidInput):
@@ -150,3 +162,37 @@ class PaymentNotYetKnown(ServiceUnavailable):
     """A refund or dispute for a payment not seen yet: the provider will deliver it again."""
 
     code = "payment_not_yet_known"
+
+
+class PromoCodeTaken(Conflict):
+    code = "promo_code_taken"
+
+
+class PromoCodeRefused(CreditLedgerError):
+    """A redemption the rules refuse; each counts as a failed attempt of the team."""
+
+    code = "promo_code_refused"
+
+
+class PromoCodeInvalid(PromoCodeRefused):
+    code = "promo_code_invalid"
+
+
+class PromoCodeExpired(PromoCodeRefused):
+    code = "promo_code_expired"
+
+
+class PromoCodeAlreadyRedeemed(PromoCodeRefused):
+    code = "promo_code_already_redeemed"
+
+
+class PromoCodeLimitReached(PromoCodeRefused):
+    code = "promo_code_limit_reached"
+
+
+class TooManyAttempts(CreditLedgerError):
+    code = "too_many_attempts"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

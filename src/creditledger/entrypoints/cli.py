@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import csv
+import os
 import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,11 +20,20 @@ from creditledger.adapters.clock import FixedClock
 from creditledger.bootstrap import build_context, migrate_database
 from creditledger.config import Settings
 from creditledger.domain.accounts import TokenKind
-from creditledger.domain.errors import CreditLedgerError
+from creditledger.domain.errors import CreditLedgerError, InvalidRequest
+from creditledger.domain.grants import Scope
+from creditledger.domain.money import format_amount, parse_amount
+from creditledger.domain.promo_codes import PromoCode, PromoTerms
 from creditledger.entrypoints.jobs import JOBS, JobRunner
+from creditledger.services.access import system_operator
 from creditledger.services.context import Context
 from creditledger.services.demo import load_demo
 from creditledger.services.health import readiness
+from creditledger.services.promo_codes import (
+    NewPromoCodes,
+    create_promo_codes,
+    set_promo_code_disabled,
+)
 from creditledger.services.tokens import create_platform_token
 from creditledger.services.verify import verify_ledger
 
@@ -32,6 +44,8 @@ tokens_app = typer.Typer(help="Operator and service tokens.", no_args_is_help=Tr
 app.add_typer(tokens_app, name="tokens")
 jobs_app = typer.Typer(help="Periodic jobs, run once by hand.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
+promo_app = typer.Typer(help="Promo codes (acts as an operator).", no_args_is_help=True)
+app.add_typer(promo_app, name="promo")
 
 
 @contextmanager
@@ -159,7 +173,143 @@ def verify() -> None:
     if problems:
         typer.echo(f"{len(problems)} violation(s)", err=True)
         raise typer.Exit(1)
-    typer.echo("ledger ok: I1 I2 I3 I6 I9 hold")
+    typer.echo("ledger ok: I1 I2 I3 I5 I6 I9 hold")
+
+
+PROMO_CSV_COLUMNS = (
+    "id",
+    "code",
+    "amount",
+    "max_redemptions",
+    "valid_from",
+    "redeem_by",
+    "credit_expires_at",
+    "credit_valid_days",
+)
+_ScopeOption = Annotated[
+    list[str] | None,
+    typer.Option(help="Limit the credit to these values (repeat, or separate with commas)"),
+]
+
+
+@promo_app.command("create")
+def promo_create(
+    amount: Annotated[str, typer.Option(help="Credit per redemption in dollars, e.g. 5.00")],
+    code: Annotated[str | None, typer.Option(help="The code text, e.g. WELCOME2026")] = None,
+    count: Annotated[int | None, typer.Option(help="How many random codes to make")] = None,
+    max_redemptions: Annotated[int, typer.Option(help="Redemptions allowed, per code")] = 1,
+    valid_from: Annotated[
+        str | None, typer.Option(help="ISO time before which the code is not valid")
+    ] = None,
+    redeem_by: Annotated[str | None, typer.Option(help="ISO time the code stops working")] = None,
+    credit_expires_at: Annotated[
+        str | None, typer.Option(help="ISO time the granted credit expires")
+    ] = None,
+    credit_valid_days: Annotated[
+        int | None, typer.Option(help="Or: the credit expires this many days after redemption")
+    ] = None,
+    scope_products: _ScopeOption = None,
+    scope_models: _ScopeOption = None,
+    scope_gpus: _ScopeOption = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write the codes to this new CSV file (readable by you only)"),
+    ] = None,
+) -> None:
+    """Create one code (--code) or a batch of random codes (--count N).
+
+    Times are ISO 8601; without a zone they are UTC. Without --out the codes are printed.
+    """
+    scope_raw = {
+        name: [v.strip() for item in values for v in item.split(",") if v.strip()]
+        for name, values in (
+            ("products", scope_products),
+            ("models", scope_models),
+            ("gpus", scope_gpus),
+        )
+        if values
+    }
+    new = NewPromoCodes(
+        terms=PromoTerms(
+            amount=parse_amount(amount, param="--amount"),
+            max_redemptions=max_redemptions,
+            scope=Scope.parse(scope_raw or None),
+            valid_from=_cli_time(valid_from, "--valid-from"),
+            redeem_by=_cli_time(redeem_by, "--redeem-by"),
+            credit_expires_at=_cli_time(credit_expires_at, "--credit-expires-at"),
+            credit_valid_days=credit_valid_days,
+        ),
+        code=code,
+        count=count,
+    )
+    if out is None:
+        with _context() as ctx:
+            codes = create_promo_codes(ctx, system_operator("cli"), new)
+        for promo in codes:
+            typer.echo(promo.display_code)
+        return
+    try:
+        # Made before the codes, and never over an existing file: a batch is not lost.
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        typer.echo(f"{out} already exists; choose another --out file", err=True)
+        raise typer.Exit(2) from None
+    try:
+        with _context() as ctx:
+            codes = create_promo_codes(ctx, system_operator("cli"), new)
+    except BaseException:
+        os.close(fd)
+        out.unlink()
+        raise
+    with open(fd, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=PROMO_CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(_promo_csv_row(promo) for promo in codes)
+    typer.echo(f"{len(codes)} code(s) written to {out}")
+
+
+@promo_app.command("disable")
+def promo_disable(promo_id: Annotated[str, typer.Argument(help="The code's id (promo_…)")]) -> None:
+    """Disable a code: redemptions stop at once."""
+    with _context() as ctx:
+        promo = set_promo_code_disabled(ctx, system_operator("cli"), promo_id, True)
+    typer.echo(f"{promo.id} disabled ({promo.redemptions} of {promo.max_redemptions} redeemed)")
+
+
+@promo_app.command("enable")
+def promo_enable(promo_id: Annotated[str, typer.Argument(help="The code's id (promo_…)")]) -> None:
+    """Enable a disabled code again."""
+    with _context() as ctx:
+        promo = set_promo_code_disabled(ctx, system_operator("cli"), promo_id, False)
+    typer.echo(f"{promo.id} enabled ({promo.redemptions} of {promo.max_redemptions} redeemed)")
+
+
+def _cli_time(text: str | None, param: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequest(
+            f"{param} must be an ISO 8601 time such as 2026-12-31T00:00:00Z.", param=param
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _promo_csv_row(promo: PromoCode) -> dict[str, object]:
+    def iso(value: datetime | None) -> str:
+        return "" if value is None else value.isoformat().replace("+00:00", "Z")
+
+    return {
+        "id": promo.id,
+        "code": promo.display_code,
+        "amount": format_amount(promo.amount),
+        "max_redemptions": promo.max_redemptions,
+        "valid_from": iso(promo.valid_from),
+        "redeem_by": iso(promo.redeem_by),
+        "credit_expires_at": iso(promo.credit_expires_at),
+        "credit_valid_days": promo.credit_valid_days or "",
+    }
 
 
 def main() -> None:

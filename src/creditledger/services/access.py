@@ -23,6 +23,15 @@ class Need(enum.Enum):
     """Platform staff only."""
 
 
+def system_operator(name: str) -> Principal:
+    """An operator acting from the command line, where there is no token to present.
+
+    ``token_id`` (``system:<name>``) is what records such as a promo code's
+    ``created_by`` remember; it never matches a stored token.
+    """
+    return Principal(TokenKind.OPERATOR, f"system:{name}")
+
+
 def require_operator(principal: Principal) -> None:
     if principal.kind is not TokenKind.OPERATOR:
         raise Forbidden("This action needs an operator token.")

@@ -28,6 +28,7 @@ from creditledger.domain.payments import (
     SavedPaymentMethod,
 )
 from creditledger.domain.pricing import Price, PriceBook, TeamPricing
+from creditledger.domain.promo_codes import PromoCode
 from creditledger.domain.purchases import Purchase
 from creditledger.domain.recharge import AutoRecharge, Recharge, RechargeStatus
 from creditledger.domain.usage import UsageRecord
@@ -229,6 +230,41 @@ class Recharges(Protocol):
         ...
 
 
+class PromoCodes(Protocol):
+    def add(self, code: PromoCode, created_by: str) -> bool:
+        """Store a new code; False (nothing stored) when its normal form is taken."""
+        ...
+
+    def get(self, promo_id: str) -> PromoCode | None: ...
+    def find(self, code: str) -> PromoCode | None:
+        """The code with this normal form."""
+        ...
+
+    def set_disabled(self, promo_id: str, at: datetime | None) -> None:
+        """Disable at ``at`` (an already disabled code keeps its time), or enable on None."""
+        ...
+
+    def claim(self, promo_id: str, at: datetime) -> bool:
+        """Count one redemption, in one statement, only if at ``at`` the code is enabled,
+        in its redemption window and under its limit. False when it is not."""
+        ...
+
+    def record_redemption(
+        self,
+        redemption_id: str,
+        promo_id: str,
+        team_id: str,
+        grant_id: str,
+        user_id: str,
+        at: datetime,
+    ) -> bool:
+        """Record the team's redemption; False when the team already has one (a UNIQUE
+        constraint decides, whatever runs concurrently)."""
+        ...
+
+    def redeemed_by_team(self, promo_id: str, team_id: str) -> bool: ...
+
+
 class UnitOfWork(Protocol):
     @property
     def users(self) -> Users: ...
@@ -252,6 +288,8 @@ class UnitOfWork(Protocol):
     def payments(self) -> Payments: ...
     @property
     def recharges(self) -> Recharges: ...
+    @property
+    def promo_codes(self) -> PromoCodes: ...
 
     def commit(self) -> None: ...
     def new_id(self, prefix: str) -> str: ...

@@ -1,4 +1,4 @@
-"""Invariants I1–I3, I6 and I9 of QUALITY.md, checked against the live database.
+"""Invariants I1–I3, I5, I6 and I9 of QUALITY.md, checked against the live database.
 
 Each check yields a sentence per violation; nothing here writes.
 """
@@ -27,6 +27,7 @@ class SqlInvariants:
             yield from _balance_after_chain(conn)
             yield from _ledger_append_only(conn)
             yield from _one_grant_per_payment(conn)
+            yield from _promo_redemptions(conn)
 
 
 def _balanced_transactions(conn: sa.Connection) -> Iterator[str]:
@@ -235,3 +236,68 @@ def _one_grant_per_payment(conn: sa.Connection) -> Iterator[str]:
     ).scalar_one()
     if refunded_back != written_off:
         yield f"I6: refunds took {refunded_back} back from grants, payments record {written_off}"
+
+
+def _promo_redemptions(conn: sa.Connection) -> Iterator[str]:
+    """I5: redemptions ≤ max and = the count; one per team; Σ promo grants = redemptions × amount.
+
+    Every grant with source ``promo_code`` is the grant of exactly one redemption, for its
+    redemption's team, promotional, and of its code's amount.
+    """
+    pc, r, g = t.promo_codes, t.promo_redemptions, t.grants
+    per_code = (
+        sa.select(
+            r.c.promo_code_id,
+            sa.func.count().label("redemptions"),
+            sa.func.count(sa.distinct(r.c.team_id)).label("teams"),
+            sa.func.sum(g.c.amount_nanos).label("granted"),
+        )
+        .join(g, g.c.id == r.c.grant_id)
+        .group_by(r.c.promo_code_id)
+        .subquery()
+    )
+    rows = conn.execute(
+        sa.select(
+            pc.c.id,
+            pc.c.amount_nanos,
+            pc.c.max_redemptions,
+            pc.c.redemptions_count,
+            per_code.c.redemptions,
+            per_code.c.teams,
+            per_code.c.granted,
+        ).outerjoin(per_code, per_code.c.promo_code_id == pc.c.id)
+    )
+    for row in rows:
+        redemptions = row.redemptions or 0
+        if row.redemptions_count > row.max_redemptions:
+            yield (
+                f"I5: promo code {row.id} redeemed {row.redemptions_count} times, "
+                f"max {row.max_redemptions}"
+            )
+        if row.redemptions_count != redemptions:
+            yield (
+                f"I5: promo code {row.id} counts {row.redemptions_count} redemptions, "
+                f"{redemptions} recorded"
+            )
+        if (row.teams or 0) != redemptions:
+            yield f"I5: promo code {row.id} was redeemed more than once by one team"
+        if (row.granted or 0) != redemptions * row.amount_nanos:
+            yield (
+                f"I5: promo code {row.id} granted {row.granted or 0}, "
+                f"not {redemptions} × {row.amount_nanos}"
+            )
+    stray = conn.execute(
+        sa.select(g.c.id)
+        .outerjoin(r, r.c.grant_id == g.c.id)
+        .where(
+            g.c.source == "promo_code",
+            sa.or_(r.c.id.is_(None), r.c.team_id != g.c.team_id, g.c.kind != "promotional"),
+        )
+    )
+    for (grant_id,) in stray:
+        yield f"I5: promo grant {grant_id} does not match a redemption of its team"
+    orphans = conn.execute(
+        sa.select(r.c.id).join(g, g.c.id == r.c.grant_id).where(g.c.source != "promo_code")
+    )
+    for (redemption_id,) in orphans:
+        yield f"I5: redemption {redemption_id} points at a grant that is not a promo grant"

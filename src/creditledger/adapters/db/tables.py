@@ -3,7 +3,8 @@
 Money columns are BIGINT nano-dollars named ``*_nanos``; times are UTC
 microseconds (:class:`UtcMicros`). Constraints carry the rules the database
 must enforce whatever the code does: remaining never below zero, one row per
-idempotency key, one membership per (team, user).
+idempotency key, one membership per (team, user), a promo code's redemptions
+never above its maximum and at most one per team.
 """
 
 from __future__ import annotations
@@ -335,4 +336,53 @@ auto_recharge_settings = sa.Table(
     sa.CheckConstraint(
         "restore_to_nanos >= threshold_nanos + 10000000000", name="restore_above_threshold"
     ),
+)
+
+# Promo codes (docs/decisions/0002). Redemptions race for the count, guarded by a
+# conditional UPDATE and CHECK (redemptions_count <= max_redemptions); a team
+# redeems a code once: UNIQUE (promo_code_id, team_id) on `promo_redemptions`.
+
+promo_codes = sa.Table(
+    "promo_codes",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    # The normal form (upper-case letters and digits): what redemptions are matched on.
+    sa.Column("code", sa.String(64), nullable=False, unique=True),
+    sa.Column("display_code", sa.String(64), nullable=False),
+    sa.Column("amount_nanos", sa.BigInteger, nullable=False),
+    sa.Column("scope", JsonDoc, nullable=True),
+    sa.Column("valid_from", UtcMicros, nullable=False),
+    sa.Column("redeem_by", UtcMicros, nullable=True),
+    sa.Column("credit_expires_at", UtcMicros, nullable=True),
+    sa.Column("credit_valid_days", sa.Integer, nullable=True),
+    sa.Column("max_redemptions", sa.Integer, nullable=False),
+    sa.Column("redemptions_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("disabled_at", UtcMicros, nullable=True),
+    sa.Column("created_at", UtcMicros, nullable=False),
+    sa.Column("created_by", Id, nullable=False),
+    sa.CheckConstraint("amount_nanos > 0", name="amount_positive"),
+    sa.CheckConstraint("max_redemptions > 0", name="max_redemptions_positive"),
+    sa.CheckConstraint("redemptions_count >= 0", name="redemptions_nonnegative"),
+    sa.CheckConstraint("redemptions_count <= max_redemptions", name="redemptions_within_max"),
+    sa.CheckConstraint(
+        "credit_expires_at IS NULL OR credit_valid_days IS NULL", name="one_credit_expiry"
+    ),
+    sa.CheckConstraint(
+        "credit_valid_days IS NULL OR credit_valid_days > 0", name="credit_valid_days_positive"
+    ),
+    sa.CheckConstraint("redeem_by IS NULL OR redeem_by > valid_from", name="redeem_by_after_valid"),
+)
+
+promo_redemptions = sa.Table(
+    "promo_redemptions",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("promo_code_id", Id, sa.ForeignKey("promo_codes.id"), nullable=False),
+    sa.Column("team_id", Id, sa.ForeignKey("teams.id"), nullable=False),
+    sa.Column("grant_id", Id, sa.ForeignKey("grants.id"), nullable=False, unique=True),
+    sa.Column("redeemed_by", Id, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("redeemed_at", UtcMicros, nullable=False),
+    # Each team redeems a code once, however many requests race for it.
+    sa.UniqueConstraint("promo_code_id", "team_id"),
+    sa.Index("ix_promo_redemptions_team_id", "team_id"),
 )

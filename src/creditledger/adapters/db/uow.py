@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from creditledger.adapters.db.engine import WRITE_OPTION
 from creditledger.adapters.db.payments import SqlPayments, SqlRecharges
 from creditledger.adapters.db.pricing import SqlPricing
+from creditledger.adapters.db.promo_codes import SqlPromoCodes
 from creditledger.adapters.db.repositories import (
     SqlGrants,
     SqlIdempotency,
@@ -45,6 +46,7 @@ class SqlUnitOfWork:
         self.usage = SqlUsage(conn)
         self.payments = SqlPayments(conn)
         self.recharges = SqlRecharges(conn)
+        self.promo_codes = SqlPromoCodes(conn)
         self._committed = False
 
     def commit(self) -> None:

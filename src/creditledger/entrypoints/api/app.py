@@ -16,6 +16,7 @@ from creditledger.entrypoints.api.routes import (
     grants,
     health,
     prices,
+    promo_codes,
     purchases,
     sandbox,
     usage,
@@ -61,6 +62,17 @@ def create_app(ctx: Context, *, run_jobs: bool = False) -> FastAPI:
     errors.install(app)
     app.middleware("http")(metrics.record)
     app.add_middleware(BodyGuard)
-    for module in (accounts, billing, grants, health, prices, usage, purchases, webhooks, sandbox):
+    for module in (
+        accounts,
+        billing,
+        grants,
+        health,
+        prices,
+        usage,
+        purchases,
+        webhooks,
+        sandbox,
+        promo_codes,
+    ):
         app.include_router(module.router)
     return app

@@ -26,6 +26,11 @@ STATUS: tuple[tuple[type[e.CreditLedgerError], int], ...] = (
     (e.NotFound, 404),
     (e.Conflict, 409),
     (e.IdempotencyKeyReused, 422),
+    (e.PromoCodeInvalid, 422),
+    (e.PromoCodeExpired, 422),
+    (e.PromoCodeAlreadyRedeemed, 409),
+    (e.PromoCodeLimitReached, 409),
+    (e.TooManyAttempts, 429),
     (e.ServiceUnavailable, 503),
 )
 
@@ -63,7 +68,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(e.CreditLedgerError)
     async def _domain(_: Request, exc: e.CreditLedgerError) -> Json:
         status = status_of(exc)
-        headers = {"Retry-After": "1"} if status == 503 else None
+        headers = None if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
         return error_response(status, exc.code, exc.message, exc.param, headers)
 
     @app.exception_handler(RequestValidationError)

@@ -26,6 +26,7 @@ from creditledger.domain.accounts import BillingMode, Member, Role, Team
 from creditledger.domain.grants import Grant
 from creditledger.domain.history import HistoryEntry
 from creditledger.domain.money import format_amount
+from creditledger.domain.promo_codes import PromoCode
 from creditledger.domain.purchases import Purchase
 from creditledger.services.billing import Balance
 from creditledger.services.billing_settings import BillingSettings
@@ -264,4 +265,55 @@ def billing_settings_public(settings: BillingSettings) -> dict[str, Any]:
             "max_output_tokens": tier.max_output_tokens,
         },
         "lifetime_paid": money(team.lifetime_paid),
+    }
+
+
+StrictCount = Annotated[int, Field(strict=True)]
+
+
+class PromoCodeCreate(Body):
+    """One code with a chosen `code` text, or `count` random codes; the same terms for all."""
+
+    code: str | None = Field(
+        default=None, description="Letters, digits, spaces and dashes; matched ignoring case"
+    )
+    count: StrictCount | None = Field(default=None, description="How many random codes")
+    amount: Money
+    scope: ScopeBody | None = None
+    valid_from: Instant | None = Field(
+        default=None, description="Not redeemable before this time (default: now)"
+    )
+    redeem_by: Instant | None = Field(
+        default=None, description="Redeemable until just before this time (exclusive)"
+    )
+    credit_expires_at: Instant | None = None
+    credit_valid_days: StrictCount | None = Field(
+        default=None, description="The credit expires this many days after redemption"
+    )
+    max_redemptions: StrictCount = Field(description="Redemptions allowed in all, per code")
+
+
+class PromoCodeUpdate(Body):
+    disabled: StrictBool
+
+
+class PromoCodeRedeem(Body):
+    code: str
+
+
+def promo_code_public(code: PromoCode) -> dict[str, Any]:
+    return {
+        "id": code.id,
+        "code": code.display_code,
+        "amount": money(code.amount),
+        "scope": code.scope.to_dict() if code.scope is not None else None,
+        "valid_from": iso(code.valid_from),
+        "redeem_by": iso(code.redeem_by),
+        "credit_expires_at": iso(code.credit_expires_at),
+        "credit_valid_days": code.credit_valid_days,
+        "max_redemptions": code.max_redemptions,
+        "redemptions": code.redemptions,
+        "disabled": code.disabled_at is not None,
+        "disabled_at": iso(code.disabled_at),
+        "created_at": iso(code.created_at),
     }

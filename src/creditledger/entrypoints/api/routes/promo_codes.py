@@ -1,0 +1,96 @@
+"""Promo codes: operators create, show and disable them; team admins redeem them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Response
+
+from creditledger.domain.grants import Scope
+from creditledger.domain.money import parse_amount
+from creditledger.domain.promo_codes import PromoCode, PromoTerms
+from creditledger.entrypoints.api.deps import Caller, Ctx, IdempotencyKey
+from creditledger.entrypoints.api.schemas import (
+    PromoCodeCreate,
+    PromoCodeRedeem,
+    PromoCodeUpdate,
+    grant_public,
+    promo_code_public,
+)
+from creditledger.services.idempotency import check_key, request_fingerprint, run_idempotent
+from creditledger.services.ports import UnitOfWork
+from creditledger.services.promo_codes import (
+    NewPromoCodes,
+    create_promo_codes,
+    get_promo_code,
+    issue_promo_codes,
+    redeem_promo_code,
+    set_promo_code_disabled,
+)
+
+router = APIRouter(prefix="/v1")
+
+
+@router.post("/promo-codes", status_code=201, tags=["operators"])
+def create(
+    body: PromoCodeCreate,
+    ctx: Ctx,
+    caller: Caller,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """One code with the chosen text, or `count` random codes. An `Idempotency-Key` is
+    optional: with one, a retried request answers with the same codes instead of making
+    a second batch."""
+    new = NewPromoCodes(
+        terms=PromoTerms(
+            amount=parse_amount(body.amount, maximum=ctx.settings.operator_grant_max_nanos),
+            max_redemptions=body.max_redemptions,
+            scope=Scope.parse(body.scope.model_dump(exclude_none=True) if body.scope else None),
+            valid_from=body.valid_from,
+            redeem_by=body.redeem_by,
+            credit_expires_at=body.credit_expires_at,
+            credit_valid_days=body.credit_valid_days,
+        ),
+        code=body.code,
+        count=body.count,
+    )
+
+    def render(codes: list[PromoCode]) -> tuple[int, str]:
+        listed = [{"id": c.id, "code": c.display_code} for c in codes]
+        return 201, orjson.dumps({"codes": listed}).decode()
+
+    if idempotency_key is None:
+        status, content = render(create_promo_codes(ctx, caller, new))
+    else:
+        key = check_key(idempotency_key)
+        fingerprint = request_fingerprint(
+            b"POST", b"/v1/promo-codes", body.model_dump_json().encode()
+        )
+
+        def effect(uow: UnitOfWork) -> list[PromoCode]:
+            return issue_promo_codes(uow, ctx, caller, new)
+
+        status, content = run_idempotent(ctx, caller.caller_id, key, fingerprint, effect, render)
+    return Response(content=content, status_code=status, media_type="application/json")
+
+
+@router.get("/promo-codes/{promo_id}", tags=["operators"])
+def show(promo_id: str, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+    """The code, its terms and how many times it was redeemed."""
+    return promo_code_public(get_promo_code(ctx, caller, promo_id))
+
+
+@router.patch("/promo-codes/{promo_id}", tags=["operators"])
+def update(promo_id: str, body: PromoCodeUpdate, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+    """Disable a code (`{"disabled": true}`): redemptions stop at once. `false` enables it."""
+    return promo_code_public(set_promo_code_disabled(ctx, caller, promo_id, body.disabled))
+
+
+@router.post("/teams/{team_id}/promo-codes/redeem", status_code=201, tags=["billing"])
+def redeem(team_id: str, body: PromoCodeRedeem, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+    """Redeem a promo code for the team (team admins): 201 with the promotional grant, or
+    `promo_code_invalid`, `promo_code_expired`, `promo_code_already_redeemed`,
+    `promo_code_limit_reached`, `too_many_attempts` (429, `Retry-After`)."""
+    grant = redeem_promo_code(ctx, caller, team_id, body.code)
+    return grant_public(grant, ctx.clock.now())

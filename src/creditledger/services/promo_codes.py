@@ -1,0 +1,178 @@
+"""Promo codes (SPEC §9): operators create and disable them, team admins redeem them.
+
+A redemption is one transaction under the team's lock: the guarded UPDATE of the
+code's count, the grant with its ledger entry, and the redemption row whose UNIQUE
+(code, team) constraint refuses a second one. The database settles every race; the
+domain only explains a refusal the database already made. Failed attempts are
+counted per team while the team lock is held, so the throttle is exact even for a
+burst of simultaneous guesses.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from creditledger.domain.accounts import Principal
+from creditledger.domain.errors import (
+    InvalidRequest,
+    NotFound,
+    PromoCodeRefused,
+    PromoCodeTaken,
+    TooManyAttempts,
+)
+from creditledger.domain.grants import Grant, GrantKind, GrantSource
+from creditledger.domain.promo_codes import (
+    ATTEMPT_WINDOW_SECONDS,
+    CODE_SPACE,
+    MAX_BATCH,
+    MAX_FAILED_ATTEMPTS,
+    PromoCode,
+    PromoTerms,
+    Refusal,
+    chosen_code,
+    generated_code,
+    normalise_code,
+    refusal,
+    refusal_error,
+    throttle_key,
+    too_many_attempts_message,
+)
+from creditledger.services.access import Need, check_team_access, require_operator
+from creditledger.services.context import Context
+from creditledger.services.grants import NewGrant, issue_grant
+from creditledger.services.ports import UnitOfWork
+
+PROMO_NOT_FOUND = "No promo code with this id."
+
+
+@dataclass(frozen=True, slots=True)
+class NewPromoCodes:
+    """One code with a chosen ``code`` text, or ``count`` random codes, on the same terms."""
+
+    terms: PromoTerms
+    code: str | None = None
+    count: int | None = None
+
+
+def issue_promo_codes(
+    uow: UnitOfWork, ctx: Context, principal: Principal, new: NewPromoCodes
+) -> list[PromoCode]:
+    """Create the codes inside the caller's unit of work (operators only)."""
+    require_operator(principal)
+    now = ctx.clock.now()
+    new.terms.check(now)
+    if (new.code is None) == (new.count is None):
+        raise InvalidRequest("Give either `code` or `count`.", param="count")
+    if new.code is not None:
+        normal, display = chosen_code(new.code)
+        code = new.terms.new_code(uow.new_id("promo"), normal, display, now)
+        if not uow.promo_codes.add(code, principal.token_id):
+            raise PromoCodeTaken(
+                "A promo code with this text already exists; choose another.", param="code"
+            )
+        return [code]
+    assert new.count is not None
+    if not 1 <= new.count <= MAX_BATCH:
+        raise InvalidRequest(f"`count` must be between 1 and {MAX_BATCH}.", param="count")
+    codes: list[PromoCode] = []
+    while len(codes) < new.count:
+        display = generated_code(secrets.randbelow(CODE_SPACE))
+        code = new.terms.new_code(uow.new_id("promo"), normalise_code(display), display, now)
+        # A clash with an existing code (odds about 2^-98) just draws again.
+        if uow.promo_codes.add(code, principal.token_id):
+            codes.append(code)
+    return codes
+
+
+def create_promo_codes(ctx: Context, principal: Principal, new: NewPromoCodes) -> list[PromoCode]:
+    """Create the codes in a transaction of their own."""
+    with ctx.uow() as uow:
+        codes = issue_promo_codes(uow, ctx, principal, new)
+        uow.commit()
+    return codes
+
+
+def get_promo_code(ctx: Context, principal: Principal, promo_id: str) -> PromoCode:
+    require_operator(principal)
+    with ctx.uow(write=False) as uow:
+        code = uow.promo_codes.get(promo_id)
+    if code is None:
+        raise NotFound(PROMO_NOT_FOUND)
+    return code
+
+
+def set_promo_code_disabled(
+    ctx: Context, principal: Principal, promo_id: str, disabled: bool
+) -> PromoCode:
+    """Disable a code (redemptions stop at once) or enable it again."""
+    require_operator(principal)
+    with ctx.uow() as uow:
+        if uow.promo_codes.get(promo_id) is None:
+            raise NotFound(PROMO_NOT_FOUND)
+        uow.promo_codes.set_disabled(promo_id, ctx.clock.now() if disabled else None)
+        code = uow.promo_codes.get(promo_id)
+        uow.commit()
+    assert code is not None
+    return code
+
+
+def redeem_promo_code(ctx: Context, principal: Principal, team_id: str, raw_code: object) -> Grant:
+    """Grant the code's credit to the team (team admins only), or say why not."""
+    code_text = normalise_code(raw_code)
+    with ctx.uow() as uow:
+        check_team_access(uow, principal, team_id, Need.ADMIN, lock=True)
+        _check_throttle(ctx, team_id)
+        try:
+            grant = _redeem(uow, ctx, principal, team_id, code_text)
+        except PromoCodeRefused:
+            # Counted before the lock is released, so the team's next attempt sees it.
+            ctx.rate_limiter.hit(throttle_key(team_id), MAX_FAILED_ATTEMPTS, ATTEMPT_WINDOW_SECONDS)
+            raise
+        uow.commit()
+    return grant
+
+
+def _redeem(
+    uow: UnitOfWork, ctx: Context, principal: Principal, team_id: str, code_text: str
+) -> Grant:
+    now = ctx.clock.now()
+    promo = uow.promo_codes.find(code_text)
+    if promo is None:
+        raise refusal_error(Refusal.INVALID)
+    if not uow.promo_codes.claim(promo.id, now):
+        # The database refused; the fresh row says why, in SPEC §9's order.
+        fresh = uow.promo_codes.get(promo.id)
+        already = uow.promo_codes.redeemed_by_team(promo.id, team_id)
+        raise refusal_error(refusal(fresh, now, already_redeemed=already) or Refusal.LIMIT_REACHED)
+    grant = issue_grant(
+        uow,
+        ctx,
+        team_id,
+        NewGrant(
+            kind=GrantKind.PROMOTIONAL,
+            source=GrantSource.PROMO_CODE,
+            amount=promo.amount,
+            scope=promo.scope,
+            effective_at=now,
+            expires_at=promo.credit_expiry(now),
+        ),
+        f"Promo code {promo.display_code}",
+        promo.id,
+    )
+    assert principal.user_id is not None  # team admins act with a personal token
+    recorded = uow.promo_codes.record_redemption(
+        uow.new_id("redemption"), promo.id, team_id, grant.id, principal.user_id, now
+    )
+    if not recorded:
+        raise refusal_error(Refusal.ALREADY_REDEEMED)
+    return grant
+
+
+def _check_throttle(ctx: Context, team_id: str) -> None:
+    key = throttle_key(team_id)
+    if not ctx.rate_limiter.test(key, MAX_FAILED_ATTEMPTS, ATTEMPT_WINDOW_SECONDS):
+        wait = max(
+            1, ctx.rate_limiter.retry_after(key, MAX_FAILED_ATTEMPTS, ATTEMPT_WINDOW_SECONDS)
+        )
+        raise TooManyAttempts(too_many_attempts_message(wait), retry_after=wait)
