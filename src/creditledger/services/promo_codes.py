@@ -22,6 +22,7 @@ from creditledger.domain.errors import (
     TooManyAttempts,
 )
 from creditledger.domain.grants import Grant, GrantKind, GrantSource
+from creditledger.domain.ids import is_id
 from creditledger.domain.promo_codes import (
     ATTEMPT_WINDOW_SECONDS,
     CODE_SPACE,
@@ -96,7 +97,7 @@ def create_promo_codes(ctx: Context, principal: Principal, new: NewPromoCodes) -
 def get_promo_code(ctx: Context, principal: Principal, promo_id: str) -> PromoCode:
     require_operator(principal)
     with ctx.uow(write=False) as uow:
-        code = uow.promo_codes.get(promo_id)
+        code = uow.promo_codes.get(promo_id) if is_id(promo_id, "promo") else None
     if code is None:
         raise NotFound(PROMO_NOT_FOUND)
     return code
@@ -108,7 +109,7 @@ def set_promo_code_disabled(
     """Disable a code (redemptions stop at once) or enable it again."""
     require_operator(principal)
     with ctx.uow() as uow:
-        if uow.promo_codes.get(promo_id) is None:
+        if not is_id(promo_id, "promo") or uow.promo_codes.get(promo_id) is None:
             raise NotFound(PROMO_NOT_FOUND)
         uow.promo_codes.set_disabled(promo_id, ctx.clock.now() if disabled else None)
         code = uow.promo_codes.get(promo_id)
@@ -162,7 +163,7 @@ def _redeem(
     )
     assert principal.user_id is not None  # team admins act with a personal token
     recorded = uow.promo_codes.record_redemption(
-        uow.new_id("redemption"), promo.id, team_id, grant.id, principal.user_id, now
+        uow.new_id("redeem"), promo.id, team_id, grant.id, principal.user_id, now
     )
     if not recorded:
         raise refusal_error(Refusal.ALREADY_REDEEMED)
