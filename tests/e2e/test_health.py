@@ -28,6 +28,10 @@ ENDPOINTS = {
     ("GET", "/v1/teams/{team_id}/credit-history.csv"),
     ("POST", "/v1/teams/{team_id}/grants"),
     ("POST", "/v1/teams/{team_id}/grants/{grant_id}/void"),
+    ("POST", "/v1/teams/{team_id}/promo-codes/redeem"),
+    ("POST", "/v1/promo-codes"),
+    ("GET", "/v1/promo-codes/{promo_id}"),
+    ("PATCH", "/v1/promo-codes/{promo_id}"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -86,7 +90,9 @@ def test_the_openapi_document_lists_every_foundation_route(client: TestClient) -
 
 @pytest.mark.parametrize(("method", "path"), sorted(ENDPOINTS))
 def test_every_documented_route_is_served(client: TestClient, method: str, path: str) -> None:
-    concrete = path.format(team_id="team_x", user_id="user_x", grant_id="grant_x")
+    concrete = path.format(
+        team_id="team_x", user_id="user_x", grant_id="grant_x", promo_id="promo_x"
+    )
     response = client.request(method, concrete)
     assert response.status_code != 405
     if response.status_code == 404:  # a service's 404, not the router's "no such route"

@@ -3,7 +3,8 @@
 Policy (docs/decisions/0001, services/access.py): anonymous → 401; a user who is not
 a member of the team → 404, exactly as for a missing team; a member on Billing or
 member management → 403; operators may read Billing and GET the team, and only they
-may grant and void; service tokens → 403 on team endpoints. Every response is also
+may grant and void and create, show or disable promo codes; only team admins redeem
+them; service tokens → 403 on team endpoints. Every response is also
 scanned for ids of the team the caller does not belong to.
 """
 
@@ -45,6 +46,10 @@ EXPECTED: dict[str, tuple[int, ...]] = {
     "GET /v1/teams/{team}/credit-history.csv": (401, 403, 200, 404, 404, 200, 403),
     "POST /v1/teams/{team}/grants": (401, 403, 403, 403, 403, 201, 403),
     "POST /v1/teams/{team}/grants/{grant}/void": (401, 403, 403, 403, 403, 200, 403),
+    "POST /v1/teams/{team}/promo-codes/redeem": (401, 403, 201, 404, 404, 403, 403),
+    "POST /v1/promo-codes": (401, 403, 403, 403, 403, 201, 403),
+    "GET /v1/promo-codes/{promo}": (401, 403, 403, 403, 403, 200, 403),
+    "PATCH /v1/promo-codes/{promo}": (401, 403, 403, 403, 403, 200, 403),
     "GET /healthz": (200, 200, 200, 200, 200, 200, 200),
     "GET /readyz": (200, 200, 200, 200, 200, 200, 200),
     "GET /metrics": (200, 200, 200, 200, 200, 200, 200),
@@ -93,6 +98,14 @@ class World:
         self.a_ids.add(newcomer.user_id)
         return newcomer
 
+    def fresh_promo(self) -> dict[str, str]:
+        """A new promo code (its id and text), made by the operator."""
+        body = {"count": 1, "amount": "1.00", "max_redemptions": 5}
+        response = self.client.post("/v1/promo-codes", json=body, headers=bearer(self.operator))
+        assert response.status_code == 201, response.text
+        code: dict[str, str] = response.json()["codes"][0]
+        return code
+
     def fresh_grant(self) -> str:
         grant_id: str = operator_grant(self.client, self.operator, self.admin.team_id).json()["id"]
         self.a_ids.add(grant_id)
@@ -134,7 +147,7 @@ def request_for(endpoint: str, world: World) -> Request:
     team = world.admin.team_id
     body: dict[str, Any] | None = None
     extra: dict[str, str] = {}
-    user = grant = ""
+    user = grant = promo = ""
     if endpoint == "POST /v1/signup":
         body = {
             "email": f"matrix{next(_fresh)}@example.com",
@@ -156,7 +169,14 @@ def request_for(endpoint: str, world: World) -> Request:
         extra = {"Idempotency-Key": f"matrix-{next(_fresh)}"}
     elif endpoint.endswith("/void"):
         grant = world.fresh_grant()
-    path = template.format(team=team, user=user, grant=grant)
+    elif endpoint.endswith("/redeem"):
+        body = {"code": world.fresh_promo()["code"]}
+    elif endpoint == "POST /v1/promo-codes":
+        body = {"code": f"MATRIX{next(_fresh)}", "amount": "1.00", "max_redemptions": 1}
+    elif "{promo}" in endpoint:
+        promo = world.fresh_promo()["id"]
+        body = {"disabled": True} if method == "PATCH" else None
+    path = template.format(team=team, user=user, grant=grant, promo=promo)
     return method, path, body, extra
 
 
@@ -177,7 +197,7 @@ def test_every_endpoint_answers_each_kind_of_caller_as_the_policy_says(
             statuses.append(response.status_code)
             if response.status_code == 404:
                 not_found_bodies.append(response.json())
-            if response.status_code in (200, 201) and "grant" in endpoint:
+            if response.status_code in (200, 201) and ("grant" in endpoint or "redeem" in endpoint):
                 world.a_ids.add(response.json()["id"])
             foreign = world.a_ids if caller == "other_admin" else world.b_ids
             leaked = sorted(i for i in foreign if i in response.text)

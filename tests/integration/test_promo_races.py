@@ -15,21 +15,22 @@ The guards, all in the transaction that issues the grant:
   the failed-attempt throttle exact for one team's burst.
 
 How each test was seen to fail with its guard taken out (each change made by hand,
-the race tests run on both backends, the change reverted):
+the three tests run on both backends, the change reverted):
 
-A. ``AND redemptions_count < max_redemptions`` removed from ``claim``: on both backends
-   the 11th and later claims hit the CHECK constraint, and the losers got an
-   IntegrityError ("crash") instead of ``promo_code_limit_reached``; the 50-team and
-   30×3 tests failed in their first round.
-B. As A, and the CHECK constraint left out of the migration too: every request won.
-   The 50-team test saw 50 redemptions of a code limited to 10, the 30×3 test 30, on
-   both backends, and I5 reported the over-redemption.
-C. UNIQUE (promo_code_id, team_id) left out of the migration and the table: the
-   one-team test saw 20 grants of one code to one team in its first round, and the
-   30×3 test 10 redemptions shared by fewer than 10 teams, on both backends.
-D. The team lock alone removed (``lock=False``): every test still passed, the count and
-   the UNIQUE constraint decide. The one-team test then also shows the throttle
-   becoming approximate on PostgreSQL (more than 10 failures before the first 429).
+A. ``redemptions_count < max_redemptions`` removed from ``claim``: the 11th and later
+   claims hit the CHECK constraint, so the losers crashed with an IntegrityError instead
+   of hearing ``promo_code_limit_reached`` (50 teams: 10 redeemed, 40 crashes; 30×3: 10
+   redeemed, 79 crashes), on both backends, in the first round.
+B. As A, and the CHECK left out of the migration: every request won. 50 redemptions of
+   a code limited to 10, and 30 in the 30×3 test, on both backends; I5 reported them.
+C. UNIQUE (promo_code_id, team_id) left out of the migration: the one team got 20 grants
+   of one code, and in the 30×3 test some teams redeemed twice (14 and 17 "already
+   redeemed" instead of 20), on both backends; I5 reported them.
+D. The team lock alone removed (``lock=False``): the counts still held (the UPDATE and
+   the UNIQUE constraint decide), but on PostgreSQL the one-team test failed on its
+   throttle line: 1 redeemed and 19 already redeemed, no 429. The lock is what makes
+   the failed-attempt count exact for a burst. (On SQLite, BEGIN IMMEDIATE serializes
+   every writer anyway, and the test passed.)
 """
 
 from __future__ import annotations
