@@ -124,18 +124,14 @@ def test_arrival_order_and_batching_inside_the_window_never_change_the_result(
     assert usage_violations(ctx.settings.database_url) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Known limitation, see docs/decisions/0003: a late event is allocated after the "
-    "later events already charged; it does not re-allocate them.",
-)
-def test_arrival_order_never_changes_the_result_even_when_a_later_grant_overlaps(
+def test_a_late_event_inside_the_window_reallocates_the_events_after_it(
     platform: Platform, ctx: Context, clock: FixedClock
 ) -> None:
     """Promotional credit runs out at 12:30 and prepaid credit bought at 13:00 pays for
-    what follows. Charged in time order, 12:30 usage goes unpaid and 13:30 usage draws
-    the prepaid credit; when the 12:30 event arrives last, the 13:30 event has already
-    taken the promotional credit it would not have had."""
+    what follows. Charged in time order, 12:30 usage goes partly unpaid and 13:05 usage
+    draws the prepaid credit. When the 12:30 event arrives last (50 minutes late, inside
+    the window), the 13:05 event has already taken the promotional credit: it is
+    allocated again, and every grant ends as in time order."""
     noon = NOON
     results = []
     for late_first in (False, True):
@@ -144,9 +140,9 @@ def test_arrival_order_never_changes_the_result_even_when_a_later_grant_overlaps
         promo = platform.promo(tid, "0.10", expires_at=noon + timedelta(days=1))
         clock.at = noon + timedelta(hours=1)
         prepaid = platform.prepaid(tid, "0.10")
-        clock.at = noon + timedelta(hours=1, minutes=40)
+        clock.at = noon + timedelta(hours=1, minutes=20)
         early = event(tid, "early", noon + timedelta(minutes=30), requests=15)
-        late = event(tid, "late", noon + timedelta(hours=1, minutes=30), requests=10)
+        late = event(tid, "late", noon + timedelta(hours=1, minutes=5), requests=10)
         for batch in ([late], [early]) if late_first else ([early], [late]):
             _ingest(ctx, batch)
         results.append((platform.remaining(tid)[promo], platform.remaining(tid)[prepaid]))

@@ -111,3 +111,20 @@ def allocate(
         draws.append((grant.id, take))
         left -= take
     return Allocation(draws=tuple(draws), uncovered=left)
+
+
+def order_can_matter(grants: Iterable[Grant], start: datetime, end: datetime) -> bool:
+    """Could charging usage from ``start`` to ``end`` in another order change what
+    each grant pays? Not when every grant is eligible for all of it alike: unlimited
+    scope, and no grant starting or ending in between. Then greedy allocation in the
+    one order of SPEC §4 leaves each grant the same, whatever the order of the usage."""
+    for grant in grants:
+        if grant.voided_at is not None:
+            continue
+        if grant.scope is not None:
+            return True
+        if start < grant.effective_at <= end:
+            return True
+        if grant.expires_at is not None and start < grant.expires_at <= end:
+            return True
+    return False

@@ -153,3 +153,35 @@ def refund_payment(
         description=description,
         reference=reference,
     )
+
+
+def reallocate_usage(
+    team_id: str,
+    old: tuple[tuple[str, int], ...],
+    old_uncovered: int,
+    new: tuple[tuple[str, int], ...],
+    new_uncovered: int,
+    at: datetime,
+    reference: str,
+) -> Transaction | None:
+    """Move an already charged event's cost between grants (and the unpaid balance)
+    after a late event changed the order. The charge itself is unchanged, so usage
+    revenue is untouched and the postings still sum to zero. None when nothing moves."""
+    deltas: dict[str, int] = {}
+    for grant_id, nanos in old:
+        deltas[grant_id] = deltas.get(grant_id, 0) + nanos
+    for grant_id, nanos in new:
+        deltas[grant_id] = deltas.get(grant_id, 0) - nanos
+    postings = [Posting(grant_account(g), d, g) for g, d in sorted(deltas.items()) if d]
+    if old_uncovered != new_uncovered:
+        postings.append(Posting(unpaid_account(team_id), old_uncovered - new_uncovered))
+    if not postings:
+        return None
+    return Transaction(
+        team_id=team_id,
+        type=EntryType.ADJUSTMENT,
+        occurred_at=at,
+        postings=tuple(postings),
+        description="Usage re-allocated: an earlier event arrived late",
+        reference=reference,
+    )

@@ -54,6 +54,23 @@ class UsageRecord:
     uncovered: int
     transaction_id: str | None
     received_at: datetime
+    draws: tuple[tuple[str, int], ...] = ()
+    """What each grant paid, in order: kept so a late event can re-allocate this one."""
+
+    @property
+    def scope(self) -> UsageScope:
+        return UsageScope(self.product, self.model, self.gpu)
+
+
+def encode_draws(draws: tuple[tuple[str, int], ...]) -> str:
+    return ";".join(f"{grant_id}={nanos}" for grant_id, nanos in draws)
+
+
+def decode_draws(text: str | None) -> tuple[tuple[str, int], ...]:
+    if not text:
+        return ()
+    pairs = (item.split("=", 1) for item in text.split(";"))
+    return tuple((grant_id, int(nanos)) for grant_id, nanos in pairs)
 
 
 @dataclass(frozen=True, slots=True)

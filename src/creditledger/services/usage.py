@@ -8,15 +8,15 @@ the same batch gives the same result whatever order its events arrived in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from creditledger.domain import ledger
 from creditledger.domain.accounts import Principal, TokenKind
-from creditledger.domain.consumption import allocate
+from creditledger.domain.consumption import Allocation, allocate, order_can_matter
 from creditledger.domain.errors import Forbidden, InvalidRequest
-from creditledger.domain.grants import Grant
+from creditledger.domain.grants import Grant, UsageScope
 from creditledger.domain.pricing import (
     PriceBook,
     PricingError,
@@ -104,30 +104,163 @@ def _charge_batch(
         for team_id, team_grants in uow.grants.for_teams(team_ids).items()
     }
     remaining = {g.id: g.remaining for gs in grants.values() for g in gs}
+    latest = uow.usage.latest(team_ids)
+    by_team: dict[str, list[tuple[UsageEvent, int]]] = {}
+    for _, event, charge in sorted(priced, key=lambda item: (item[1].timestamp, item[1].id)):
+        by_team.setdefault(event.team_id, []).append((event, charge))
     txs: list[tuple[str, ledger.Transaction]] = []
     rows: list[UsageRecord] = []
-    priced.sort(key=lambda item: (item[1].team_id, item[1].timestamp, item[1].id))
-    for _, event, charge in priced:
-        tx_id, uncovered = _charge_event(uow, event, charge, grants[event.team_id], remaining, txs)
-        rows.append(
-            UsageRecord(
-                event.team_id,
-                event.id,
-                event.fingerprint,
-                event.product,
-                event.model,
-                event.gpu,
-                event.timestamp,
-                charge,
-                uncovered,
-                tx_id,
-                now,
+    moved: list[UsageRecord] = []
+    for team_id, items in sorted(by_team.items()):
+        replay = _to_replay(uow, items[0][0], latest.get(team_id), closed_before, grants[team_id])
+        work = _Work(uow, grants[team_id], remaining, txs)
+        work.release(replay)
+        for usage in _in_time_order(items, replay):
+            if isinstance(usage, UsageRecord):
+                again = work.recharge(usage)
+                if again is not None:
+                    moved.append(again)
+                continue
+            event, charge = usage
+            tx_id, allocation = work.charge(event, charge)
+            rows.append(
+                UsageRecord(
+                    event.team_id,
+                    event.id,
+                    event.fingerprint,
+                    event.product,
+                    event.model,
+                    event.gpu,
+                    event.timestamp,
+                    charge,
+                    allocation.uncovered,
+                    tx_id,
+                    now,
+                    allocation.draws,
+                )
             )
-        )
-        result.charged_teams.add(event.team_id)
+        result.charged_teams.add(team_id)
     uow.usage.add(rows)
+    uow.usage.reallocate(moved)
     uow.ledger.post_many(txs, now)
     result.accepted += len(rows)
+
+
+def _to_replay(
+    uow: UnitOfWork,
+    first: UsageEvent,
+    latest: tuple[datetime, str] | None,
+    closed_before: datetime,
+    grants: list[Grant],
+) -> list[UsageRecord]:
+    """Events already charged that come after ``first`` in (time, id) order, when
+    ``first`` is inside the late-arrival window: they are allocated again with it, so
+    arrival order inside the window never changes what each grant pays (SPEC §5).
+
+    When every grant is eligible for all usage between the two (no scope, no start or
+    end in between), each grant pays the same whatever the order, and nothing is read."""
+    if latest is None or first.timestamp < closed_before or (first.timestamp, first.id) > latest:
+        return []
+    if not order_can_matter(grants, first.timestamp, latest[0]):
+        return []
+    key = (first.timestamp, first.id)
+    return [
+        r
+        for r in uow.usage.charged_since(first.team_id, first.timestamp)
+        if (r.occurred_at, r.event_id) > key and r.charge > 0 and (r.draws or r.uncovered)
+    ]
+
+
+def _in_time_order(
+    new: list[tuple[UsageEvent, int]], replay: list[UsageRecord]
+) -> list[tuple[UsageEvent, int] | UsageRecord]:
+    keyed: list[tuple[tuple[datetime, str], tuple[UsageEvent, int] | UsageRecord]] = [
+        ((e.timestamp, e.id), (e, c)) for e, c in new
+    ]
+    keyed += [((r.occurred_at, r.event_id), r) for r in replay]
+    keyed.sort(key=lambda pair: pair[0])
+    return [usage for _, usage in keyed]
+
+
+class _Work:
+    """Allocation of one team's usage in a batch, against live remaining credit."""
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        grants: list[Grant],
+        remaining: dict[str, int],
+        txs: list[tuple[str, ledger.Transaction]],
+    ) -> None:
+        self.uow = uow
+        self.grants = grants
+        self.open = {g.id for g in grants if g.voided_at is None}
+        self.remaining = remaining
+        self.txs = txs
+
+    def _allocate(self, charge: int, usage: UsageScope, at: datetime) -> Allocation:
+        allocation = allocate(self.grants, charge, usage, at, self.remaining, presorted=True)
+        for grant_id, taken in allocation.draws:
+            self.remaining[grant_id] -= taken
+        return allocation
+
+    def charge(self, event: UsageEvent, charge: int) -> tuple[str | None, Allocation]:
+        """Allocate a new event and queue its ledger transaction."""
+        if charge == 0:
+            return None, Allocation((), 0)
+        allocation = self._allocate(charge, event.scope, event.timestamp)
+        tx_id = self.uow.new_id("txn")
+        description = f"Usage {event.product} {event.model}" + (
+            f" on {event.gpu}" if event.gpu else ""
+        )
+        self.txs.append(
+            (
+                tx_id,
+                ledger.charge_usage(
+                    event.team_id,
+                    allocation.draws,
+                    allocation.uncovered,
+                    event.timestamp,
+                    description,
+                    event.id,
+                ),
+            )
+        )
+        return tx_id, allocation
+
+    def _pinned(self, old: UsageRecord) -> tuple[tuple[str, int], ...]:
+        """What it drew from grants that are voided or past their window: that stays put."""
+        return tuple((g, n) for g, n in old.draws if g not in self.open or g not in self.remaining)
+
+    def release(self, replay: list[UsageRecord]) -> None:
+        """Give back what the events to allocate again had drawn, before any is."""
+        for old in replay:
+            pinned = self._pinned(old)
+            for grant_id, nanos in old.draws:
+                if (grant_id, nanos) not in pinned:
+                    self.remaining[grant_id] += nanos
+
+    def recharge(self, old: UsageRecord) -> UsageRecord | None:
+        """Allocate an already charged (and released) event again; queue the
+        correction if its split moved."""
+        pinned = self._pinned(old)
+        rest = old.charge - sum(n for _, n in pinned)
+        allocation = self._allocate(rest, old.scope, old.occurred_at)
+        draws = pinned + allocation.draws
+        if (draws, allocation.uncovered) == (old.draws, old.uncovered):
+            return None
+        tx = ledger.reallocate_usage(
+            old.team_id,
+            old.draws,
+            old.uncovered,
+            draws,
+            allocation.uncovered,
+            old.occurred_at,
+            old.event_id,
+        )
+        if tx is not None:
+            self.txs.append((self.uow.new_id("txn"), tx))
+        return replace(old, draws=draws, uncovered=allocation.uncovered)
 
 
 def _open_to_usage(grants: list[Grant], closed_before: datetime) -> list[Grant]:
@@ -135,38 +268,6 @@ def _open_to_usage(grants: list[Grant], closed_before: datetime) -> list[Grant]:
     ``closed_before``): their rest is written off by the expiry job whenever it runs,
     so late usage arriving after the window never depends on when that was."""
     return [g for g in grants if g.expires_at is None or g.expires_at > closed_before]
-
-
-def _charge_event(
-    uow: UnitOfWork,
-    event: UsageEvent,
-    charge: int,
-    grants: list[Grant],
-    remaining: dict[str, int],
-    txs: list[tuple[str, ledger.Transaction]],
-) -> tuple[str | None, int]:
-    """Allocate one event; queue its ledger transaction. Returns (tx id, uncovered)."""
-    if charge == 0:
-        return None, 0
-    allocation = allocate(grants, charge, event.scope, event.timestamp, remaining, presorted=True)
-    for grant_id, taken in allocation.draws:
-        remaining[grant_id] -= taken
-    tx_id = uow.new_id("txn")
-    description = f"Usage {event.product} {event.model}" + (f" on {event.gpu}" if event.gpu else "")
-    txs.append(
-        (
-            tx_id,
-            ledger.charge_usage(
-                event.team_id,
-                allocation.draws,
-                allocation.uncovered,
-                event.timestamp,
-                description,
-                event.id,
-            ),
-        )
-    )
-    return tx_id, allocation.uncovered
 
 
 def _drop_unknown_teams(

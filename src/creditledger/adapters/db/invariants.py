@@ -56,7 +56,10 @@ def _grants_match_postings(conn: sa.Connection) -> Iterator[str]:
             sa.func.sum(p.c.amount_nanos).label("balance"),
             sa.func.sum(sa.case((tx.c.type == "grant", p.c.amount_nanos), else_=0)).label("issued"),
             sa.func.sum(
-                sa.case(((tx.c.type != "grant") & (p.c.amount_nanos > 0), 1), else_=0)
+                sa.case(
+                    (tx.c.type.not_in(("grant", "adjustment")) & (p.c.amount_nanos > 0), 1),
+                    else_=0,
+                )
             ).label("positive_draws"),
         )
         .join(tx, tx.c.id == p.c.transaction_id)

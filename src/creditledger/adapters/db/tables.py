@@ -220,6 +220,8 @@ usage_events = sa.Table(
     sa.Column("uncovered_nanos", sa.BigInteger, nullable=False),
     sa.Column("transaction_id", Id, nullable=True),
     sa.Column("received_at", UtcMicros, nullable=False),
+    # "grant_id=nanos;…": what each grant paid, so a late event can re-allocate this one.
+    sa.Column("draws", sa.Text, nullable=True),
     sa.CheckConstraint("charge_nanos >= 0", name="charge_nonnegative"),
     sa.CheckConstraint(
         "uncovered_nanos BETWEEN 0 AND charge_nanos", name="uncovered_within_charge"

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from creditledger.adapters.db import bulk
 from creditledger.adapters.db import tables as t
 from creditledger.adapters.db.types import from_micros, to_micros
-from creditledger.domain.usage import UsageRecord
+from creditledger.domain.usage import UsageRecord, decode_draws, encode_draws
 from creditledger.domain.usage_report import UsageRow
 
 _COLUMNS = (
@@ -26,6 +26,7 @@ _COLUMNS = (
     "uncovered_nanos",
     "transaction_id",
     "received_at",
+    "draws",
 )
 
 
@@ -61,10 +62,72 @@ class SqlUsage:
                     r.uncovered,
                     r.transaction_id,
                     to_micros(r.received_at),
+                    encode_draws(r.draws),
                 )
                 for r in rows
             ],
         )
+
+    def latest(self, team_ids: Sequence[str]) -> dict[str, tuple[datetime, str]]:
+        """Each team's latest charged event, as (occurred_at, event id)."""
+        e = t.usage_events
+        newest = (
+            sa.select(e.c.team_id, sa.func.max(e.c.occurred_at).label("at"))
+            .where(e.c.team_id.in_(list(team_ids)))
+            .group_by(e.c.team_id)
+            .subquery()
+        )
+        rows = self.conn.execute(
+            sa.select(e.c.team_id, e.c.occurred_at, sa.func.max(e.c.event_id))
+            .join(newest, (newest.c.team_id == e.c.team_id) & (newest.c.at == e.c.occurred_at))
+            .group_by(e.c.team_id, e.c.occurred_at)
+        )
+        return {team_id: (at, event_id) for team_id, at, event_id in rows}
+
+    def charged_since(self, team_id: str, since: datetime) -> list[UsageRecord]:
+        """The team's events at or after ``since``, in (time, id) order."""
+        e = t.usage_events
+        rows = self.conn.execute(
+            sa.select(e)
+            .where(e.c.team_id == team_id, e.c.occurred_at >= since)
+            .order_by(e.c.occurred_at, e.c.event_id)
+        )
+        return [
+            UsageRecord(
+                r.team_id,
+                r.event_id,
+                r.fingerprint,
+                r.product,
+                r.model,
+                r.gpu,
+                r.occurred_at,
+                r.charge_nanos,
+                r.uncovered_nanos,
+                r.transaction_id,
+                r.received_at,
+                decode_draws(r.draws),
+            )
+            for r in rows
+        ]
+
+    def reallocate(self, rows: Sequence[UsageRecord]) -> None:
+        """Store the new split of events that a late event re-allocated."""
+        e = t.usage_events
+        if rows:
+            self.conn.execute(
+                e.update()
+                .where(e.c.team_id == sa.bindparam("tid"), e.c.event_id == sa.bindparam("eid"))
+                .values(uncovered_nanos=sa.bindparam("unc"), draws=sa.bindparam("dr")),
+                [
+                    {
+                        "tid": r.team_id,
+                        "eid": r.event_id,
+                        "unc": r.uncovered,
+                        "dr": encode_draws(r.draws),
+                    }
+                    for r in rows
+                ],
+            )
 
     def report(
         self,

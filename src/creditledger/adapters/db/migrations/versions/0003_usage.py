@@ -92,6 +92,7 @@ def upgrade() -> None:
         sa.Column("uncovered_nanos", sa.BigInteger(), nullable=False),
         sa.Column("transaction_id", sa.String(length=40), nullable=True),
         sa.Column("received_at", sa.BigInteger(), nullable=False),
+        sa.Column("draws", sa.Text(), nullable=True),
         sa.CheckConstraint("charge_nanos >= 0", name=op.f("ck_usage_events_charge_nonnegative")),
         sa.CheckConstraint(
             "uncovered_nanos BETWEEN 0 AND charge_nanos",

@@ -1,6 +1,6 @@
 """promo codes and their redemptions
 
-Revision ID: 0002
+Revision ID: 0005
 Revises: 0004
 Create Date: 2026-11-24
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0002"
+revision = "0005"
 down_revision = "0004"
 branch_labels = None
 depends_on = None
