@@ -49,7 +49,7 @@ def create_app(ctx: Context, *, run_jobs: bool = False) -> FastAPI:
     app.state.ctx = ctx
     app.state.authorizer = Authorizer(ctx)
     errors.install(app)
-    app.middleware("http")(metrics.record)
+    app.add_middleware(metrics.Metrics)
     app.add_middleware(BodyGuard)
     for module in (accounts, billing, grants, health, prices, usage):
         app.include_router(module.router)
