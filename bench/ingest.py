@@ -143,8 +143,9 @@ def lite_charge(conn: sqlite3.Connection, batch: list[dict[str, Any]]) -> int:
         flat = [v for e in chunk for v in (e["team_id"], e["id"])]
         seen.update(
             conn.execute(
-                f"SELECT team_id, event_id FROM usage WHERE (team_id, event_id) IN "
-                f"(VALUES {values})",
+                # A join, not ``(a, b) IN (VALUES …)``, which SQLite runs as a table scan.
+                f"SELECT team_id, event_id FROM (VALUES {values}) AS v CROSS JOIN usage "
+                "ON team_id = v.column1 AND event_id = v.column2",
                 flat,
             )
         )
