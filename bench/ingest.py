@@ -528,7 +528,8 @@ class Bench:
 
 def ratio_line(label: str, value: float, ceiling: float, goal: float | None, ceil_name: str) -> str:
     ratio = value / ceiling if ceiling else 0.0
-    text = f"  {label:<46} {c.fmt(value, 'events/s'):>16} = {ratio:.2f} × {ceil_name}"
+    shown = f"{ratio:.3f}" if ratio < 0.1 else f"{ratio:.2f}"
+    text = f"  {label:<46} {c.fmt(value, 'events/s'):>16} = {shown} × {ceil_name}"
     if goal is not None:
         text += f"   goal ≥ {goal:.2f}×: {c.verdict(ratio, goal)}"
     return text

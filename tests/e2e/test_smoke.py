@@ -12,6 +12,4 @@ def test_signup_gives_the_configured_promotional_credit(client: TestClient) -> N
     balance = client.get(f"/v1/teams/{ada.team_id}/balance", headers=ada.auth).json()
     assert balance["available"] == {"total": "3.00", "promotional": "3.00", "prepaid": "0.00"}
     credits = client.get(f"/v1/teams/{ada.team_id}/credits", headers=ada.auth).json()["data"]
-    assert [(c["source"], c["expires_at"]) for c in credits] == [
-        ("signup", "2026-12-24T12:00:00Z")
-    ]
+    assert [(c["source"], c["expires_at"]) for c in credits] == [("signup", "2026-12-24T12:00:00Z")]
