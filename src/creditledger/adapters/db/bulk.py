@@ -87,12 +87,21 @@ def select_pairs(
                 [list(firsts), list(seconds)],
             )
             return list(cur.fetchall())
+    # SQLite runs ``(a, b) IN (VALUES …)`` as a scan of the whole table, so join the
+    # pairs instead, as the outer loop (CROSS JOIN fixes the order): one index search
+    # per pair, however large the table grows.
+    select, sep, table = sql_prefix.partition(" FROM ")
+    assert sep, "sql_prefix is SELECT … FROM table"
     out: list[tuple[Any, ...]] = []
     for i in range(0, len(pairs), _SQLITE_CHUNK):
         chunk = pairs[i : i + _SQLITE_CHUNK]
         marks = ", ".join("(?, ?)" for _ in chunk)
         flat = [v for pair in chunk for v in pair]
-        out += _driver(conn).execute(f"{sql_prefix} WHERE ({a}, {b}) IN (VALUES {marks})", flat)
+        out += _driver(conn).execute(
+            f"{select} FROM (VALUES {marks}) AS v CROSS JOIN {table} "
+            f"ON {a} = v.column1 AND {b} = v.column2",
+            flat,
+        )
     return out
 
 

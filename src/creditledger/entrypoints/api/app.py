@@ -60,7 +60,7 @@ def create_app(ctx: Context, *, run_jobs: bool = False) -> FastAPI:
     app.state.ctx = ctx
     app.state.authorizer = Authorizer(ctx)
     errors.install(app)
-    app.middleware("http")(metrics.record)
+    app.add_middleware(metrics.Metrics)
     app.add_middleware(BodyGuard)
     for module in (
         accounts,

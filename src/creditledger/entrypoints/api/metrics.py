@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
 from prometheus_client import Counter, Histogram
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUESTS = Counter(
     "creditledger_http_requests_total", "HTTP requests", ["method", "route", "status"]
@@ -20,11 +18,34 @@ LATENCY = Histogram(
 )
 
 
-async def record(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    started = time.perf_counter()
-    response = await call_next(request)
-    route = request.scope.get("route")
-    path = getattr(route, "path", "unmatched")
-    LATENCY.labels(request.method, path).observe(time.perf_counter() - started)
-    REQUESTS.labels(request.method, path, str(response.status_code)).inc()
-    return response
+class Metrics:
+    """Count requests and time them, by method, route template and status.
+
+    A plain ASGI middleware: it only watches the response start go by, so the answer is
+    not re-streamed through a task group as ``BaseHTTPMiddleware`` does (which cost a
+    third of the time of a small request).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            method = scope["method"]
+            LATENCY.labels(method, path).observe(time.perf_counter() - started)
+            REQUESTS.labels(method, path, str(status)).inc()

@@ -1,0 +1,331 @@
+"""``POST /v1/authorize`` latency and capacity, and the decision in process.
+
+    .venv/bin/python bench/authorize.py            # full run, ~4 minutes
+    .venv/bin/python bench/authorize.py --quick    # smoke run
+
+Over HTTP (a uvicorn server subprocess; the load generator is another process) with a fixed
+request rate: open loop, each request's latency counted from its scheduled start, so
+queueing counts. Figures: p50/p99 at 1 connection and at 16 connections, the maximum
+rate one worker sustains (closed loop, 16 connections), p99 while usage ingestion runs
+against the same server, and the same for a bare ASGI app (C_asgi). In process:
+``Authorizer.authorize`` with a warm cache and the pure ``decide`` in µs. The teams are
+on tier 5 and requests rotate over 1,000 of them, so the rate limiter never refuses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+import _common as c
+from creditledger.domain.accounts import BillingMode
+from creditledger.domain.grants import UsageScope
+from creditledger.services.authorize import Authorizer, decide
+from creditledger.services.context import Context
+
+TEAMS = 1_000
+SCOPE = UsageScope("serverless", "llama-3.1-8b")
+
+# PERFORMANCE.md, "Goals".
+GOAL_P99_1_MS = 1.0
+GOAL_P99_16_MS = 3.0
+GOAL_P99_LOADED_MS = 5.0
+GOAL_RATE_PER_WORKER = 10_000
+GOAL_DECISION_P99_US = 20.0
+
+
+def authorize_requests(token: str, teams: list[str]) -> list[bytes]:
+    return [
+        c.raw_request(
+            "POST",
+            "/v1/authorize",
+            token,
+            orjson.dumps({"team_id": t, "product": SCOPE.product, "model": SCOPE.model}),
+        )
+        for t in teams
+    ]
+
+
+def ingest_requests(token: str, teams: list[str], prefix: str, count: int) -> list[bytes]:
+    at = datetime.now(UTC)
+    return [
+        c.raw_request(
+            "POST",
+            "/v1/usage-events",
+            token,
+            orjson.dumps({"events": c.events(teams, 1000, f"{prefix}-{b}", at)}),
+        )
+        for b in range(count)
+    ]
+
+
+def setup(ctx: Context) -> tuple[list[str], str]:
+    teams, _, service = c.seed(ctx, TEAMS)
+    with ctx.uow() as uow:
+        for team in teams:
+            uow.teams.set_billing(team, BillingMode.PREPAID, 5)
+        uow.commit()
+    return teams, service
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.runs: int = args.runs
+        self.warmup = 0 if args.quick else 1
+        self.seconds: float = args.seconds
+        self.figures: dict[str, Any] = {}
+        self.serial = 0
+
+    def figure(
+        self, key: str, label: str, measure: Callable[[], float], unit: str, extra: str = ""
+    ) -> float:
+        values = c.repeat(measure, self.runs, self.warmup)
+        self.figures[key] = c.show(label, values, unit, extra)
+        return float(statistics.median(values))
+
+    def open_loop(
+        self,
+        key: str,
+        label: str,
+        port: int,
+        requests: list[bytes],
+        connections: int,
+        rate: float,
+        background: Callable[[], c.Load] | None = None,
+    ) -> tuple[float, float]:
+        """p50 and p99 (ms) at a fixed rate; each run also keeps its own figures."""
+        p50s: list[float] = []
+        details: list[dict[str, Any]] = []
+
+        def measure() -> float:
+            side = background() if background is not None else None
+            if side is not None:
+                time.sleep(0.5)
+            out = c.load(port, requests, connections=connections, duration=self.seconds, rate=rate)
+            side_out = side.finish() if side is not None else None
+            bad = {k: v for k, v in out["statuses"].items() if k != "200"}
+            if bad:
+                raise RuntimeError(f"answers other than 200: {bad}")
+            p50s.append(out["latency_ms"]["p50"])
+            details.append({"load": out, "background": side_out})
+            return float(out["latency_ms"]["p99"])
+
+        values = c.repeat(measure, self.runs, self.warmup)
+        p50s = p50s[-self.runs :]
+        self.figures[key] = {
+            "p99": c.show(f"{label} p99", values, "ms"),
+            "p50": c.show(f"{label} p50", p50s, "ms"),
+            "rate": rate,
+            "connections": connections,
+            "runs": details[-self.runs :],
+        }
+        return statistics.median(p50s), statistics.median(values)
+
+    def capacity(self, key: str, label: str, port: int, requests: list[bytes]) -> float:
+        def measure() -> float:
+            out = c.load(port, requests, connections=16, duration=self.seconds)
+            return float(out["requests_per_s"])
+
+        return self.figure(key, label, measure, "req/s")
+
+    def in_process(self, backend: str, ctx: Context, teams: list[str]) -> None:
+        authorizer = Authorizer(ctx)
+        principal = c.service_principal()
+        for team in teams:
+            authorizer.authorize(principal, team, SCOPE)  # warm the cache
+        calls = 2_000 if self.runs == 1 else 5_000
+        samples: dict[str, list[float]] = {"authorize": [], "decide": []}
+
+        def authorize_p99() -> float:
+            times = []
+            for n in range(calls):
+                team = teams[n % len(teams)]
+                started = time.perf_counter_ns()
+                decision = authorizer.authorize(principal, team, SCOPE)
+                times.append((time.perf_counter_ns() - started) / 1000)
+                if not decision.allowed:
+                    raise RuntimeError(f"refused: {decision.reason}")
+            samples["authorize"].append(c.percentile(times, 50))
+            return c.percentile(times, 99)
+
+        with ctx.uow(write=False) as uow:
+            first = uow.teams.get(teams[0])
+            grants = uow.grants.for_team(teams[0])
+        assert first is not None
+        now = ctx.clock.now()
+
+        def decide_p99() -> float:
+            times = []
+            for _ in range(50_000):
+                started = time.perf_counter_ns()
+                decide(first, grants, SCOPE, now)
+                times.append((time.perf_counter_ns() - started) / 1000)
+            samples["decide"].append(c.percentile(times, 50))
+            return c.percentile(times, 99)
+
+        for name, measure in (("authorize", authorize_p99), ("decide", decide_p99)):
+            what = "Authorizer.authorize (warm)" if name == "authorize" else "decide()"
+            values = c.repeat(measure, self.runs, self.warmup)
+            p50 = samples[name][-self.runs :]
+            self.figures[f"{backend}_inproc_{name}"] = {
+                "p99": c.show(f"{backend} in-process {what} p99", values, "µs"),
+                "p50": c.show(f"{backend} in-process {what} p50", p50, "µs"),
+            }
+
+    def http(self, backend: str, url: str, service: str, teams: list[str], rate_1: float) -> None:
+        requests = authorize_requests(service, teams)
+        env = {"CREDITLEDGER_DATABASE_URL": url}
+        with c.Server(env, workers=1) as server:
+            rate = self.capacity(
+                f"{backend}_max_rate_1w",
+                f"{backend} max rate, 1 worker, 16 conns",
+                server.port,
+                requests,
+            )
+            self.open_loop(
+                f"{backend}_1conn",
+                f"{backend} 1 conn @ {rate_1:.0f}/s",
+                server.port,
+                requests,
+                1,
+                rate_1,
+            )
+            rate_16 = round(0.5 * rate, -1)
+            self.figures[f"{backend}_16conn_rate"] = rate_16
+            self.open_loop(
+                f"{backend}_16conn",
+                f"{backend} 16 conns @ {rate_16:.0f}/s (½ max)",
+                server.port,
+                requests,
+                16,
+                rate_16,
+            )
+        with c.Server(env, workers=2) as server:
+            self.serial += 1
+
+            def ingestion() -> c.Load:
+                self.serial += 1
+                batches = ingest_requests(service, teams, f"bg-{self.serial}-{time.time_ns()}", 60)
+                return c.Load(
+                    server.port,
+                    batches,
+                    connections=2,
+                    duration=self.seconds + 1.0,
+                    once=True,
+                    count_field="accepted",
+                )
+
+            self.open_loop(
+                f"{backend}_1conn_loaded",
+                f"{backend} 1 conn @ {rate_1:.0f}/s + ingestion, 2 workers",
+                server.port,
+                requests,
+                1,
+                rate_1,
+                background=ingestion,
+            )
+
+    def asgi(self, rate_1: float) -> None:
+        requests = [c.raw_request("GET", "/authorize-like")]
+        with c.Server({}, app="_bare_asgi:app", factory=False) as server:
+            rate = self.capacity(
+                "C_asgi_max_rate", "C_asgi max rate, 16 conns", server.port, requests
+            )
+            self.open_loop(
+                "C_asgi_1conn", f"C_asgi 1 conn @ {rate_1:.0f}/s", server.port, requests, 1, rate_1
+            )
+            self.figures["C_asgi_16conn_rate"] = round(0.5 * rate, -1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="one short run per figure")
+    parser.add_argument("--runs", type=int, default=None, help="runs per figure (default 3)")
+    parser.add_argument("--seconds", type=float, default=None, help="length of one run")
+    parser.add_argument("--rate", type=float, default=100.0, help="requests/s at 1 connection")
+    parser.add_argument("--backends", default="postgres,sqlite", help="postgres, sqlite or both")
+    args = parser.parse_args()
+    args.runs = args.runs or (1 if args.quick else 3)
+    args.seconds = args.seconds or (1.0 if args.quick else 3.0)
+    bench = Bench(args)
+    began = time.monotonic()
+    print(
+        f"authorize: {args.runs} run(s) of {args.seconds:.1f} s per figure after "
+        f"{bench.warmup} warm-up; load average {c.machine_load()[0]:.1f}; "
+        f"uvicorn HTTP: {c.http_implementation()}",
+        flush=True,
+    )
+    print("ceiling: bare ASGI app, 1 uvicorn worker", flush=True)
+    bench.asgi(args.rate)
+    backends = args.backends.split(",")
+    for backend in ("postgres", "sqlite"):
+        if backend not in backends:
+            continue
+        with c.scratch_database(backend) as url:
+            ctx = c.context(url)
+            teams, service = setup(ctx)
+            print(f"{backend}: in process", flush=True)
+            bench.in_process(backend, ctx, teams)
+            print(f"{backend}: over HTTP", flush=True)
+            bench.http(backend, url, service, teams, args.rate)
+            ctx.uow.dispose()
+    f = bench.figures
+    lines = []
+    for backend in backends:
+
+        def med(key: str, which: str = "p99", backend: str = backend) -> float:
+            return float(f[f"{backend}_{key}"][which]["median"])
+
+        rate = f[f"{backend}_max_rate_1w"]["median"]
+        asgi_p99 = f["C_asgi_1conn"]["p99"]["median"]
+        asgi_rate = f["C_asgi_max_rate"]["median"]
+        lines += [
+            f"{backend}",
+            f"  p99 at 1 conn:   {med('1conn'):.2f} ms (C_asgi {asgi_p99:.2f} ms)"
+            f"   goal ≤ {GOAL_P99_1_MS} ms: {c.verdict(med('1conn'), GOAL_P99_1_MS, False)}",
+            f"  p99 at 16 conns: {med('16conn'):.2f} ms at {f[f'{backend}_16conn_rate']:.0f}/s"
+            f"   goal ≤ {GOAL_P99_16_MS} ms: {c.verdict(med('16conn'), GOAL_P99_16_MS, False)}",
+            f"  p99 with ingestion alongside: {med('1conn_loaded'):.2f} ms"
+            f"   goal ≤ {GOAL_P99_LOADED_MS} ms: "
+            f"{c.verdict(med('1conn_loaded'), GOAL_P99_LOADED_MS, False)}",
+            f"  max rate per worker: {rate:,.0f} req/s = {rate / asgi_rate:.2f} × C_asgi"
+            f"   goal ≥ {GOAL_RATE_PER_WORKER:,}: {c.verdict(rate, GOAL_RATE_PER_WORKER)}",
+            f"  in-process Authorizer.authorize p99: {med('inproc_authorize'):.1f} µs"
+            f"   goal ≤ {GOAL_DECISION_P99_US:.0f} µs: "
+            f"{c.verdict(med('inproc_authorize'), GOAL_DECISION_P99_US, False)}",
+            f"  in-process decide() p99: {med('inproc_decide'):.1f} µs"
+            f"   goal ≤ {GOAL_DECISION_P99_US:.0f} µs: "
+            f"{c.verdict(med('inproc_decide'), GOAL_DECISION_P99_US, False)}",
+        ]
+    print("summary (medians)")
+    print("\n".join(lines))
+    took = time.monotonic() - began
+    print(f"took {took:.0f} s; load average now {c.machine_load()[0]:.1f}")
+    path = c.record(
+        "authorize",
+        {
+            "settings": {
+                "quick": args.quick,
+                "runs": args.runs,
+                "seconds": args.seconds,
+                "warmup": bench.warmup,
+                "rate_1conn": args.rate,
+                "teams": TEAMS,
+                "http": c.http_implementation(),
+            },
+            "figures": f,
+            "summary": lines,
+            "took_s": took,
+        },
+    )
+    print(f"recorded {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,676 @@
+"""Usage ingestion throughput: batches of 1,000 priced events charged across grants.
+
+    .venv/bin/python bench/ingest.py            # full run, ~5 minutes
+    .venv/bin/python bench/ingest.py --quick    # smoke run: one short run per figure
+
+Matrix: {in-process, in-process with 2 worker processes, HTTP with 1 and 2 uvicorn
+workers} × {PostgreSQL, SQLite} × {1 team, 1,000 teams}, plus single-event POSTs (8
+connections, PostgreSQL) to spread teams and to one hot team. The raw ceilings of
+PERFORMANCE.md are measured in the same run (C_batch, C_evt, C_hot with pgbench, C_lite
+with plain sqlite3, C_asgi with a bare ASGI app) and every figure is printed with its ratio
+to its ceiling and its goal. Each figure is the median of ``--runs`` runs after a warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import multiprocessing as mp
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import datetime
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+import _common as c
+from creditledger.services.context import Context
+from creditledger.services.usage import ingest_usage
+
+BATCH = 1_000
+TEAMS = 1_000
+HTTP_CONNECTIONS = 4
+SINGLE_CONNECTIONS = 8
+
+# PERFORMANCE.md, "Goals".
+GOAL_HTTP_PG = 0.30  # × C_batch
+GOAL_INPROC_2P_PG = 0.45  # × C_batch
+GOAL_SQLITE = 0.60  # × C_lite
+GOAL_SINGLE = 0.50  # × C_evt
+GOAL_HOT = 0.50  # × spread-team throughput of the same path
+GOAL_RSS_MB = 500
+
+
+# --- the raw ceilings ----------------------------------------------------------------------
+
+CEILING_SCHEMA = """
+DROP TABLE IF EXISTS ceiling_ledger, ceiling_events, ceiling_teams;
+CREATE TABLE ceiling_teams (id text PRIMARY KEY, credit_nanos bigint NOT NULL);
+CREATE TABLE ceiling_events (
+    team_id text NOT NULL, event_id text NOT NULL, charge_nanos bigint NOT NULL,
+    PRIMARY KEY (team_id, event_id));
+CREATE TABLE ceiling_ledger (
+    seq bigserial PRIMARY KEY, team_id text NOT NULL, event_id text NOT NULL,
+    amount_nanos bigint NOT NULL);
+INSERT INTO ceiling_teams
+    SELECT 'team' || lpad(CAST(g AS text), 6, '0'), 1000000000000000000
+    FROM generate_series(0, 999) g;
+"""
+
+# Dedup 1,000 events, lock the batch's teams in sorted order, one balance update per team,
+# 1,000 ledger rows, one commit.
+C_BATCH_SCRIPT = """
+BEGIN;
+SELECT count(*) FROM (
+    SELECT id FROM ceiling_teams WHERE id IN (
+        SELECT 'team' || lpad(CAST(g % :teams AS text), 6, '0') FROM generate_series(0, 999) g)
+    ORDER BY id FOR UPDATE) locked;
+WITH fresh AS (
+    INSERT INTO ceiling_events (team_id, event_id, charge_nanos)
+    SELECT 'team' || lpad(CAST(g % :teams AS text), 6, '0'),
+           :client_id || '-' || txid_current() || '-' || g,
+           20000 + 600 * (g % 300)
+    FROM generate_series(0, 999) g
+    ON CONFLICT DO NOTHING
+    RETURNING team_id, event_id, charge_nanos
+), ledger AS (
+    INSERT INTO ceiling_ledger (team_id, event_id, amount_nanos)
+    SELECT team_id, event_id, -charge_nanos FROM fresh
+)
+UPDATE ceiling_teams t SET credit_nanos = t.credit_nanos - s.total
+FROM (SELECT team_id, sum(charge_nanos) AS total FROM fresh GROUP BY team_id) s
+WHERE t.id = s.team_id;
+COMMIT;
+"""
+
+# One event per transaction: dedup insert, balance update (the team's row lock), ledger row.
+C_EVENT_SCRIPT = """
+\\set team random(0, :teams - 1)
+\\set charge random(20000, 200000)
+BEGIN;
+INSERT INTO ceiling_events (team_id, event_id, charge_nanos)
+    VALUES ('team' || lpad(CAST(:team AS text), 6, '0'), :client_id || '-' || txid_current(),
+            :charge)
+    ON CONFLICT DO NOTHING;
+UPDATE ceiling_teams SET credit_nanos = credit_nanos - :charge
+    WHERE id = 'team' || lpad(CAST(:team AS text), 6, '0');
+INSERT INTO ceiling_ledger (team_id, event_id, amount_nanos)
+    VALUES ('team' || lpad(CAST(:team AS text), 6, '0'), :client_id || '-' || txid_current(),
+            -:charge);
+COMMIT;
+"""
+
+LITE_SCHEMA = """
+CREATE TABLE teams (id TEXT PRIMARY KEY, credit INTEGER NOT NULL);
+CREATE TABLE grants (id TEXT PRIMARY KEY, team_id TEXT NOT NULL, position INTEGER NOT NULL,
+                     remaining INTEGER NOT NULL);
+CREATE INDEX grants_team ON grants (team_id);
+CREATE TABLE usage (team_id TEXT NOT NULL, event_id TEXT NOT NULL, charge INTEGER NOT NULL,
+                    PRIMARY KEY (team_id, event_id));
+CREATE TABLE ledger (seq INTEGER PRIMARY KEY, team_id TEXT NOT NULL, grant_id TEXT,
+                     amount INTEGER NOT NULL, balance_after INTEGER NOT NULL);
+"""
+LITE_PRICES = {
+    (model, meter): (price, 1_000_000)
+    for model in c.MODELS
+    for meter, price in (("input_tokens", 200_000_000), ("output_tokens", 600_000_000))
+}
+
+
+def lite_charge(conn: sqlite3.Connection, batch: list[dict[str, Any]]) -> int:
+    """C_lite: one batch charged with plain sqlite3 and the logic in plain Python."""
+    conn.execute("BEGIN IMMEDIATE")
+    team_ids = sorted({e["team_id"] for e in batch})
+    marks = ",".join("?" * len(team_ids))
+    credit = dict(conn.execute(f"SELECT id, credit FROM teams WHERE id IN ({marks})", team_ids))
+    grants: dict[str, list[list[Any]]] = {t: [] for t in team_ids}
+    for gid, team, remaining in conn.execute(
+        f"SELECT id, team_id, remaining FROM grants WHERE team_id IN ({marks}) "
+        "ORDER BY team_id, position",
+        team_ids,
+    ):
+        grants[team].append([gid, remaining])
+    seen: set[tuple[str, str]] = set()
+    for i in range(0, len(batch), 500):
+        chunk = batch[i : i + 500]
+        values = ",".join("(?, ?)" for _ in chunk)
+        flat = [v for e in chunk for v in (e["team_id"], e["id"])]
+        seen.update(
+            conn.execute(
+                # A join, not ``(a, b) IN (VALUES …)``, which SQLite runs as a table scan.
+                f"SELECT team_id, event_id FROM (VALUES {values}) AS v CROSS JOIN usage "
+                "ON team_id = v.column1 AND event_id = v.column2",
+                flat,
+            )
+        )
+    usage_rows = []
+    ledger_rows = []
+    for e in batch:
+        team = e["team_id"]
+        if (team, e["id"]) in seen:
+            continue
+        seen.add((team, e["id"]))
+        charge = 0
+        for meter, quantity in e["quantities"].items():
+            price, per = LITE_PRICES[(e["model"], meter)]
+            charge += quantity * price // per
+        usage_rows.append((team, e["id"], charge))
+        left = charge
+        for grant in grants[team]:
+            take = min(left, grant[1])
+            if take:
+                grant[1] -= take
+                left -= take
+                credit[team] -= take
+                ledger_rows.append((team, grant[0], -take, credit[team]))
+            if not left:
+                break
+    conn.executemany("INSERT INTO usage VALUES (?, ?, ?)", usage_rows)
+    conn.executemany(
+        "INSERT INTO ledger (team_id, grant_id, amount, balance_after) VALUES (?, ?, ?, ?)",
+        ledger_rows,
+    )
+    conn.executemany(
+        "UPDATE grants SET remaining = ? WHERE id = ?",
+        [(g[1], g[0]) for gs in grants.values() for g in gs],
+    )
+    conn.executemany(
+        "UPDATE teams SET credit = ? WHERE id = ?", [(v, k) for k, v in credit.items()]
+    )
+    conn.execute("COMMIT")
+    return len(usage_rows)
+
+
+# --- batches -------------------------------------------------------------------------------
+
+
+class Batches:
+    """Pre-built batches of event dicts, frozen out of the garbage collector's way."""
+
+    def __init__(self, teams: list[str], count: int, prefix: str, at: datetime) -> None:
+        self.batches = [c.events(teams, BATCH, f"{prefix}-{b:04d}", at) for b in range(count)]
+        gc.collect()
+        gc.freeze()
+
+    def release(self) -> None:
+        gc.unfreeze()
+        self.batches = []
+        gc.collect()
+
+
+def timed_batches(
+    charge: Callable[[list[dict[str, Any]]], int], batches: list[list[dict[str, Any]]], s: float
+) -> tuple[int, float, float]:
+    """Charge batches until ``s`` seconds pass or they run out: (events, start, end)."""
+    done = 0
+    start = time.monotonic()
+    for batch in batches:
+        done += charge(batch)
+        if time.monotonic() - start >= s:
+            break
+    return done, start, time.monotonic()
+
+
+# --- in-process, in worker processes -------------------------------------------------------
+
+
+def _worker(url: str, pipe: Connection) -> None:
+    """A worker process with its own context: runs batches on command until told to stop."""
+    ctx = c.context(url)
+    principal = c.service_principal()
+    while True:
+        command = pipe.recv()
+        if command is None:
+            break
+        teams, count, prefix, at, seconds, start_at = command
+        batches = Batches(teams, count, prefix, at)
+        while time.monotonic() < start_at:
+            time.sleep(0.001)
+        result = timed_batches(
+            lambda b: ingest_usage(ctx, principal, b).accepted, batches.batches, seconds
+        )
+        batches.release()
+        pipe.send(result)
+    ctx.uow.dispose()
+
+
+class Workers:
+    def __init__(self, url: str, count: int) -> None:
+        spawn = mp.get_context("spawn")
+        self.pipes: list[Connection] = []
+        self.procs = []
+        for _ in range(count):
+            mine, theirs = spawn.Pipe()
+            proc = spawn.Process(target=_worker, args=(url, theirs), daemon=True)
+            proc.start()
+            self.pipes.append(mine)
+            self.procs.append(proc)
+
+    def run(
+        self, shares: list[list[str]], count: int, prefix: str, at: datetime, seconds: float
+    ) -> float:
+        start_at = time.monotonic() + 1.0 + count * 0.02
+        for n, pipe in enumerate(self.pipes):
+            pipe.send((shares[n], count, f"{prefix}-w{n}", at, seconds, start_at))
+        results: list[tuple[int, float, float]] = [pipe.recv() for pipe in self.pipes]
+        events = sum(r[0] for r in results)
+        return float(events / (max(r[2] for r in results) - min(r[1] for r in results)))
+
+    def close(self) -> None:
+        for pipe in self.pipes:
+            pipe.send(None)
+        for proc in self.procs:
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.kill()
+
+
+# --- the benchmark -------------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.runs: int = args.runs
+        self.warmup = 0 if args.quick else 1
+        self.seconds: float = args.seconds
+        self.figures: dict[str, Any] = {}
+        self.checks: dict[str, Any] = {}
+        self.serial = 0
+
+    def prefix(self, name: str) -> str:
+        self.serial += 1
+        return f"{name}-{self.serial:04d}-{time.time_ns() % 10**9}"
+
+    def figure(self, key: str, label: str, measure: Callable[[], float], unit: str) -> float:
+        values = c.repeat(measure, self.runs, self.warmup)
+        self.figures[key] = c.show(label, values, unit)
+        return float(statistics.median(values))
+
+    def batches_for(self, rate_guess: float) -> int:
+        """Enough batches for one run at up to ``rate_guess`` events/s (bounded)."""
+        return max(4, min(200, int(rate_guess * self.seconds / BATCH) + 2))
+
+    # ceilings
+
+    def pg_ceilings(self, url: str) -> None:
+        engine = sa.create_engine(url, poolclass=sa.NullPool)
+        with engine.begin() as conn:
+            conn.exec_driver_sql(CEILING_SCHEMA)
+        engine.dispose()
+        print("ceilings, PostgreSQL (pgbench)", flush=True)
+        for teams in (1, TEAMS):
+
+            def batch(teams: int = teams) -> float:
+                return 1000 * c.pgbench(url, C_BATCH_SCRIPT, 2, self.seconds, teams=teams)
+
+            self.figure(
+                f"C_batch_{teams}", f"C_batch, 2 clients, {teams} team(s)/batch", batch, "events/s"
+            )
+        self.figure(
+            "C_evt",
+            f"C_evt, {SINGLE_CONNECTIONS} clients, spread teams",
+            lambda: c.pgbench(url, C_EVENT_SCRIPT, SINGLE_CONNECTIONS, self.seconds, teams=TEAMS),
+            "events/s",
+        )
+        self.figure(
+            "C_hot",
+            f"C_hot, {SINGLE_CONNECTIONS} clients, one team",
+            lambda: c.pgbench(url, C_EVENT_SCRIPT, SINGLE_CONNECTIONS, self.seconds, teams=1),
+            "events/s",
+        )
+
+    def lite_ceiling(self, at: datetime) -> None:
+        print("ceiling, SQLite (plain sqlite3, WAL, synchronous=NORMAL)", flush=True)
+        with tempfile.TemporaryDirectory() as folder:
+            conn = sqlite3.connect(Path(folder) / "lite.db", isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(LITE_SCHEMA)
+            names = [f"team{n:06d}" for n in range(TEAMS)]
+            conn.execute("BEGIN")
+            conn.executemany("INSERT INTO teams VALUES (?, ?)", [(t, 10**18) for t in names])
+            conn.executemany(
+                "INSERT INTO grants VALUES (?, ?, ?, ?)",
+                [
+                    (f"{t}-g{k}", t, k, 5 * 10**9 if k == 0 else 10**18 - 5 * 10**9)
+                    for t in names
+                    for k in (0, 1)
+                ],
+            )
+            conn.execute("COMMIT")
+            for teams in (1, TEAMS):
+
+                def measure(teams: int = teams) -> float:
+                    batches = Batches(
+                        names[:teams], self.batches_for(150_000), self.prefix("lite"), at
+                    )
+                    done, start, end = timed_batches(
+                        lambda b: lite_charge(conn, b), batches.batches, self.seconds
+                    )
+                    batches.release()
+                    return done / (end - start)
+
+                self.figure(
+                    f"C_lite_{teams}", f"C_lite, {teams} team(s)/batch", measure, "events/s"
+                )
+            conn.close()
+
+    def asgi_ceiling(self, at: datetime) -> None:
+        print("ceiling, HTTP layer (bare ASGI app, 1 uvicorn worker, orjson)", flush=True)
+        names = [f"team{n:06d}" for n in range(TEAMS)]
+        bodies = [
+            c.raw_request(
+                "POST",
+                "/v1/usage-events",
+                "x",
+                orjson.dumps({"events": c.events(names, BATCH, f"asgi-{b}", at)}),
+            )
+            for b in range(50)
+        ]
+        with c.Server({}, app="_bare_asgi:app", factory=False) as server:
+
+            def measure() -> float:
+                out = c.load(
+                    server.port,
+                    bodies,
+                    connections=HTTP_CONNECTIONS,
+                    duration=self.seconds,
+                    count_field="accepted",
+                )
+                return float(out["counted_per_s"])
+
+            self.figure("C_asgi", "C_asgi, 1,000-event POSTs, 1 worker", measure, "events/s")
+
+    # our paths
+
+    def in_process(self, backend: str, ctx: Context, teams: list[str], at: datetime) -> None:
+        principal = c.service_principal()
+        guess = 60_000.0
+        for count in (1, TEAMS):
+
+            def measure(count: int = count) -> float:
+                batches = Batches(teams[:count], self.batches_for(guess), self.prefix("ip"), at)
+                done, start, end = timed_batches(
+                    lambda b: ingest_usage(ctx, principal, b).accepted,
+                    batches.batches,
+                    self.seconds,
+                )
+                batches.release()
+                return done / (end - start)
+
+            self.figure(
+                f"{backend}_inproc_1p_{count}",
+                f"{backend} in-process, 1 process, {count} team(s)",
+                measure,
+                "events/s",
+            )
+
+    def in_process_workers(self, backend: str, url: str, teams: list[str], at: datetime) -> None:
+        workers = Workers(url, 2)
+        try:
+            for count in (1, TEAMS):
+                # Disjoint teams: one team per process, or half of the 1,000 each.
+                shares = [[teams[0]], [teams[1]]] if count == 1 else [teams[0::2], teams[1::2]]
+                label = "1 team/process" if count == 1 else f"{count} teams"
+                self.figure(
+                    f"{backend}_inproc_2p_{count}",
+                    f"{backend} in-process, 2 processes, {label}",
+                    lambda shares=shares: workers.run(  # type: ignore[misc]
+                        shares, self.batches_for(50_000), self.prefix("wp"), at, self.seconds
+                    ),
+                    "events/s",
+                )
+        finally:
+            workers.close()
+
+    def http_batches(
+        self, backend: str, url: str, workers: int, token: str, teams: list[str], at: datetime
+    ) -> None:
+        with c.Server({"CREDITLEDGER_DATABASE_URL": url}, workers=workers) as server:
+            for count in (1, TEAMS):
+
+                def measure(count: int = count) -> float:
+                    prefix = self.prefix("http")
+                    requests = [
+                        c.raw_request(
+                            "POST",
+                            "/v1/usage-events",
+                            token,
+                            orjson.dumps(
+                                {"events": c.events(teams[:count], BATCH, f"{prefix}-{b}", at)}
+                            ),
+                        )
+                        for b in range(self.batches_for(80_000))
+                    ]
+                    out = c.load(
+                        server.port,
+                        requests,
+                        connections=HTTP_CONNECTIONS,
+                        duration=self.seconds,
+                        once=True,
+                        count_field="accepted",
+                    )
+                    bad = {k: v for k, v in out["statuses"].items() if k != "200"}
+                    if bad:
+                        raise RuntimeError(f"HTTP answers other than 200: {bad}")
+                    return float(out["counted_per_s"])
+
+                self.figure(
+                    f"{backend}_http_{workers}w_{count}",
+                    f"{backend} HTTP, {workers} worker(s), {count} team(s)",
+                    measure,
+                    "events/s",
+                )
+            hwm = server.rss_kib("VmHWM")
+            self.checks[f"{backend}_http_{workers}w_peak_rss_mb"] = {
+                str(pid): kib / 1024 for pid, kib in hwm.items()
+            }
+            print(
+                "  server peak RSS (VmHWM) per worker: "
+                + ", ".join(f"{kib / 1024:.0f} MB" for kib in hwm.values()),
+                flush=True,
+            )
+
+    def http_single(
+        self, url: str, token: str, teams: list[str], at: datetime
+    ) -> tuple[float, float]:
+        out: dict[str, float] = {}
+        with c.Server({"CREDITLEDGER_DATABASE_URL": url}, workers=2) as server:
+            for name, pick in (("spread", teams), ("hot", teams[:1])):
+
+                def measure(pick: list[str] = pick) -> float:
+                    prefix = self.prefix("one")
+                    requests = [
+                        c.raw_request(
+                            "POST",
+                            "/v1/usage-events",
+                            token,
+                            orjson.dumps(
+                                {"events": c.events([pick[n % len(pick)]], 1, f"{prefix}-{n}", at)}
+                            ),
+                        )
+                        for n in range(int(8000 * self.seconds))
+                    ]
+                    result = c.load(
+                        server.port,
+                        requests,
+                        connections=SINGLE_CONNECTIONS,
+                        duration=self.seconds,
+                        once=True,
+                        count_field="accepted",
+                    )
+                    return float(result["counted_per_s"])
+
+                out[name] = self.figure(
+                    f"postgres_single_{name}",
+                    f"postgres single-event POSTs, 8 conns, {name}",
+                    measure,
+                    "events/s",
+                )
+        return out["spread"], out["hot"]
+
+    def verify(self, backend: str, ctx: Context) -> None:
+        started = time.monotonic()
+        problems = list(ctx.invariants.violations())
+        took = time.monotonic() - started
+        self.checks[f"{backend}_verify"] = problems[:20]
+        state = "clean" if not problems else f"{len(problems)} VIOLATION(S): {problems[:3]}"
+        print(f"  verify ({backend} benchmark database, {took:.0f} s): {state}", flush=True)
+        if problems:
+            raise SystemExit(f"ledger invariants violated on {backend}")
+
+
+def ratio_line(label: str, value: float, ceiling: float, goal: float | None, ceil_name: str) -> str:
+    ratio = value / ceiling if ceiling else 0.0
+    shown = f"{ratio:.3f}" if ratio < 0.1 else f"{ratio:.2f}"
+    text = f"  {label:<46} {c.fmt(value, 'events/s'):>16} = {shown} × {ceil_name}"
+    if goal is not None:
+        text += f"   goal ≥ {goal:.2f}×: {c.verdict(ratio, goal)}"
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="one short run per figure")
+    parser.add_argument("--runs", type=int, default=None, help="runs per figure (default 3)")
+    parser.add_argument("--seconds", type=float, default=None, help="length of one run")
+    parser.add_argument(
+        "--backends", default="postgres,sqlite", help="postgres, sqlite or both (default)"
+    )
+    args = parser.parse_args()
+    args.runs = args.runs or (1 if args.quick else 3)
+    args.seconds = args.seconds or (1.0 if args.quick else 2.0)
+    backends = args.backends.split(",")
+    bench = Bench(args)
+    began = time.monotonic()
+    print(
+        f"ingest: {args.runs} run(s) of {args.seconds:.1f} s per figure after "
+        f"{bench.warmup} warm-up; load average {c.machine_load()[0]:.1f}; "
+        f"uvicorn HTTP: {c.http_implementation()}",
+        flush=True,
+    )
+    f = bench.figures
+    lines: list[str] = []
+    at = datetime.now().astimezone()
+    bench.asgi_ceiling(at)
+    if "postgres" in backends:
+        with c.scratch_database("postgres") as url:
+            ctx = c.context(url)
+            teams, _, service = c.seed(ctx, TEAMS)
+            at = ctx.clock.now()  # events must not predate the price book
+            bench.pg_ceilings(url)
+            print("PostgreSQL, creditledger", flush=True)
+            bench.in_process("postgres", ctx, teams, at)
+            bench.in_process_workers("postgres", url, teams, at)
+            for workers in (1, 2):
+                bench.http_batches("postgres", url, workers, service, teams, at)
+            spread, hot = bench.http_single(url, service, teams, at)
+            bench.verify("postgres", ctx)
+            ctx.uow.dispose()
+        cb1, cbn = f["C_batch_1"]["median"], f[f"C_batch_{TEAMS}"]["median"]
+        lines.append("PostgreSQL (ratio to C_batch with the same teams per batch)")
+        for key, label, goal in (
+            ("inproc_1p", "in-process, 1 process", None),
+            ("inproc_2p", "in-process, 2 processes", GOAL_INPROC_2P_PG),
+            ("http_1w", "HTTP, 1 worker", GOAL_HTTP_PG),
+            ("http_2w", "HTTP, 2 workers", GOAL_HTTP_PG),
+        ):
+            for count, ceiling in ((1, cb1), (TEAMS, cbn)):
+                value = f[f"postgres_{key}_{count}"]["median"]
+                lines.append(
+                    ratio_line(f"{label}, {count} team(s)", value, ceiling, goal, "C_batch")
+                )
+        lines.append(
+            ratio_line(
+                "single-event POSTs, spread", spread, f["C_evt"]["median"], GOAL_SINGLE, "C_evt"
+            )
+        )
+        lines.append(
+            ratio_line("single-event POSTs, hot team", hot, f["C_hot"]["median"], None, "C_hot")
+        )
+        lines.append(
+            ratio_line("hot vs spread, single-event POSTs", hot, spread, GOAL_HOT, "spread")
+        )
+        for workers in (1, 2):
+            b1 = f[f"postgres_http_{workers}w_1"]["median"]
+            bn = f[f"postgres_http_{workers}w_{TEAMS}"]["median"]
+            lines.append(
+                ratio_line(
+                    f"1 team vs 1,000 teams, HTTP {workers}w batches", b1, bn, GOAL_HOT, "spread"
+                )
+            )
+        lines.append(
+            ratio_line(
+                "HTTP 1 worker, 1,000 teams vs C_asgi",
+                f[f"postgres_http_1w_{TEAMS}"]["median"],
+                f["C_asgi"]["median"],
+                None,
+                "C_asgi",
+            )
+        )
+    if "sqlite" in backends:
+        bench.lite_ceiling(at)
+        with c.scratch_database("sqlite") as url:
+            ctx = c.context(url)
+            teams, _, service = c.seed(ctx, TEAMS)
+            at = ctx.clock.now()
+            print("SQLite, creditledger", flush=True)
+            bench.in_process("sqlite", ctx, teams, at)
+            bench.in_process_workers("sqlite", url, teams, at)
+            bench.http_batches("sqlite", url, 1, service, teams, at)
+            bench.verify("sqlite", ctx)
+            ctx.uow.dispose()
+        lines.append("SQLite (ratio to C_lite with the same teams per batch)")
+        for key, label, goal in (
+            ("inproc_1p", "in-process, 1 process", GOAL_SQLITE),
+            ("inproc_2p", "in-process, 2 processes", None),
+            ("http_1w", "HTTP, 1 worker", None),
+        ):
+            for count in (1, TEAMS):
+                value = f[f"sqlite_{key}_{count}"]["median"]
+                ceiling = f[f"C_lite_{count}"]["median"]
+                lines.append(
+                    ratio_line(f"{label}, {count} team(s)", value, ceiling, goal, "C_lite")
+                )
+    rss = [mb for key, per in bench.checks.items() if key.endswith("rss_mb") for mb in per.values()]
+    if rss:
+        peak = max(rss)
+        lines.append(
+            f"  server peak RSS, largest worker: {peak:.0f} MB   goal ≤ {GOAL_RSS_MB} MB: "
+            f"{c.verdict(peak, GOAL_RSS_MB, higher_is_better=False)}"
+        )
+    print("summary (medians)")
+    print("\n".join(lines))
+    took = time.monotonic() - began
+    print(f"took {took:.0f} s; load average now {c.machine_load()[0]:.1f}")
+    path = c.record(
+        "ingest",
+        {
+            "settings": {
+                "quick": args.quick,
+                "runs": args.runs,
+                "seconds": args.seconds,
+                "warmup": bench.warmup,
+                "batch": BATCH,
+                "teams": TEAMS,
+                "http_connections": HTTP_CONNECTIONS,
+                "single_connections": SINGLE_CONNECTIONS,
+                "http": c.http_implementation(),
+            },
+            "figures": bench.figures,
+            "checks": bench.checks,
+            "summary": lines,
+            "took_s": took,
+        },
+    )
+    print(f"recorded {path}")
+
+
+if __name__ == "__main__":
+    main()
