@@ -17,10 +17,12 @@ SQLITE_BUSY_TIMEOUT_SECONDS = 30
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> sa.Engine:
+    """No pre-ping on checkout (a round trip on every request): a connection found dead
+    surfaces as a retryable ``service_unavailable`` and the pool replaces it."""
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
     return sa.create_engine(
-        url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True, future=True
+        url, pool_size=pool_size, max_overflow=20, pool_recycle=1800, future=True
     )
 
 

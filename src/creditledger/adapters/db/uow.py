@@ -84,7 +84,14 @@ class SqlUnitOfWorkFactory:
     def __call__(self, *, write: bool = True) -> Iterator[SqlUnitOfWork]:
         try:
             with self.engine.connect() as plain:
-                conn = plain.execution_options(**{WRITE_OPTION: True}) if write else plain
+                if write:
+                    conn = plain.execution_options(**{WRITE_OPTION: True})
+                elif self.engine.dialect.name == "postgresql":
+                    # Reads run each statement on its own (READ COMMITTED gives every
+                    # statement its own snapshot anyway): no BEGIN and ROLLBACK round trips.
+                    conn = plain.execution_options(isolation_level="AUTOCOMMIT")
+                else:
+                    conn = plain
                 conn.begin()
                 uow = SqlUnitOfWork(conn)
                 try:
