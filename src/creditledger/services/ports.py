@@ -133,8 +133,8 @@ class Usage(Protocol):
         ...
 
     def add(self, rows: Sequence[UsageRecord]) -> None: ...
-    def latest(self, team_ids: Sequence[str]) -> dict[str, tuple[datetime, str]]:
-        """Each team's latest charged event, as (occurred_at, event id)."""
+    def latest(self, team_id: str) -> tuple[datetime, str] | None:
+        """The team's latest charged event, as (occurred_at, event id)."""
         ...
 
     def charged_since(self, team_id: str, since: datetime) -> list[UsageRecord]:

@@ -26,6 +26,7 @@ from creditledger.domain.pricing import (
     effective_team,
 )
 from creditledger.domain.usage import (
+    MAX_AHEAD,
     MAX_EVENTS_PER_BATCH,
     EventError,
     Rejection,
@@ -104,7 +105,6 @@ def _charge_batch(
         for team_id, team_grants in uow.grants.for_teams(team_ids).items()
     }
     remaining = {g.id: g.remaining for gs in grants.values() for g in gs}
-    latest = uow.usage.latest(team_ids)
     by_team: dict[str, list[tuple[UsageEvent, int]]] = {}
     for _, event, charge in sorted(priced, key=lambda item: (item[1].timestamp, item[1].id)):
         by_team.setdefault(event.team_id, []).append((event, charge))
@@ -112,7 +112,7 @@ def _charge_batch(
     rows: list[UsageRecord] = []
     moved: list[UsageRecord] = []
     for team_id, items in sorted(by_team.items()):
-        replay = _to_replay(uow, items[0][0], latest.get(team_id), closed_before, grants[team_id])
+        replay = _to_replay(uow, items[0][0], now, closed_before, grants[team_id])
         work = _Work(uow, grants[team_id], remaining, txs)
         work.release(replay)
         for usage in _in_time_order(items, replay):
@@ -149,7 +149,7 @@ def _charge_batch(
 def _to_replay(
     uow: UnitOfWork,
     first: UsageEvent,
-    latest: tuple[datetime, str] | None,
+    now: datetime,
     closed_before: datetime,
     grants: list[Grant],
 ) -> list[UsageRecord]:
@@ -157,9 +157,15 @@ def _to_replay(
     ``first`` is inside the late-arrival window: they are allocated again with it, so
     arrival order inside the window never changes what each grant pays (SPEC §5).
 
-    When every grant is eligible for all usage between the two (no scope, no start or
-    end in between), each grant pays the same whatever the order, and nothing is read."""
-    if latest is None or first.timestamp < closed_before or (first.timestamp, first.id) > latest:
+    When every grant is eligible alike for all usage from ``first`` on (no scope, no
+    start or end in between), each grant pays the same whatever the order, and nothing
+    is read: the usual case costs no query."""
+    if first.timestamp < closed_before:
+        return []
+    if not order_can_matter(grants, first.timestamp, now + MAX_AHEAD):
+        return []
+    latest = uow.usage.latest(first.team_id)
+    if latest is None or (first.timestamp, first.id) > latest:
         return []
     if not order_can_matter(grants, first.timestamp, latest[0]):
         return []

@@ -116,15 +116,14 @@ class SqlPayments:
         failure_reason: str | None,
         at: datetime,
     ) -> None:
-        values: dict[str, Any] = {
-            "status": status.value,
-            "failure_reason": failure_reason,
-            "updated_at": at,
-        }
-        if provider_payment_id is not None:
-            values["provider_payment_id"] = provider_payment_id
-        self.conn.execute(
-            t.purchases.update().where(t.purchases.c.id == purchase_id).values(**values)
+        _set_status(
+            self.conn,
+            t.purchases,
+            purchase_id,
+            status.value,
+            provider_payment_id,
+            failure_reason,
+            at,
         )
 
     def add_payment(self, payment: Payment, at: datetime) -> bool:
@@ -290,15 +289,14 @@ class SqlRecharges:
         failure_reason: str | None,
         at: datetime,
     ) -> None:
-        values: dict[str, Any] = {
-            "status": status.value,
-            "failure_reason": failure_reason,
-            "updated_at": at,
-        }
-        if provider_payment_id is not None:
-            values["provider_payment_id"] = provider_payment_id
-        self.conn.execute(
-            t.recharges.update().where(t.recharges.c.id == recharge_id).values(**values)
+        _set_status(
+            self.conn,
+            t.recharges,
+            recharge_id,
+            status.value,
+            provider_payment_id,
+            failure_reason,
+            at,
         )
 
     def charged_since(self, team_id: str, since: datetime) -> int:
@@ -353,3 +351,19 @@ class SqlRecharges:
             .limit(limit)
         )
         return [row.team_id for row in rows]
+
+
+def _set_status(
+    conn: sa.Connection,
+    table: sa.Table,
+    row_id: str,
+    status: str,
+    provider_payment_id: str | None,
+    failure_reason: str | None,
+    at: datetime,
+) -> None:
+    """Move a purchase or a recharge to ``status``; a known provider payment id is kept."""
+    values: dict[str, Any] = {"status": status, "failure_reason": failure_reason, "updated_at": at}
+    if provider_payment_id is not None:
+        values["provider_payment_id"] = provider_payment_id
+    conn.execute(table.update().where(table.c.id == row_id).values(**values))

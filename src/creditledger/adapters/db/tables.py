@@ -226,7 +226,7 @@ usage_events = sa.Table(
     sa.CheckConstraint(
         "uncovered_nanos BETWEEN 0 AND charge_nanos", name="uncovered_within_charge"
     ),
-    sa.Index("ix_usage_events_team_id_occurred_at", "team_id", "occurred_at"),
+    sa.Index("ix_usage_events_team_id_occurred_at", "team_id", "occurred_at", "event_id"),
 )
 
 # Purchases, payments and auto-recharge (docs/decisions/0004). A provider payment

@@ -68,21 +68,16 @@ class SqlUsage:
             ],
         )
 
-    def latest(self, team_ids: Sequence[str]) -> dict[str, tuple[datetime, str]]:
-        """Each team's latest charged event, as (occurred_at, event id)."""
+    def latest(self, team_id: str) -> tuple[datetime, str] | None:
+        """The team's latest charged event, as (occurred_at, event id): one index probe."""
         e = t.usage_events
-        newest = (
-            sa.select(e.c.team_id, sa.func.max(e.c.occurred_at).label("at"))
-            .where(e.c.team_id.in_(list(team_ids)))
-            .group_by(e.c.team_id)
-            .subquery()
-        )
-        rows = self.conn.execute(
-            sa.select(e.c.team_id, e.c.occurred_at, sa.func.max(e.c.event_id))
-            .join(newest, (newest.c.team_id == e.c.team_id) & (newest.c.at == e.c.occurred_at))
-            .group_by(e.c.team_id, e.c.occurred_at)
-        )
-        return {team_id: (at, event_id) for team_id, at, event_id in rows}
+        row = self.conn.execute(
+            sa.select(e.c.occurred_at, e.c.event_id)
+            .where(e.c.team_id == team_id)
+            .order_by(e.c.occurred_at.desc(), e.c.event_id.desc())
+            .limit(1)
+        ).first()
+        return None if row is None else (row.occurred_at, row.event_id)
 
     def charged_since(self, team_id: str, since: datetime) -> list[UsageRecord]:
         """The team's events at or after ``since``, in (time, id) order."""

@@ -105,7 +105,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("usage_events", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_usage_events_team_id_occurred_at", ["team_id", "occurred_at"], unique=False
+            "ix_usage_events_team_id_occurred_at",
+            ["team_id", "occurred_at", "event_id"],
+            unique=False,
         )
 
     with op.batch_alter_table("teams", schema=None) as batch_op:
