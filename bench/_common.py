@@ -251,7 +251,7 @@ def free_port() -> int:
 def http_implementation() -> str:
     """What uvicorn's ``--http auto`` picks here: httptools when installed, else h11."""
     try:
-        import httptools  # type: ignore[import-not-found]  # noqa: F401
+        import httptools  # noqa: F401
     except ImportError:
         return "h11"
     return "httptools"

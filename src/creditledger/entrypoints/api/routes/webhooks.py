@@ -13,14 +13,24 @@ from creditledger.services.payments import handle_webhook
 router = APIRouter(prefix="/v1/webhooks", tags=["payment providers"])
 
 
-@router.post("/{provider}")
-async def receive_webhook(provider: str, request: Request, ctx: Ctx) -> dict[str, Any]:
-    """`provider` is `sandbox` or `stripe` (the one configured; any other: 404).
-
-    Signature-checked on the raw body: 400 `invalid_signature` when it is bad or stale;
-    200 for an event delivered again or of a type not acted on; 503 for a refund or
-    dispute of a payment not seen yet (deliver it again later)."""
+async def _receive(provider: str, request: Request, ctx: Ctx) -> dict[str, Any]:
     body = await request.body()
     headers = {name.lower(): value for name, value in request.headers.items()}
     applied = await run_in_threadpool(handle_webhook, ctx, provider, body, headers)
     return {"received": True, "result": applied.value}
+
+
+@router.post("/stripe")
+async def stripe_webhook(request: Request, ctx: Ctx) -> dict[str, Any]:
+    """Stripe's events, checked with `Stripe-Signature` on the raw body (404 unless the
+    provider is `stripe`). 400 `invalid_signature` when bad or stale; 200 for an event
+    delivered again or of a type not acted on; 503 for a refund or dispute of a payment
+    not seen yet (deliver it again later)."""
+    return await _receive("stripe", request, ctx)
+
+
+@router.post("/sandbox")
+async def sandbox_webhook(request: Request, ctx: Ctx) -> dict[str, Any]:
+    """The sandbox's events, checked with `Sandbox-Signature` on the raw body (404 unless
+    the provider is `sandbox`); answers as for Stripe."""
+    return await _receive("sandbox", request, ctx)
