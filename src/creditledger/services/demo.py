@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from creditledger.domain.accounts import BillingMode, Principal, TokenKind
+from creditledger.domain.accounts import Principal, TokenKind
 from creditledger.domain.grants import GrantKind, GrantSource, Scope
 from creditledger.domain.money import dollars
 from creditledger.domain.pricing import Price
@@ -39,6 +39,8 @@ def load_demo(ctx: Context) -> Demo:
         return Demo(DEMO_EMAIL, DEMO_PASSWORD, team_id, token, created=False)
     done = sign_up(ctx, DEMO_EMAIL, DEMO_PASSWORD, "Demo Team")
     now = ctx.clock.now()
+    # The operator grants date from before the week of demo usage, so they pay for it.
+    week_ago = now - timedelta(days=8)
     llama = Scope(products=frozenset({"serverless"}), models=frozenset({"llama-3.1-70b"}))
     gpus = Scope(products=frozenset({"dedicated"}), gpus=frozenset({"h100"}))
     grants = [
@@ -48,6 +50,7 @@ def load_demo(ctx: Context) -> Demo:
                 GrantSource.MANUAL,
                 dollars("5.00"),
                 llama,
+                effective_at=week_ago,
                 expires_at=now + timedelta(days=14),
                 note="Llama launch credit",
             ),
@@ -59,6 +62,7 @@ def load_demo(ctx: Context) -> Demo:
                 GrantSource.MANUAL,
                 dollars("25.00"),
                 gpus,
+                effective_at=week_ago,
                 note="H100 research credit",
             ),
             "Operator grant: H100 research credit",
@@ -68,6 +72,7 @@ def load_demo(ctx: Context) -> Demo:
                 GrantKind.PROMOTIONAL,
                 GrantSource.MANUAL,
                 dollars("2.00"),
+                effective_at=week_ago,
                 note="Thanks for the bug report",
             ),
             "Operator grant: Thanks for the bug report",
@@ -80,8 +85,6 @@ def load_demo(ctx: Context) -> Demo:
         uow.commit()
     settle_offline_purchase(ctx, done.team.id, dollars("20.00"), "pi_demo")
     with ctx.uow() as uow:
-        uow.teams.lock(done.team.id)
-        uow.teams.set_billing(done.team.id, BillingMode.PREPAID, None)
         if not uow.pricing.books():
             uow.pricing.add_book(DEMO_PRICES, now - timedelta(days=30), now)
         uow.commit()
