@@ -73,6 +73,6 @@ def put_team_pricing(
     return {
         "team_id": team_id,
         "effective_from": iso(pricing.effective_from),
-        "discount_percent": f"{pricing.discount_bp / 100:.2f}",
+        "discount_percent": f"{pricing.discount_bp // 100}.{pricing.discount_bp % 100:02d}",
         "prices": [_price_public(p) for p in pricing.prices],
     }
