@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export CREDITLEDGER_DATABASE_URL ?= sqlite:///./creditledger.db
+PORT ?= 8000
 
 .PHONY: install run test check format lint typecheck contracts bench clean
 
@@ -14,10 +15,11 @@ $(BIN)/creditledger: pyproject.toml requirements.lock
 
 install: $(BIN)/creditledger  ## virtualenv with the locked dependencies
 
-run: install  ## migrate, load the demo team and serve on http://127.0.0.1:8000
+run: export CREDITLEDGER_PUBLIC_URL ?= http://127.0.0.1:$(PORT)
+run: install  ## migrate, load the demo team and serve on http://127.0.0.1:$(PORT) until Ctrl-C
 	$(BIN)/creditledger migrate
 	$(BIN)/creditledger demo
-	$(BIN)/creditledger serve --host 127.0.0.1 --port 8000
+	$(BIN)/creditledger serve --host 127.0.0.1 --port $(PORT)
 
 test: install  ## the whole suite, on SQLite and (when it answers) PostgreSQL
 	$(BIN)/pytest -n 2 -p no:cacheprovider

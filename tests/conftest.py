@@ -22,10 +22,12 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from creditledger.adapters.clock import FixedClock
+from creditledger.adapters.db.engine import create_engine
 from creditledger.adapters.db.migrate import upgrade
 from creditledger.adapters.db.tables import metadata
 from creditledger.adapters.payments.delivery import ManualOutbox
 from creditledger.adapters.payments.sandbox import SandboxProvider
+from creditledger.adapters.payments.sandbox_store import SqlSandboxStore
 from creditledger.bootstrap import build_context
 from creditledger.config import Settings
 from creditledger.entrypoints.api.app import create_app
@@ -132,6 +134,9 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "database_url": database_url,
         "password_time_cost": 1,
         "password_memory_kib": 8,
+        # Every test client calls from the one address, and some tests sign up dozens of
+        # users; the sign-up throttle's own tests use the default budget.
+        "signups_per_address": 1000,
     }
     values.update(overrides)
     return Settings.model_validate(values)
@@ -143,11 +148,18 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-def sandbox(clock: FixedClock) -> SandboxProvider:
-    """The sandbox payment provider; its webhooks wait in a ManualOutbox for the test."""
-    return SandboxProvider(
-        SANDBOX_SECRET, "http://testserver", ManualOutbox(SANDBOX_SECRET), clock.now
+def sandbox(clock: FixedClock, database_url: str) -> Iterator[SandboxProvider]:
+    """The sandbox payment provider, keeping its records in the test's database; its
+    webhooks wait in a ManualOutbox for the test."""
+    engine = create_engine(database_url)
+    yield SandboxProvider(
+        SANDBOX_SECRET,
+        "http://testserver",
+        ManualOutbox(SANDBOX_SECRET),
+        clock.now,
+        store=SqlSandboxStore(engine),
     )
+    engine.dispose()
 
 
 @pytest.fixture

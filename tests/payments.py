@@ -10,8 +10,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import httpx2 as httpx
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from creditledger.adapters.db import tables as t
 from creditledger.adapters.payments.delivery import ManualOutbox
 from creditledger.adapters.payments.sandbox import DECLINE_CARD, SUCCESS_CARD, SandboxProvider
 from creditledger.domain import ledger
@@ -83,6 +85,42 @@ def balance(client: TestClient, account: Account) -> dict[str, Any]:
         f"/v1/teams/{account.team_id}/balance", headers=account.auth
     ).json()
     return body
+
+
+def paid_intent(
+    purchase_id: str,
+    team_id: str,
+    cents: object,
+    *,
+    intent_id: str | None = None,
+    currency: str = "usd",
+) -> dict[str, Any]:
+    """A succeeded PaymentIntent, as a provider would report one for ``purchase_id``,
+    with ``amount_received`` = ``cents`` (anything, to forge or mismatch)."""
+    return {
+        "id": intent_id or f"pi_sb_forged_{uuid.uuid4().hex[:12]}",
+        "object": "payment_intent",
+        "amount": cents,
+        "amount_received": cents,
+        "currency": currency,
+        "customer": "cus_sb_forged",
+        "payment_method": "pm_sb_4242_forged",
+        "metadata": {"creditledger_purchase_id": purchase_id, "creditledger_team_id": team_id},
+        "status": "succeeded",
+        "last_payment_error": None,
+    }
+
+
+def rows(ctx: Context, table: sa.Table) -> list[dict[str, Any]]:
+    """Every row of ``table``, as dicts."""
+    with ctx.uow(write=False) as uow:
+        conn = uow.conn  # type: ignore[attr-defined]
+        return [dict(row._mapping) for row in conn.execute(sa.select(table))]
+
+
+def reviews(ctx: Context) -> list[dict[str, Any]]:
+    """The refused payments kept for review, oldest first."""
+    return sorted(rows(ctx, t.payment_reviews), key=lambda row: row["created_at"])
 
 
 def draw_down(ctx: Context, team_id: str, amount: int) -> None:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
 from creditledger.adapters.clock import SystemClock
 from creditledger.adapters.db.engine import create_engine
 from creditledger.adapters.db.invariants import SqlInvariants
 from creditledger.adapters.db.migrate import SqlSchemaStatus
+from creditledger.adapters.db.secrets import StoredSecret, random_secret
 from creditledger.adapters.db.uow import SqlUnitOfWorkFactory
 from creditledger.adapters.passwords import Argon2Passwords
 from creditledger.adapters.payments.delivery import HttpDelivery
 from creditledger.adapters.payments.sandbox import SandboxProvider
+from creditledger.adapters.payments.sandbox_store import SqlSandboxStore
 from creditledger.adapters.payments.stripe import StripeProvider
 from creditledger.adapters.ratelimit.limiter import LimitsRateLimiter
 from creditledger.config import Settings
@@ -19,8 +23,17 @@ from creditledger.services.context import Context
 from creditledger.services.ports import PaymentProvider
 
 
-def build_payment_provider(settings: Settings, clock: Clock) -> PaymentProvider:
-    """The provider ``CREDITLEDGER_PAYMENT_PROVIDER`` names."""
+SANDBOX_SECRET_NAME = "sandbox_webhook_secret"
+
+
+def build_payment_provider(settings: Settings, clock: Clock, engine: sa.Engine) -> PaymentProvider:
+    """The provider ``CREDITLEDGER_PAYMENT_PROVIDER`` names.
+
+    The sandbox keeps its records in the service's database, signs with
+    ``CREDITLEDGER_SANDBOX_WEBHOOK_SECRET`` or, when that is unset, with a random
+    secret made once per database (read on first use), and links its pages and
+    webhooks to :attr:`Settings.public_base_url`.
+    """
     tolerance = settings.webhook_tolerance_seconds
     if settings.payment_provider == "stripe":
         if not settings.stripe_secret_key or not settings.stripe_webhook_secret:
@@ -31,17 +44,20 @@ def build_payment_provider(settings: Settings, clock: Clock) -> PaymentProvider:
         return StripeProvider(
             settings.stripe_secret_key,
             settings.stripe_webhook_secret,
-            settings.public_url,
+            settings.public_base_url,
+            api_base=settings.stripe_api_base,
             tolerance=tolerance,
         )
-    delivery = HttpDelivery(
-        f"{settings.public_url.rstrip('/')}/v1/webhooks/sandbox", settings.sandbox_webhook_secret
+    secret = settings.sandbox_webhook_secret or StoredSecret(
+        engine, SANDBOX_SECRET_NAME, lambda: random_secret("whsec_sb_")
     )
+    delivery = HttpDelivery(f"{settings.public_base_url}/v1/webhooks/sandbox", secret)
     return SandboxProvider(
-        settings.sandbox_webhook_secret,
-        settings.public_url,
+        secret,
+        settings.public_base_url,
         delivery,
         clock.now,
+        store=SqlSandboxStore(engine),
         tolerance=tolerance,
     )
 
@@ -62,7 +78,7 @@ def build_context(
         invariants=SqlInvariants(engine),
         schema=SqlSchemaStatus(engine),
         rate_limiter=LimitsRateLimiter(settings.redis_url),
-        payments=payments or build_payment_provider(settings, clock),
+        payments=payments or build_payment_provider(settings, clock, engine),
     )
 
 

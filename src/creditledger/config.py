@@ -10,15 +10,21 @@ import json
 from functools import cached_property
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from creditledger.domain.errors import InvalidRequest
 from creditledger.domain.money import parse_amount
+from creditledger.domain.payments import check_webhook_secret
+from creditledger.domain.promo_codes import MAX_FAILED_ATTEMPTS
 from creditledger.domain.tiers import DEFAULT_TIERS, Tier
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CREDITLEDGER_", extra="ignore", frozen=True)
+    # Settings hold secrets: a refused value is named, never echoed.
+    model_config = SettingsConfigDict(
+        env_prefix="CREDITLEDGER_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     database_url: str = "sqlite:///./creditledger.db"
     """SQLAlchemy URL. ``sqlite:///path`` (embedded default) or
@@ -45,6 +51,24 @@ class Settings(BaseSettings):
     password_memory_kib: int = Field(default=65536, ge=8)
     """argon2id parameters; tests lower them to stay fast."""
 
+    # Throttles (docs/decisions/0006): failed attempts counted in a moving window; over
+    # any one budget, the next attempt is refused with 429 `too_many_attempts`.
+    login_failures_per_account: int = Field(default=10, ge=1)
+    """Wrong passwords for one email (known or not) in a login window."""
+    login_failures_per_address: int = Field(default=30, ge=1)
+    """Failed logins from one client address (an IPv6 /64) in a login window."""
+    login_window_seconds: int = Field(default=900, ge=1)
+    signups_per_address: int = Field(default=10, ge=1)
+    """Sign-up attempts from one client address in a sign-up window (each sign-up
+    comes with free credit)."""
+    signup_window_seconds: int = Field(default=3600, ge=1)
+    promo_failures_per_team: int = Field(default=MAX_FAILED_ATTEMPTS, ge=1)
+    """Refused promo code redemptions by one team in an hour (SPEC §9: 10)."""
+    promo_failures_per_user: int = Field(default=20, ge=1)
+    """Refused redemptions by one user in an hour, whichever of their teams they try."""
+    promo_failures_per_address: int = Field(default=30, ge=1)
+    """Refused redemptions from one client address in an hour, whoever tries."""
+
     tiers: str | None = None
     """Rate-limit tiers as JSON, replacing the defaults of SPEC §6: a list of
     ``{"level": 1, "reached_at": "10.00", "requests_per_minute": 100,
@@ -56,15 +80,23 @@ class Settings(BaseSettings):
     run_jobs_in_process: bool = True
     """``serve`` runs the periodic jobs itself (embedded default)."""
 
+    environment: Literal["development", "production"] = "development"
+    """``production`` declares a deployment that takes real money: only then are live
+    Stripe keys accepted."""
+
     payment_provider: Literal["sandbox", "stripe"] = "sandbox"
     """Who takes payments: the offline ``sandbox`` (default) or ``stripe``."""
-    public_url: str = "http://127.0.0.1:8000"
-    """Where this service is reached from outside: checkout return links and the
-    sandbox's webhook deliveries (``<public_url>/v1/webhooks/sandbox``)."""
-    sandbox_webhook_secret: str = "whsec_sandbox_local_development_only"  # noqa: S105
-    """Signs the sandbox's webhooks. The default is for local use only."""
+    public_url: str | None = None
+    """Where this service is reached from outside: checkout links, return links and the
+    sandbox's webhook deliveries (``<public_url>/v1/webhooks/sandbox``). Unset: the
+    address ``serve`` listens on (:attr:`public_base_url`)."""
+    sandbox_webhook_secret: str | None = None
+    """Signs the sandbox's webhooks. Unset: a random one is made once per database and
+    kept there. Never empty, never a published default."""
     stripe_secret_key: str | None = None
     stripe_webhook_secret: str | None = None
+    stripe_api_base: str | None = None
+    """Another address for Stripe's API (stripe-mock, a local emulator); unset: Stripe's."""
     webhook_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
     """How far a webhook signature's timestamp may be from now, either way."""
 
@@ -73,6 +105,42 @@ class Settings(BaseSettings):
     """Bounds of one purchase (and of an auto-recharge's target), in dollars."""
     auto_recharge_monthly_cap: str = "5000.00"
     """The most auto-recharge may charge a team in one calendar month (UTC), in dollars."""
+    purchase_pending_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
+    """A purchase not paid within this many hours fails, and its checkout is closed."""
+
+    @field_validator("sandbox_webhook_secret", "stripe_webhook_secret")
+    @classmethod
+    def _no_public_or_empty_secret(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        name = f"CREDITLEDGER_{(info.field_name or 'secret').upper()}"
+        try:
+            return check_webhook_secret(value, name)
+        except InvalidRequest as exc:
+            raise ValueError(exc.message) from exc
+
+    @model_validator(mode="after")
+    def _live_keys_only_in_production(self) -> Settings:
+        key = self.stripe_secret_key or ""
+        if key.startswith(("sk_live_", "rk_live_")) and self.environment != "production":
+            raise ValueError(
+                "CREDITLEDGER_STRIPE_SECRET_KEY is a live key, which takes real money: set "
+                "CREDITLEDGER_ENVIRONMENT=production to use it, or use a test key (sk_test_…)."
+            )
+        return self
+
+    @property
+    def public_base_url(self) -> str:
+        """``public_url`` without its trailing slash, else where ``serve`` listens
+        (a wildcard host is reached on the loopback address)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(  # noqa: S104
+            self.host, self.host
+        )
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
 
     @cached_property
     def purchase_min_nanos(self) -> int:

@@ -11,7 +11,15 @@ from fastapi.testclient import TestClient
 from creditledger.domain.history import encode_cursor
 from creditledger.entrypoints.api.limits import MAX_BODY_BYTES
 from creditledger.services.context import Context
-from tests.helpers import Account, bearer, error_code, operator_token, sign_up, snapshot
+from tests.helpers import (
+    Account,
+    bearer,
+    error_code,
+    operator_token,
+    service_token,
+    sign_up,
+    snapshot,
+)
 
 BAD_AMOUNTS = [
     pytest.param(5, id="json-integer"),
@@ -149,10 +157,7 @@ def test_a_wrong_type_in_a_grant_names_the_field_and_grants_nothing(
     assert snapshot(client, team) == before
 
 
-@pytest.mark.parametrize(
-    "content",
-    [b"", b"not json", b"[1, 2]", b'"a string"', b"{", b'{"name": "T",}'],
-)
+@pytest.mark.parametrize("content", [b"", b"[1, 2]", b'"a string"', b"null"])
 def test_a_body_that_is_not_a_json_object_is_an_invalid_request(
     client: TestClient, team: Account, content: bytes
 ) -> None:
@@ -160,6 +165,90 @@ def test_a_body_that_is_not_a_json_object_is_an_invalid_request(
         "/v1/teams", headers=team.auth | {"Content-Type": "application/json"}, content=content
     )
     assert (response.status_code, error_code(response)) == (422, "invalid_request")
+
+
+UNREADABLE = [
+    pytest.param(b"not json", id="text"),
+    pytest.param(b"{", id="truncated"),
+    pytest.param(b'{"name": "T",}', id="trailing-comma"),
+    pytest.param(b'{"name": "\xff\xfe"}', id="not-utf-8"),
+    pytest.param(b"\x00\x01\x02\x89PNG", id="binary"),
+    pytest.param(b'{"name": "\\ud800"}', id="lone-surrogate"),
+    pytest.param(b'{"amount": NaN}', id="nan"),
+    pytest.param(b"[" * 2000 + b"]" * 2000, id="too-deep"),
+    pytest.param(b"   ", id="only-spaces"),
+]
+
+
+def _json_routes(team: Account, ctx: Context) -> list[tuple[str, str, dict[str, str]]]:
+    operator = bearer(operator_token(ctx))
+    service = bearer(service_token(ctx))
+    key = {"Idempotency-Key": "k-unreadable"}
+    return [
+        ("POST", "/v1/signup", {}),
+        ("POST", "/v1/login", {}),
+        ("POST", "/v1/teams", team.auth),
+        ("POST", f"/v1/teams/{team.team_id}/purchases", team.auth | key),
+        ("POST", f"/v1/teams/{team.team_id}/grants", operator | key),
+        ("POST", f"/v1/teams/{team.team_id}/promo-codes/redeem", team.auth),
+        ("PUT", f"/v1/teams/{team.team_id}/auto-recharge", team.auth),
+        ("PUT", "/v1/prices", operator),
+        ("POST", "/v1/usage-events", service),
+        ("POST", "/v1/authorize", service),
+    ]
+
+
+@pytest.mark.parametrize("content", UNREADABLE)
+def test_an_unreadable_body_is_invalid_json_whatever_the_route(
+    client: TestClient, ctx: Context, team: Account, content: bytes
+) -> None:
+    before = snapshot(client, team)
+    for method, path, headers in _json_routes(team, ctx):
+        response = client.request(
+            method, path, headers=headers | {"Content-Type": "application/json"}, content=content
+        )
+        assert (response.status_code, error_code(response)) == (400, "invalid_json"), path
+        assert "param" not in response.json()["error"], path
+    assert snapshot(client, team) == before
+
+
+def test_a_purchase_body_naming_the_amount_twice_buys_nothing(
+    client: TestClient, team: Account
+) -> None:
+    before = snapshot(client, team)
+    response = client.post(
+        f"/v1/teams/{team.team_id}/purchases",
+        headers=team.auth | {"Idempotency-Key": "k-dup", "Content-Type": "application/json"},
+        content=b'{"amount": "10.00", "amount": "9999.00"}',
+    )
+    assert (response.status_code, error_code(response)) == (422, "invalid_request")
+    assert response.json()["error"]["param"] == "amount"
+    assert snapshot(client, team) == before
+    retry = client.post(
+        f"/v1/teams/{team.team_id}/purchases",
+        headers=team.auth | {"Idempotency-Key": "k-dup"},
+        json={"amount": "10.00"},
+    )
+    assert retry.status_code == 201, "a refused body leaves its Idempotency-Key unused"
+
+
+def test_a_key_repeated_deep_inside_a_usage_batch_refuses_the_batch(
+    client: TestClient, ctx: Context, team: Account
+) -> None:
+    before = snapshot(client, team)
+    content = (
+        b'{"events": [{"id": "e-1", "team_id": "%s", "team_id": "team_other",'
+        b' "product": "serverless", "model": "m", "timestamp": "2026-11-24T12:00:00Z",'
+        b' "quantities": {"input_tokens": 1}}]}' % team.team_id.encode()
+    )
+    response = client.post(
+        "/v1/usage-events",
+        headers=bearer(service_token(ctx)) | {"Content-Type": "application/json"},
+        content=content,
+    )
+    assert (response.status_code, error_code(response)) == (422, "invalid_request")
+    assert response.json()["error"]["param"] == "team_id"
+    assert snapshot(client, team) == before
 
 
 @pytest.mark.parametrize(

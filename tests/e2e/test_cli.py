@@ -13,7 +13,10 @@ from typer.testing import CliRunner
 from creditledger.bootstrap import build_context
 from creditledger.config import Settings
 from creditledger.domain.accounts import TokenKind
+from creditledger.domain.grants import GrantKind, GrantSource
+from creditledger.domain.money import dollars
 from creditledger.entrypoints.cli import app
+from creditledger.services.promo_codes import redeem_promo_code
 from creditledger.services.tokens import authenticate
 
 
@@ -120,3 +123,42 @@ def test_the_installed_command_runs_as_a_program(env: dict[str, str]) -> None:
         check=False,
     )
     assert (bad.returncode, bad.stderr.strip()) == (1, "error: `name` must be 1 to 200 characters.")
+
+
+def test_demo_ends_with_an_export_line_of_working_tokens(
+    cli: CliRunner, env: dict[str, str]
+) -> None:
+    run(cli, "migrate")
+    output = run(cli, "demo")
+    export = output.splitlines()[-1]
+    assert export.startswith("export ")
+    values = dict(item.split("=", 1) for item in export.removeprefix("export ").split())
+    assert sorted(values) == ["SERVICE", "TEAM", "TOKEN"]
+    assert values["TEAM"] == output.split()[2]
+    assert principal_kind(env, values["TOKEN"]) is TokenKind.PERSONAL
+    assert principal_kind(env, values["SERVICE"]) is TokenKind.SERVICE
+
+
+def test_demo_has_a_promo_code_its_team_can_redeem_even_after_a_second_load(
+    cli: CliRunner, env: dict[str, str]
+) -> None:
+    run(cli, "migrate")
+    run(cli, "demo")
+    output = run(cli, "demo")
+    assert "promo:   WELCOME-DEMO" in output
+    values = dict(
+        item.split("=", 1) for item in output.splitlines()[-1].removeprefix("export ").split()
+    )
+    ctx = build_context(Settings(database_url=env["CREDITLEDGER_DATABASE_URL"]))
+    try:
+        admin = authenticate(ctx, values["TOKEN"])
+        grant = redeem_promo_code(ctx, admin, values["TEAM"], "welcome demo")
+        assert (grant.kind, grant.source, grant.amount) == (
+            GrantKind.PROMOTIONAL,
+            GrantSource.PROMO_CODE,
+            dollars("5.00"),
+        )
+    finally:
+        ctx.uow.dispose()
+    run(cli, "demo")  # a third load keeps the code and its redemption
+    assert run(cli, "verify").startswith("ledger ok")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fastapi.testclient import TestClient
 
+from creditledger.adapters.db import tables as t
+from creditledger.adapters.payments.delivery import signed_headers
 from creditledger.adapters.payments.sandbox import SandboxProvider
 from creditledger.domain.errors import PaymentProviderUnavailable
 from creditledger.domain.payments import CheckoutRequest, CheckoutSession
@@ -17,7 +21,10 @@ from tests.payments import (
     buy,
     deliver,
     outbox,
+    paid_intent,
     pay,
+    reviews,
+    rows,
     start_purchase,
 )
 
@@ -66,7 +73,7 @@ def test_purchases_adding_up_to_fifty_dollars_reach_tier_2(
     assert after["available"]["prepaid"] == "59.99"
 
 
-def test_a_declined_card_fails_the_purchase_and_grants_nothing_until_another_card_pays(
+def test_a_declined_purchase_is_final_and_its_checkout_charges_nothing_more(
     client: TestClient, sandbox: SandboxProvider
 ) -> None:
     ada = sign_up(client)
@@ -77,12 +84,30 @@ def test_a_declined_card_fails_the_purchase_and_grants_nothing_until_another_car
     assert after["tier"]["level"] == 0
 
     page = client.get(declined["checkout_url"].removeprefix("http://testserver"))
-    assert "declined" in page.text
-    pay(client, declined["checkout_url"], SUCCESS_CARD)
-    deliver(client, sandbox)
+    assert "declined" in page.text and "settled" in page.text and "<form" not in page.text
+    again = pay(client, declined["checkout_url"], SUCCESS_CARD)
+    assert again.status_code == 200 and "settled" in again.text and "<form" not in again.text
+    assert outbox(sandbox).take() == []  # no payment was made, nothing to announce
     shown = client.get(f"/v1/teams/{ada.team_id}/purchases/{declined['id']}", headers=ada.auth)
-    assert shown.json()["status"] == "succeeded" and shown.json()["failure_reason"] is None
+    assert shown.json()["status"] == "failed"
+    assert balance(client, ada)["available"]["prepaid"] == "0.00"
+
+    retried = buy(client, sandbox, ada, "25.00", SUCCESS_CARD)  # a new try, a new purchase
+    assert retried["status"] == "succeeded" and retried["id"] != declined["id"]
     assert balance(client, ada)["available"]["prepaid"] == "25.00"
+
+
+def test_a_paid_checkout_charges_nothing_when_paid_again(
+    client: TestClient, sandbox: SandboxProvider
+) -> None:
+    ada = sign_up(client)
+    paid = buy(client, sandbox, ada, "10.00")
+    again = pay(client, paid["checkout_url"], DECLINE_CARD)
+    assert again.status_code == 200 and "Payment received" in again.text
+    assert outbox(sandbox).take() == []
+    shown = client.get(f"/v1/teams/{ada.team_id}/purchases/{paid['id']}", headers=ada.auth)
+    assert shown.json()["status"] == "succeeded"
+    assert balance(client, ada)["available"]["prepaid"] == "10.00"
 
 
 def test_the_status_poll_grants_when_the_webhook_is_late_and_the_webhook_then_adds_nothing(
@@ -299,3 +324,127 @@ def test_a_team_that_bought_credit_stays_allowed_once_its_credit_is_spent(
     ).json()
     assert (answer["allowed"], answer["reason"], answer["available"]) == (True, "ok", "0.00")
     assert answer["tier"]["level"] == 1
+
+
+# -- payments that do not match what was bought (SPEC §1: refused and recorded) ----------
+
+
+@pytest.mark.parametrize(
+    ("cents", "currency", "reason", "claimed"),
+    [
+        (1_000_000, "usd", "amount_mismatch", "10000.00"),
+        (999, "usd", "amount_mismatch", "9.99"),
+        (10**20, "usd", "amount_mismatch", "1000000000000000000.00"),
+        (0, "usd", "amount_not_positive", "0.00"),
+        (-100_000, "usd", "amount_not_positive", "-1000.00"),
+        (1000, "eur", "currency_mismatch", "10.00"),
+    ],
+)
+def test_a_webhook_for_another_amount_grants_nothing_and_is_kept_for_review(
+    client: TestClient,
+    sandbox: SandboxProvider,
+    ctx: Context,
+    cents: int,
+    currency: str,
+    reason: str,
+    claimed: str,
+) -> None:
+    """A $10.00 purchase and a correctly signed webhook claiming another amount: 200
+    `refused` (so the provider does not deliver it again and again), no payment row, no
+    grant, no tier; one review row. The real payment is then granted as usual."""
+    ada = sign_up(client)
+    started = start_purchase(client, ada, "10.00").json()
+    sandbox.emit(
+        "payment_intent.succeeded",
+        paid_intent(started["id"], ada.team_id, cents, intent_id="pi_sb_forged", currency=currency),
+    )
+    ((body, headers),) = outbox(sandbox).take()
+    refused = client.post("/v1/webhooks/sandbox", content=body, headers=headers)
+    assert (refused.status_code, refused.json()["result"]) == (200, "refused")
+    again = client.post("/v1/webhooks/sandbox", content=body, headers=headers)
+    assert (again.status_code, again.json()["result"]) == (200, "duplicate")
+
+    after = balance(client, ada)
+    assert (after["available"]["prepaid"], after["lifetime_paid"]) == ("0.00", "0.00")
+    assert (after["tier"]["level"], after["billing_mode"]) == (0, "prepaid")
+    assert rows(ctx, t.payments) == []
+    (review,) = reviews(ctx)
+    assert review["reason"] == reason
+    assert review["provider_payment_id"] == "pi_sb_forged"
+    assert (review["reference"], review["team_id"]) == (started["id"], ada.team_id)
+    assert review["amount_claimed"] == claimed
+    assert review["amount_expected_nanos"] == 10_000_000_000
+    assert review["event_id"] == json.loads(body)["id"]
+    shown = client.get(f"/v1/teams/{ada.team_id}/purchases/{started['id']}", headers=ada.auth)
+    assert shown.json()["status"] == "pending"
+
+    pay(client, started["checkout_url"])
+    assert [r.json()["result"] for r in deliver(client, sandbox)] == ["granted"]
+    assert balance(client, ada)["available"]["prepaid"] == "10.00"
+
+
+def test_a_webhook_for_an_unknown_purchase_grants_nothing_and_is_kept_for_review(
+    client: TestClient, sandbox: SandboxProvider, ctx: Context
+) -> None:
+    ada = sign_up(client)
+    sandbox.emit("payment_intent.succeeded", paid_intent("pur_nosuchpurchase", ada.team_id, 1000))
+    answers = deliver(client, sandbox)
+    assert [(r.status_code, r.json()["result"]) for r in answers] == [(200, "refused")]
+    (review,) = reviews(ctx)
+    assert (review["reason"], review["reference"], review["team_id"]) == (
+        "unknown_reference",
+        "pur_nosuchpurchase",
+        None,
+    )
+    assert (review["amount_claimed"], review["amount_expected_nanos"]) == ("10.00", None)
+    assert rows(ctx, t.payments) == []
+    assert balance(client, ada)["available"]["prepaid"] == "0.00"
+
+
+def test_a_refund_of_a_refused_payment_is_kept_with_it_not_asked_for_again(
+    client: TestClient, sandbox: SandboxProvider, ctx: Context
+) -> None:
+    """Without this the provider would be told 503 (deliver again later) for a payment
+    that will never be granted, and would retry for days."""
+    ada = sign_up(client)
+    started = start_purchase(client, ada, "10.00").json()
+    sandbox.emit(
+        "payment_intent.succeeded",
+        paid_intent(started["id"], ada.team_id, 5000, intent_id="pi_sb_wrong"),
+    )
+    sandbox.emit(
+        "charge.refunded",
+        {
+            "id": "ch_1",
+            "object": "charge",
+            "payment_intent": "pi_sb_wrong",
+            "amount_captured": 5000,
+            "amount_refunded": 5000,
+            "metadata": {},
+        },
+    )
+    answers = deliver(client, sandbox)
+    assert [(r.status_code, r.json()["result"]) for r in answers] == [
+        (200, "refused"),
+        (200, "refused"),
+    ]
+    assert [r["reason"] for r in reviews(ctx)] == ["amount_mismatch", "not_granted"]
+
+
+def test_a_webhook_signed_with_another_secret_is_refused_before_anything_is_read(
+    client: TestClient, sandbox: SandboxProvider, ctx: Context
+) -> None:
+    ada = sign_up(client)
+    started = start_purchase(client, ada, "10.00").json()
+    body = json.dumps(
+        {
+            "id": "evt_forged",
+            "type": "payment_intent.succeeded",
+            "data": {"object": paid_intent(started["id"], ada.team_id, 1000)},
+        }
+    ).encode()
+    for secret in ("whsec_sandbox_local_development_only", "whsec_guess"):
+        headers = signed_headers(secret, body, sandbox.wall_time())
+        refused = client.post("/v1/webhooks/sandbox", content=body, headers=headers)
+        assert (refused.status_code, error_code(refused)) == (400, "invalid_signature")
+    assert reviews(ctx) == [] and rows(ctx, t.payments) == []

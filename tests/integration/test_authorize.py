@@ -4,6 +4,7 @@ how much credit available for that product, model and GPU."""
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -340,3 +341,115 @@ def test_when_redis_does_not_answer_each_instance_still_limits_on_its_own(
 
     assert [a["reason"] for a in answers] == ["ok"] * 20 + ["rate_limited"]
     assert "Redis unavailable" in caplog.text
+
+
+# --- what usage would reject is never served (SPEC §6) -----------------------------------
+
+
+def _usage_code(platform: Platform, team_id: str, **where: Any) -> str | None:
+    answer = platform.usage(event(team_id, uuid.uuid4().hex, START, requests=1, **where))
+    rejected = answer["rejected"]
+    return rejected[0]["code"] if rejected else None
+
+
+@pytest.mark.parametrize(
+    ("where", "code"),
+    [
+        pytest.param({"model": "gpt-9"}, "unknown_model", id="model"),
+        pytest.param({"product": "container"}, "unknown_product", id="product"),
+        pytest.param(
+            {"product": "dedicated", "model": "llama", "gpu": "a100"}, "unknown_model", id="gpu"
+        ),
+    ],
+)
+def test_what_the_price_book_does_not_know_is_refused_as_its_usage_would_be(
+    platform: Platform, client: TestClient, ctx: Context, where: dict[str, str], code: str
+) -> None:
+    platform.put_prices(
+        price("llama", "requests", "0.01"),
+        price(None, "gpu_seconds", "0.001", product="dedicated", gpu="h100"),
+    )
+    tid = platform.team().team_id
+    platform.prepaid(tid, "1.00")
+    set_billing(ctx, tid, BillingMode.PAY_AS_YOU_GO)
+
+    answer = _authorize(client, platform.service, tid, **where)
+
+    assert (answer["allowed"], answer["reason"], answer["available"]) == (False, code, "1.00")
+    assert _usage_code(platform, tid, **where) == code
+    assert _authorize(client, platform.service, tid)["reason"] == "ok"
+
+
+def test_a_gpu_priced_for_a_product_is_served_for_any_model_on_it(
+    platform: Platform, client: TestClient
+) -> None:
+    platform.put_prices(price(None, "requests", "0.01", product="dedicated", gpu="h100"))
+    tid = platform.team().team_id
+    platform.prepaid(tid, "1.00")
+    where = {"product": "dedicated", "model": "my-finetune", "gpu": "h100"}
+
+    answer = _authorize(client, platform.service, tid, **where)
+
+    assert (answer["allowed"], answer["reason"]) == (True, "ok")
+    assert _usage_code(platform, tid, **where) is None
+
+
+def test_a_model_priced_only_for_the_team_is_served_to_that_team_alone(
+    platform: Platform, client: TestClient
+) -> None:
+    priced, other = platform.team().team_id, platform.team().team_id
+    for tid in (priced, other):
+        platform.prepaid(tid, "1.00")
+    assert _authorize(client, platform.service, priced, model="private")["reason"] == (
+        "unknown_model"
+    )
+
+    response = client.put(
+        f"/v1/teams/{priced}/pricing",
+        json={"prices": [price("private", "requests", "0.02")]},
+        headers=bearer(platform.operator),
+    )
+    assert response.status_code == 200, response.text
+
+    assert _authorize(client, platform.service, priced, model="private")["reason"] == "ok"
+    assert _authorize(client, platform.service, other, model="private")["reason"] == (
+        "unknown_model"
+    )
+    assert _usage_code(platform, priced, model="private") is None
+
+
+def test_a_new_price_book_written_by_another_instance_changes_the_answer_at_once(
+    platform: Platform, database_url: str, clock: FixedClock
+) -> None:
+    """The price book is cached per process and checked against the newest version id
+    read with the team row, so a book written elsewhere is seen by the next decision."""
+    writer_ctx = build_context(make_settings(database_url), clock=clock)
+    reader_ctx = build_context(make_settings(database_url), clock=clock)
+    token = service_token(writer_ctx)
+    with (
+        TestClient(create_app(writer_ctx)) as writer,
+        TestClient(create_app(reader_ctx)) as reader,
+    ):
+        tid = platform.team().team_id
+        platform.prepaid(tid, "1.00")
+        assert _authorize(reader, token, tid, model="gpt-9")["reason"] == "unknown_model"
+
+        clock.advance(timedelta(seconds=1))
+        response = writer.put(
+            "/v1/prices",
+            json=[price("llama", "requests", "0.01"), price("gpt-9", "requests", "0.01")],
+            headers=bearer(platform.operator),
+        )
+        assert response.status_code == 200, response.text
+
+        assert _authorize(reader, token, tid, model="gpt-9")["reason"] == "ok"
+
+
+def test_without_any_price_book_nothing_is_served(client: TestClient, ctx: Context) -> None:
+    platform = Platform.on(client, ctx)
+    tid = platform.team().team_id
+    set_billing(ctx, tid, BillingMode.PAY_AS_YOU_GO)
+
+    answer = _authorize(client, platform.service, tid)
+
+    assert (answer["allowed"], answer["reason"]) == (False, "unknown_product")

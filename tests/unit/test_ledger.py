@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from creditledger.domain import ledger
-from creditledger.domain.ledger import EntryType, Posting, Transaction, UnbalancedTransaction
+from creditledger.domain.errors import UnbalancedTransaction
+from creditledger.domain.ledger import EntryType, Posting, Transaction
 from creditledger.domain.money import dollars
 from tests.builders import grant
 from tests.helpers import at

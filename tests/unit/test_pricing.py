@@ -10,16 +10,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from creditledger.domain.errors import InvalidRequest
+from creditledger.domain.errors import ChargeTooLarge, InvalidRequest, UnknownPrice
 from creditledger.domain.pricing import (
     BASIS_POINTS,
     MAX_EVENT_CHARGE,
-    ChargeTooLarge,
     Price,
     PriceBook,
     TeamPricing,
-    UnknownPrice,
     charge_for,
+    check_billable,
     check_price,
     divide_half_even,
     effective,
@@ -156,10 +155,48 @@ def test_a_missing_price_says_whether_the_model_or_the_meter_is_unknown(
     assert unknown.value.code == code
 
 
-def test_without_any_price_book_every_model_is_unknown() -> None:
+def test_without_any_price_book_every_product_is_unknown() -> None:
     with pytest.raises(UnknownPrice) as unknown:
         charge_for({"input_tokens": 1}, "serverless", "llama", None, None, None)
-    assert unknown.value.code == "unknown_model"
+    assert unknown.value.code == "unknown_product"
+
+
+@pytest.mark.parametrize(
+    ("product", "model", "gpu", "code"),
+    [
+        ("serverless", "llama", None, None),
+        ("dedicated", "any-model", "h100", None),
+        ("dedicated", "llama", "h100", None),
+        ("serverless", "gpt-9", None, "unknown_model"),
+        ("dedicated", "llama", "a100", "unknown_model"),
+        ("dedicated", "llama", None, "unknown_model"),
+        ("container", "llama", None, "unknown_product"),
+    ],
+)
+def test_billable_is_decided_by_one_rule_that_pricing_follows(
+    product: str, model: str, gpu: str | None, code: str | None
+) -> None:
+    try:
+        check_billable(product, model, gpu, LLAMA)
+        refused = None
+    except UnknownPrice as exc:
+        refused = exc.code
+    try:
+        charge_for({"requests": 1}, product, model, gpu, LLAMA, None)
+        priced = None
+    except UnknownPrice as exc:
+        priced = exc.code if exc.code != "unknown_meter" else None
+
+    assert refused == priced == code
+
+
+def test_custom_prices_make_a_model_billable_for_that_team() -> None:
+    team = TeamPricing(T0, prices=(p("requests", 5, model="private"),))
+
+    check_billable("serverless", "private", None, LLAMA, team)
+    assert charge_for({"requests": 2}, "serverless", "private", None, LLAMA, team) == 10
+    with pytest.raises(UnknownPrice):
+        check_billable("serverless", "private", None, LLAMA, None)
 
 
 @pytest.mark.parametrize(

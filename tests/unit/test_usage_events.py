@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from creditledger.domain.usage import MAX_QUANTITY, EventError, UsageEvent, parse_event
+from creditledger.domain.errors import EventError
+from creditledger.domain.usage import MAX_QUANTITY, UsageEvent, parse_event
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
-from creditledger.domain.errors import InvalidRequest
+from creditledger.domain.errors import InvalidCursor, InvalidRequest
+from creditledger.domain.ids import is_id
+from creditledger.domain.throttle import minutes
 
 
 class Role(enum.StrEnum):
@@ -33,6 +37,11 @@ class Principal:
     kind: TokenKind
     token_id: str
     user_id: str | None = None
+    name: str | None = None
+    """The token's name (operator and service tokens are named when made)."""
+    client: str | None = None
+    """Where the call comes from: the client address over HTTP, ``cli`` from the
+    command line, None when unknown. Throttles and the audit log use it."""
 
     @property
     def caller_id(self) -> str:
@@ -100,3 +109,42 @@ def admins_left_after(members: list[Member], user_id: str, new_role: Role | None
         if role is Role.ADMIN:
             count += 1
     return count
+
+
+def login_throttled_message(retry_after: int) -> str:
+    """The same words whichever budget ran out, and whether or not the account exists."""
+    return (
+        "Too many failed sign-in attempts. Check the email and password and try again "
+        f"in {minutes(retry_after)}."
+    )
+
+
+def signup_throttled_message(retry_after: int) -> str:
+    return f"Too many sign-ups from this network. Try again in {minutes(retry_after)}."
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MEMBER_CURSOR = re.compile(r"\Am1:(?P<micros>[0-9]{1,19}):(?P<user>[a-z0-9_]{1,40})\Z")
+
+
+def encode_member_cursor(member: Member) -> str:
+    """After this member, in the list's order (joined, then user id)."""
+    micros = (member.created_at - _EPOCH) // timedelta(microseconds=1)
+    raw = f"m1:{micros}:{member.user_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_member_cursor(cursor: str) -> tuple[datetime, str]:
+    """(joined at, user id) of the last member of the previous page."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, ValueError):
+        raw = ""
+    match = _MEMBER_CURSOR.match(raw)
+    if match is None or not is_id(match.group("user"), "user"):
+        raise InvalidCursor("`cursor` is not one this API gave out.", param="cursor")
+    try:
+        joined = _EPOCH + timedelta(microseconds=int(match.group("micros")))
+    except OverflowError:
+        raise InvalidCursor("`cursor` is not one this API gave out.", param="cursor") from None
+    return joined, match.group("user")

@@ -3,14 +3,21 @@
 ::
 
     CreditLedgerError
-    ├── InvalidInput                      4xx: the request itself is wrong
+    ├── InvalidInput                      422 unless a subclass says otherwise
+    │   ├── InvalidJson                   invalid_json (400: the body is not readable JSON)
     │   ├── InvalidAmount                 invalid_amount
-    │   ├── InvalidRequest                invalid_request (wrong type, bad format)
+    │   ├── InvalidRequest                invalid_request (wrong type, bad format, duplicate key)
     │   ├── InvalidScope                  invalid_scope
-    │   ├── InvalidCursor                 invalid_cursor
+    │   ├── EmptyPriceBook                empty_price_book (a price book without any price)
+    │   ├── InvalidCursor                 invalid_cursor (400)
     │   ├── UnknownField                  unknown_field
-    │   ├── BadIdempotencyKey             idempotency_key_required / invalid_idempotency_key
-    │   └── InvalidSignature              invalid_signature (400: a webhook we can not trust)
+    │   ├── BadIdempotencyKey             invalid_idempotency_key (400)
+    │   │   └── MissingIdempotencyKey     idempotency_key_required (400)
+    │   ├── InvalidSignature              invalid_signature (400: a webhook we can not trust)
+    │   └── EventError                    one usage event refused; its code is per event
+    │       └── PricingError              an event that can not be priced
+    │           ├── UnknownPrice          unknown_model / unknown_meter
+    │           └── ChargeTooLarge        invalid_quantity
     ├── AuthError
     │   ├── Unauthenticated               unauthenticated (401)
     │   ├── InvalidCredentials            invalid_credentials (401)
@@ -23,7 +30,8 @@
     │   ├── GrantAlreadyVoided            grant_already_voided
     │   ├── RequestInProgress             request_in_progress
     │   ├── PaymentMethodRequired         payment_method_required
-    │   └── PromoCodeTaken                promo_code_taken (an operator chose a code in use)
+    │   ├── PromoCodeTaken                promo_code_taken (an operator chose a code in use)
+    │   └── PricesInUse                   prices_in_use (a new price book drops prices in use)
     ├── IdempotencyKeyReused              idempotency_key_reused (422)
     ├── PromoCodeRefused                  a redemption refused (SPEC §9), in precedence order:
     │   ├── PromoCodeInvalid              promo_code_invalid (422)
@@ -31,9 +39,13 @@
     │   ├── PromoCodeAlreadyRedeemed      promo_code_already_redeemed (409)
     │   └── PromoCodeLimitReached         promo_code_limit_reached (409)
     ├── TooManyAttempts                   too_many_attempts (429, Retry-After)
-    └── ServiceUnavailable                service_unavailable (503, retryable)
-        ├── PaymentProviderUnavailable    payment_provider_unavailable
-        └── PaymentNotYetKnown            payment_not_yet_known (a webhook that came early)
+    ├── ServiceUnavailable                service_unavailable (503, retryable)
+    │   ├── PaymentProviderUnavailable    payment_provider_unavailable
+    │   ├── PaymentRequestRejected        payment_request_rejected (the provider refused
+    │   │                                 a request of ours: our fault, logged, no Retry-After)
+    │   └── PaymentNotYetKnown            payment_not_yet_known (a webhook that came early)
+    └── InternalError                     internal_error (500): a bug, never the caller's input
+        └── UnbalancedTransaction         postings that do not sum to zero
 
 An error whose ``retry_after`` is set (seconds) tells the client when to try again;
 the HTTP layer sends it as a ``Retry-After`` header.
@@ -61,6 +73,12 @@ class InvalidInput(CreditLedgerError):
     code = "invalid_request"
 
 
+class InvalidJson(InvalidInput):
+    """The body is not readable JSON: not UTF-8, truncated, binary, NaN, nested too deep."""
+
+    code = "invalid_json"
+
+
 class InvalidAmount(InvalidInput):
     code = "invalid_amount"
 
@@ -75,6 +93,12 @@ class InvalidScope(InvalidInput):
 
 class InvalidCursor(InvalidInput):
     code = "invalid_cursor"
+
+
+class EmptyPriceBook(InvalidInput):
+    """A price book without any price: every later usage event would be refused."""
+
+    code = "empty_price_book"
 
 
 class UnknownField(InvalidInput):
@@ -158,6 +182,15 @@ class PaymentProviderUnavailable(ServiceUnavailable):
     code = "payment_provider_unavailable"
 
 
+class PaymentRequestRejected(ServiceUnavailable):
+    """The payment provider refused a request we made (invalid parameters, a key it does
+    not accept): a fault on our side, logged for the operators. Nothing was charged and
+    no card was declined; trying again at once will not help."""
+
+    code = "payment_request_rejected"
+    retry_after = None
+
+
 class PaymentNotYetKnown(ServiceUnavailable):
     """A refund or dispute for a payment not seen yet: the provider will deliver it again."""
 
@@ -166,6 +199,12 @@ class PaymentNotYetKnown(ServiceUnavailable):
 
 class PromoCodeTaken(Conflict):
     code = "promo_code_taken"
+
+
+class PricesInUse(Conflict):
+    """A new price book leaves out prices still in use, without ``allow_removals``."""
+
+    code = "prices_in_use"
 
 
 class PromoCodeRefused(CreditLedgerError):
@@ -196,3 +235,36 @@ class TooManyAttempts(CreditLedgerError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class EventError(InvalidInput):
+    """One usage event refused; ``code`` is its rejection code (``unknown_model`` …).
+
+    Usage batches report these per event instead of failing the request.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class PricingError(EventError):
+    """An event that can not be priced; ``code`` is its rejection code."""
+
+
+class UnknownPrice(PricingError):
+    """Raised by lookups; ``code`` is ``unknown_model`` or ``unknown_meter``."""
+
+
+class ChargeTooLarge(PricingError):
+    """One event would cost more than ``pricing.MAX_EVENT_CHARGE`` (``invalid_quantity``)."""
+
+
+class InternalError(CreditLedgerError):
+    """A programming error: the request was fine, the code was not."""
+
+    code = "internal_error"
+
+
+class UnbalancedTransaction(InternalError):
+    """Postings must sum to zero."""

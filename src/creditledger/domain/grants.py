@@ -116,6 +116,19 @@ def _parse_dimension(name: str, raw: object) -> frozenset[str] | None:
     return frozenset(values)
 
 
+def default_effective_at(granted_at: datetime) -> datetime:
+    """When a grant made at ``granted_at`` without a chosen start becomes usable: the
+    start of that second.
+
+    The platform reports usage to the second (as payment providers report times), so
+    credit granted at 12:00:00.700 must pay for a request stamped 12:00:00: starting
+    it at the exact microsecond would leave that request unpaid beside unused credit.
+    Every grant source (sign-up, promo codes, operator grants, purchases,
+    auto-recharge, refunds) takes its default start from here.
+    """
+    return granted_at.replace(microsecond=0)
+
+
 def scope_from_columns(
     products: Iterable[str] | None, models: Iterable[str] | None, gpus: Iterable[str] | None
 ) -> Scope | None:

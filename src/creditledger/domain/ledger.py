@@ -18,6 +18,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
+from creditledger.domain.errors import UnbalancedTransaction
 from creditledger.domain.grants import Grant, GrantKind
 
 PROMOTIONAL_EXPENSE = "platform:promotional_expense"
@@ -45,10 +46,6 @@ def grant_account(grant_id: str) -> str:
 
 def unpaid_account(team_id: str) -> str:
     return f"team_unpaid:{team_id}"
-
-
-class UnbalancedTransaction(ValueError):
-    """A programming error: postings must sum to zero."""
 
 
 @dataclass(frozen=True, slots=True)

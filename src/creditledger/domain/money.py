@@ -47,7 +47,7 @@ def parse_amount(
     if not isinstance(value, str):
         raise InvalidAmount(
             f'`{param}` must be a decimal string in dollars such as "10.00", '
-            f"not a {type(value).__name__}.",
+            f"not {json_kind(value)}.",
             param=param,
         )
     match = _AMOUNT_RE.match(value)
@@ -68,6 +68,21 @@ def parse_amount(
             param=param,
         )
     return nanos
+
+
+def json_kind(value: object) -> str:
+    """What a value was sent as, in the words of JSON, for messages: ``"a JSON number"``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return "a JSON number"
+    if isinstance(value, list):
+        return "a JSON array"
+    if isinstance(value, dict):
+        return "a JSON object"
+    return "this value"
 
 
 def format_amount(nanos: int) -> str:

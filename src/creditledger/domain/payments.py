@@ -3,6 +3,10 @@
 Providers speak their own dialects (Stripe's objects, the sandbox's copies of
 them); their adapters translate every answer and every webhook into these types
 before a service sees it. Amounts are nano-dollars; providers charge whole cents.
+
+Whether a payment the provider reports as paid may become credit is decided here,
+once, by :func:`refusal`: it must name something we sold that is still waiting for
+its payment, in our currency, for exactly the amount that was bought.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from creditledger.domain.errors import InvalidAmount
+from creditledger.domain.errors import InvalidAmount, InvalidRequest
 from creditledger.domain.money import NANOS_PER_CENT
 
 
@@ -39,8 +43,9 @@ _RANK = {status: n for n, status in enumerate(PaymentStatus)}
 def forward(current: PaymentStatus, seen: PaymentStatus) -> PaymentStatus:
     """The state after seeing ``seen``: states only move forward, whatever the arrival order.
 
-    A decline followed by a success (the customer tried another card in the same
-    checkout) moves forward; a late decline after a success changes nothing.
+    A late decline after a success changes nothing; a dispute or a refund follows a
+    success whenever it arrives. (A purchase adds one rule: ``failed`` is final, see
+    :meth:`domain.purchases.Purchase.after`.)
     """
     return seen if seen.rank > current.rank else current
 
@@ -71,6 +76,99 @@ class PaymentOutcome:
     payment_method_ref: str | None = None
     """The saved card for off-session charges, when the provider reports one."""
     failure_reason: str | None = None
+    currency: str | None = None
+    """ISO code in lower case as the provider reports it (``usd``); None when not said."""
+
+
+CURRENCY = "usd"
+
+
+class Refusal(enum.StrEnum):
+    """Why a payment the provider reports as paid is not granted, but kept for review."""
+
+    UNKNOWN_REFERENCE = "unknown_reference"
+    """It names no purchase or recharge of ours."""
+    NO_PAYMENT_ID = "no_payment_id"
+    """It carries no provider payment id, so it could not be granted only once."""
+    CURRENCY_MISMATCH = "currency_mismatch"
+    AMOUNT_NOT_POSITIVE = "amount_not_positive"
+    """Zero or negative."""
+    AMOUNT_MISMATCH = "amount_mismatch"
+    """Another amount than the one bought (more or less)."""
+    PURCHASE_CLOSED = "purchase_closed"
+    """What it pays for is over: declined, expired or failed, which is final."""
+    ALREADY_PAID = "already_paid"
+    """Another provider payment paid for it already."""
+    NOT_GRANTED = "not_granted"
+    """A refund or dispute of a payment that was itself refused."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bought:
+    """What a provider payment must match: the purchase or recharge it names."""
+
+    amount: int
+    """Nanos that were bought."""
+    status: PaymentStatus
+    """Its state now: only a ``pending`` one may still be paid."""
+
+
+def refusal(outcome: PaymentOutcome, bought: Bought | None) -> Refusal | None:
+    """Why a payment reported as paid must not be granted for ``bought``, or None.
+
+    The one place that decides whether a provider payment matches what was bought:
+    webhooks, status polls, off-session charges and reconciliation all come here.
+    """
+    if bought is None:
+        return Refusal.UNKNOWN_REFERENCE
+    if outcome.provider_payment_id is None:
+        return Refusal.NO_PAYMENT_ID
+    if outcome.currency is not None and outcome.currency.lower() != CURRENCY:
+        return Refusal.CURRENCY_MISMATCH
+    if outcome.amount <= 0:
+        return Refusal.AMOUNT_NOT_POSITIVE
+    if outcome.amount != bought.amount:
+        return Refusal.AMOUNT_MISMATCH
+    if bought.status.is_paid:
+        return Refusal.ALREADY_PAID
+    if bought.status is not PaymentStatus.PENDING:
+        return Refusal.PURCHASE_CLOSED
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentReview:
+    """A provider payment that was refused, kept for an operator to look at."""
+
+    provider: str
+    reason: Refusal
+    amount_claimed: int
+    """Nanos the provider said were received: untrusted, any integer."""
+    amount_expected: int | None
+    """Nanos that were bought; None when it names nothing of ours."""
+    provider_payment_id: str | None
+    purpose: PaymentPurpose | None
+    reference: str | None
+    team_id: str | None
+    event_id: str | None
+    """The webhook event that reported it; None for a status poll or reconciliation."""
+
+
+PUBLIC_SANDBOX_SECRETS = frozenset({"whsec_sandbox_local_development_only"})
+"""Signing secrets that were ever published as defaults: never accepted."""
+
+
+def check_webhook_secret(secret: str, name: str) -> str:
+    """``secret`` unless it is empty or a published default (``InvalidRequest``)."""
+    if not secret.strip():
+        raise InvalidRequest(f"{name} must not be empty.", param=name)
+    if secret in PUBLIC_SANDBOX_SECRETS:
+        raise InvalidRequest(
+            f"{name} is a published default that anyone could sign with; "
+            "choose a random secret, or leave it unset to have one generated.",
+            param=name,
+        )
+    return secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,12 +244,19 @@ def from_cents(cents: int) -> int:
     return cents * NANOS_PER_CENT
 
 
+class CheckoutState(enum.StrEnum):
+    """A sandbox checkout session. Only an ``open`` one can be paid; every other is final."""
+
+    OPEN = "open"
+    PAID = "paid"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+
+
 @dataclass(frozen=True, slots=True)
 class CheckoutPage:
     """What the sandbox's own payment page shows for one session."""
 
     session_id: str
     amount: int
-    paid: bool
-    declined: bool
-    """The last card tried was declined (another may still be tried)."""
+    state: CheckoutState

@@ -9,12 +9,17 @@ once, half to even, to the nano-dollar.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
 
-from creditledger.domain.errors import InvalidRequest
+from creditledger.domain.errors import (
+    ChargeTooLarge,
+    InvalidRequest,
+    PricesInUse,
+    UnknownPrice,
+)
 from creditledger.domain.grants import PRODUCTS
 
 METER_RE = re.compile(r"\A[a-z][a-z0-9_]{0,63}\Z")
@@ -58,23 +63,6 @@ def check_price(price: Price, index: int) -> None:
         )
 
 
-class PricingError(Exception):
-    """An event that can not be priced; ``code`` is its rejection code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-class UnknownPrice(PricingError):
-    """Raised by lookups; ``code`` is ``unknown_model`` or ``unknown_meter``."""
-
-
-class ChargeTooLarge(PricingError):
-    """One event would cost more than :data:`MAX_EVENT_CHARGE` (``invalid_quantity``)."""
-
-
 @dataclass(frozen=True)
 class PriceBook:
     """One version of the price book, effective from ``effective_from``."""
@@ -87,16 +75,17 @@ class PriceBook:
     _subjects: frozenset[tuple[str, str | None, str | None]] = field(
         init=False, repr=False, compare=False
     )
+    _products: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_key", {p.key: p for p in self.prices})
-        subjects = {(p.product, p.model, None) for p in self.prices if p.model} | {
-            (p.product, None, p.gpu) for p in self.prices if p.gpu
-        }
-        object.__setattr__(self, "_subjects", frozenset(subjects))
+        object.__setattr__(
+            self, "_subjects", frozenset((p.product, p.model, p.gpu) for p in self.prices)
+        )
+        object.__setattr__(self, "_products", frozenset(p.product for p in self.prices))
 
-    def price_for(self, product: str, model: str, gpu: str | None, meter: str) -> Price:
-        """The most specific price: (model and gpu), then model, then gpu."""
+    def find(self, product: str, model: str | None, gpu: str | None, meter: str) -> Price | None:
+        """The most specific price: (model and gpu), then model, then gpu; None if none."""
         for key in (
             (product, model, gpu, meter),
             (product, model, None, meter),
@@ -107,15 +96,40 @@ class PriceBook:
             found = self._by_key.get(key)
             if found is not None:
                 return found
-        if (product, model, None) in self._subjects or (
-            gpu is not None and (product, None, gpu) in self._subjects
-        ):
-            raise UnknownPrice("unknown_meter", f"No price for meter `{meter}` of this model.")
-        raise UnknownPrice(
-            "unknown_model",
-            f"No price for model `{model}` on `{product}`"
-            + (f" with GPU `{gpu}`." if gpu else "."),
+        return None
+
+    def knows(self, product: str, model: str | None, gpu: str | None) -> bool:
+        """Some price of this book applies to usage of (product, model, gpu), for some
+        meter: one for the model, for the GPU, or for that model on that GPU."""
+        subjects = self._subjects
+        return (product, model, None) in subjects or (
+            gpu is not None
+            and ((product, None, gpu) in subjects or (product, model, gpu) in subjects)
         )
+
+    def prices_product(self, product: str) -> bool:
+        return product in self._products
+
+    def price_for(self, product: str, model: str, gpu: str | None, meter: str) -> Price:
+        """:meth:`find`, raising :class:`UnknownPrice` (``unknown_meter`` for a known
+        model or GPU, else ``unknown_model``) when there is no price."""
+        found = self.find(product, model, gpu, meter)
+        if found is not None:
+            return found
+        if self.knows(product, model, gpu):
+            raise _unknown_meter(meter)
+        raise _unknown_model(product, model, gpu)
+
+
+def _unknown_meter(meter: str) -> UnknownPrice:
+    return UnknownPrice("unknown_meter", f"No price for meter `{meter}` of this model.")
+
+
+def _unknown_model(product: str, model: str | None, gpu: str | None) -> UnknownPrice:
+    return UnknownPrice(
+        "unknown_model",
+        f"No price for model `{model}` on `{product}`" + (f" with GPU `{gpu}`." if gpu else "."),
+    )
 
 
 @dataclass(frozen=True)
@@ -127,8 +141,117 @@ class TeamPricing:
     """Discount in basis points (1% = 100)."""
     prices: tuple[Price, ...] = ()
 
-    def custom(self) -> PriceBook:
-        return PriceBook(self.effective_from, self.prices)
+    _custom: PriceBook | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        custom = PriceBook(self.effective_from, self.prices) if self.prices else None
+        object.__setattr__(self, "_custom", custom)
+
+    def custom(self) -> PriceBook | None:
+        """The custom prices as a book of their own; None when there are none."""
+        return self._custom
+
+
+def check_billable(
+    product: str,
+    model: str | None,
+    gpu: str | None,
+    book: PriceBook | None,
+    team: TeamPricing | None = None,
+) -> None:
+    """Raise :class:`UnknownPrice` unless usage of (product, model, gpu) can be billed
+    under ``book`` and the team's custom prices: ``unknown_product`` when nothing of the
+    product has a price, ``unknown_model`` when the model (or GPU) has none.
+
+    The one rule that usage pricing and authorization share, so that what usage
+    would reject is never served. Meters are checked per event by :func:`charge_for`.
+    """
+    custom = team.custom() if team is not None else None
+    if (book is not None and book.knows(product, model, gpu)) or (
+        custom is not None and custom.knows(product, model, gpu)
+    ):
+        return
+    if not any(b is not None and b.prices_product(product) for b in (book, custom)):
+        raise UnknownPrice(
+            "unknown_product",
+            f"Nothing on `{product}` has a price yet, so its usage can not be billed.",
+        )
+    raise _unknown_model(product, model, gpu)
+
+
+Subject = tuple[str, str | None, str | None]
+"""What a price is for, or where usage happened: (product, model, gpu)."""
+
+MAX_LISTED = 10
+
+
+def applies_to(price: Price, subject: Subject) -> bool:
+    """Would usage of ``subject`` be priced by ``price`` (for its meter)?"""
+    product, model, gpu = subject
+    return (
+        price.product == product
+        and (price.model is None or price.model == model)
+        and (price.gpu is None or price.gpu == gpu)
+    )
+
+
+def dropped_prices(current: PriceBook | None, new: PriceBook) -> tuple[Price, ...]:
+    """The prices of the current book whose (product, model, gpu, meter) ``new`` leaves out."""
+    if current is None:
+        return ()
+    kept = {p.key for p in new.prices}
+    return tuple(p for p in current.prices if p.key not in kept)
+
+
+def dropped_in_use(
+    dropped: Sequence[Price],
+    new: PriceBook,
+    used: Iterable[Subject],
+    custom: Iterable[Subject],
+) -> list[Price]:
+    """Of the ``dropped`` prices, those still in use, which a new book may not leave out
+    unless the operator says so:
+
+    - recent usage of a (product, model, gpu) was priced by it and the new book has no
+      price for that usage's meter (usage events do not keep their meters, so every
+      meter of a used model or GPU counts as used);
+    - or a team's custom prices (in force or scheduled) name its product, model and
+      GPU: they were agreed on top of the book.
+    """
+    used, custom = list(used), set(custom)
+    return [
+        p
+        for p in dropped
+        if (p.product, p.model, p.gpu) in custom
+        or any(applies_to(p, s) and new.find(*s, p.meter) is None for s in used)
+    ]
+
+
+def custom_subjects(
+    versions_by_team: Iterable[Sequence[TeamPricing]], at: datetime
+) -> set[Subject]:
+    """What teams' custom prices name, in the version in force at ``at`` or a later one."""
+    out: set[Subject] = set()
+    for versions in versions_by_team:
+        current = effective_team(versions, at)
+        for version in versions:
+            if version is current or version.effective_from > at:
+                out.update((p.product, p.model, p.gpu) for p in version.prices)
+    return out
+
+
+def prices_in_use(prices: Sequence[Price]) -> PricesInUse:
+    """The refusal of a new book that leaves out ``prices``, naming them."""
+    names = [
+        "/".join(part for part in (p.product, p.model, p.gpu, p.meter) if part)
+        for p in prices[:MAX_LISTED]
+    ]
+    more = f" and {len(prices) - MAX_LISTED} more" if len(prices) > MAX_LISTED else ""
+    return PricesInUse(
+        f"The new price book leaves out prices still in use: {', '.join(names)}{more}. "
+        "Keep them in the book, or send it with `allow_removals=true` to drop them.",
+        param="prices",
+    )
 
 
 def effective(versions: Sequence[PriceBook], at: datetime) -> PriceBook | None:
@@ -179,19 +302,15 @@ def charge_for(
     Σ quantity × unit_price / per_units is kept as one fraction with a common
     denominator, so nothing is rounded before the end.
     """
+    check_billable(product, model, gpu, book, team)
     numerator, denominator = 0, 1
-    custom = team.custom() if team is not None and team.prices else None
+    custom = team.custom() if team is not None else None
     for meter, quantity in quantities.items():
-        price: Price | None = None
-        if custom is not None:
-            try:
-                price = custom.price_for(product, model, gpu, meter)
-            except UnknownPrice:
-                price = None
+        price = custom.find(product, model, gpu, meter) if custom is not None else None
+        if price is None and book is not None:
+            price = book.find(product, model, gpu, meter)
         if price is None:
-            if book is None:
-                raise UnknownPrice("unknown_model", "The price book is empty.")
-            price = book.price_for(product, model, gpu, meter)
+            raise _unknown_meter(meter)
         if price.per_units == denominator:
             numerator += quantity * price.unit_price
         else:

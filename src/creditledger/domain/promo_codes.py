@@ -28,6 +28,7 @@ from creditledger.domain.errors import (
     PromoCodeRefused,
 )
 from creditledger.domain.grants import Scope
+from creditledger.domain.throttle import Counted, minutes
 
 MAX_INPUT_LENGTH = 64
 MIN_CHOSEN_LENGTH = 4
@@ -44,13 +45,12 @@ MAX_BATCH = 10_000
 MAX_REDEMPTIONS = 1_000_000_000
 MAX_CREDIT_VALID_DAYS = 3650
 
-# The throttle: a team may fail this many redemptions in any window of this many seconds.
+# The throttle: a team may fail this many redemptions in any window of this many seconds
+# (SPEC §9). The user's and the client address's budgets over the same window are
+# settings; with them, neither a new team nor a new account buys fresh guesses.
 MAX_FAILED_ATTEMPTS = 10
 ATTEMPT_WINDOW_SECONDS = 3600
-
-
-def throttle_key(team_id: str) -> str:
-    return f"promo-redeem-failures:{team_id}"
+THROTTLE_ACTION = "promo-redeem-failures"
 
 
 def normalise_code(raw: object, *, param: str = "code") -> str:
@@ -218,36 +218,46 @@ def refusal(code: PromoCode | None, now: datetime, *, already_redeemed: bool) ->
     return None
 
 
-def refusal_error(reason: Refusal) -> PromoCodeRefused:
-    """The error an admin sees for ``reason``, with what to do about it."""
-    if reason is Refusal.INVALID:
-        return PromoCodeInvalid(
-            "This promo code is not valid. Check that you typed it exactly as you received "
-            "it; if it still fails, ask whoever gave it to you.",
-            param="code",
-        )
-    if reason is Refusal.EXPIRED:
-        return PromoCodeExpired(
-            "This promo code has expired and can no longer be redeemed. Contact support if "
-            "you were told it is still valid.",
-            param="code",
-        )
-    if reason is Refusal.ALREADY_REDEEMED:
-        return PromoCodeAlreadyRedeemed(
-            "Your team has already redeemed this promo code; its credit is in your credit "
-            "history. Each team can redeem a code once.",
-            param="code",
-        )
-    return PromoCodeLimitReached(
+_REFUSALS: dict[Refusal, tuple[type[PromoCodeRefused], str]] = {
+    Refusal.INVALID: (
+        PromoCodeInvalid,
+        "This promo code is not valid. Check that you typed it exactly as you received "
+        "it; if it still fails, ask whoever gave it to you.",
+    ),
+    Refusal.EXPIRED: (
+        PromoCodeExpired,
+        "This promo code has expired and can no longer be redeemed. Contact support if "
+        "you were told it is still valid.",
+    ),
+    Refusal.ALREADY_REDEEMED: (
+        PromoCodeAlreadyRedeemed,
+        "Your team has already redeemed this promo code; its credit is in your credit "
+        "history. Each team can redeem a code once.",
+    ),
+    Refusal.LIMIT_REACHED: (
+        PromoCodeLimitReached,
         "Every redemption of this promo code has been claimed. Ask whoever gave it to you "
         "for another code, or contact support.",
-        param="code",
-    )
+    ),
+}
+"""Each refusal's error and the words an admin sees, with what to do about it."""
 
 
-def too_many_attempts_message(retry_after: int) -> str:
-    minutes = max(1, math.ceil(retry_after / 60))
+def refusal_error(reason: Refusal) -> PromoCodeRefused:
+    """The error an admin sees for ``reason`` (every reason has its own row)."""
+    cls, message = _REFUSALS[reason]
+    return cls(message, param="code")
+
+
+def too_many_attempts_message(
+    retry_after: int, counted: Counted = Counted.TEAM, limit: int = MAX_FAILED_ATTEMPTS
+) -> str:
+    """Whose budget ran out, and when to try again."""
+    who = {
+        Counted.TEAM: "Your team has",
+        Counted.USER: "You have",
+    }.get(counted, "Your network has")
     return (
-        f"Your team has entered {MAX_FAILED_ATTEMPTS} promo codes that did not work within "
-        f"an hour. Check the code and try again in {minutes} minute{'s' if minutes > 1 else ''}."
+        f"{who} entered {limit} promo codes that did not work within an hour. Check the "
+        f"code and try again in {minutes(retry_after)}."
     )

@@ -1,19 +1,25 @@
 """Purchases of prepaid credit (SPEC §8).
 
-A purchase is ``pending`` until the provider reports the payment. A decline
-makes it ``failed`` but, as on Stripe's checkout page, the customer may still
-pay with another card, which moves it on to ``succeeded``. After that only a
-dispute or a refund can change it. See :func:`domain.payments.forward`.
+A purchase is ``pending`` until the provider reports the payment. A decline or an
+expiry makes it ``failed``, which is final: the checkout can not be paid any more,
+and another attempt is another purchase. A success makes it ``succeeded``; after
+that only a dispute or a refund can change it. See :meth:`Purchase.after`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from creditledger.domain.payments import PaymentStatus, forward
+from creditledger.domain.payments import Bought, PaymentStatus, forward
 
 PurchaseStatus = PaymentStatus
+
+
+def expired_reason(ttl: timedelta) -> str:
+    """The failure reason of a purchase whose checkout was not paid in time."""
+    hours = int(ttl.total_seconds() // 3600)
+    return f"The checkout expired: it was not paid within {hours} hours."
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,4 +35,15 @@ class Purchase:
     created_at: datetime
 
     def after(self, seen: PaymentStatus) -> PaymentStatus:
+        """The state after the provider reports ``seen``: forward only, and a failed
+        purchase stays failed."""
+        if self.status is PaymentStatus.FAILED:
+            return self.status
         return forward(self.status, seen)
+
+    def bought(self) -> Bought:
+        return Bought(self.amount, self.status)
+
+    def expired(self, now: datetime, ttl: timedelta) -> bool:
+        """Still pending after ``ttl``: its checkout is closed and it fails."""
+        return self.status is PaymentStatus.PENDING and now - self.created_at >= ttl

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from creditledger.domain.errors import EventError
 from creditledger.domain.grants import PRODUCTS, UsageScope
 
 MAX_EVENTS_PER_BATCH = 5_000
@@ -81,13 +82,6 @@ class Rejection:
     message: str
 
 
-class EventError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 def _str(raw: dict[str, Any], name: str, pattern: re.Pattern[str], optional: bool = False) -> Any:
     value = raw.get(name)
     if value is None and optional:
@@ -126,7 +120,7 @@ def parse_event(raw: object, now: datetime) -> UsageEvent:
     event_id = _str(raw, "id", _ID_RE)
     team_id = _str(raw, "team_id", _NAME_RE)
     product = raw.get("product")
-    if product not in PRODUCTS:
+    if not isinstance(product, str) or product not in PRODUCTS:
         raise EventError("unknown_product", f"`product` must be one of {sorted(PRODUCTS)}.")
     model = _str(raw, "model", _NAME_RE)
     gpu = _str(raw, "gpu", _NAME_RE, optional=True)

@@ -92,13 +92,17 @@ def serve(
 
 @app.command()
 def demo() -> None:
-    """Load the demo team (idempotent) and print how to log in."""
+    """Load the demo team (idempotent) and print how to log in, with fresh tokens."""
     with _context() as ctx:
         result = load_demo(ctx)
     verb = "created" if result.created else "already there"
     typer.echo(f"demo team {result.team_id} {verb}")
     typer.echo(f"  log in:  email {result.email}  password {result.password}")
     typer.echo(f"  token:   {result.token}")
+    typer.echo(f"  service: {result.service_token}")
+    typer.echo(f"  promo:   {result.promo_code}")
+    typer.echo("Paste into another shell to run the README's examples:")
+    typer.echo(f"export TOKEN={result.token} TEAM={result.team_id} SERVICE={result.service_token}")
 
 
 @tokens_app.command("create")

@@ -27,9 +27,9 @@ def system_operator(name: str) -> Principal:
     """An operator acting from the command line, where there is no token to present.
 
     ``token_id`` (``system:<name>``) is what records such as a promo code's
-    ``created_by`` remember; it never matches a stored token.
+    ``created_by`` and the audit log remember; it never matches a stored token.
     """
-    return Principal(TokenKind.OPERATOR, f"system:{name}")
+    return Principal(TokenKind.OPERATOR, f"system:{name}", name=name, client="cli")
 
 
 def require_operator(principal: Principal) -> None:

@@ -14,7 +14,11 @@ from creditledger.domain.accounts import (
     admins_left_after,
     check_password,
     check_team_name,
+    decode_member_cursor,
+    encode_member_cursor,
+    login_throttled_message,
     normalise_email,
+    signup_throttled_message,
 )
 from creditledger.domain.errors import (
     AlreadyMember,
@@ -24,10 +28,12 @@ from creditledger.domain.errors import (
     NotFound,
 )
 from creditledger.domain.grants import GrantKind, GrantSource
+from creditledger.domain.throttle import Budget, Counted, budget_key, digest
 from creditledger.services.access import Need, check_team_access, require_user
 from creditledger.services.context import Context
 from creditledger.services.grants import NewGrant, issue_grant
 from creditledger.services.ports import UnitOfWork
+from creditledger.services.throttle import check_budgets, spend, take
 from creditledger.services.tokens import issue_token
 
 # Verifying against this keeps a login for an unknown email as slow as a wrong password.
@@ -42,11 +48,25 @@ class SignUp:
     token: str
 
 
-def sign_up(ctx: Context, email: str, password: str, team_name: str) -> SignUp:
-    """A user, their first team with them as admin, the sign-up credit and a token."""
+def sign_up(
+    ctx: Context, email: str, password: str, team_name: str, client: str | None = None
+) -> SignUp:
+    """A user, their first team with them as admin, the sign-up credit and a token.
+
+    ``client`` is the caller's address (None off the network: nothing to throttle).
+    Every well-formed attempt from an address counts, "email taken" included.
+    """
     email = normalise_email(email)
     check_password(password)
     name = check_team_name(team_name)
+    if client is not None:
+        budget = Budget(
+            Counted.ADDRESS,
+            budget_key("signups", Counted.ADDRESS, client),
+            ctx.settings.signups_per_address,
+            ctx.settings.signup_window_seconds,
+        )
+        take(ctx, budget, lambda _, wait: signup_throttled_message(wait))
     password_hash = ctx.passwords.hash(password)  # slow on purpose: outside the transaction
     with ctx.uow() as uow:
         now = ctx.clock.now()
@@ -68,24 +88,57 @@ def sign_up(ctx: Context, email: str, password: str, team_name: str) -> SignUp:
     return SignUp(user_id, email, team, token)
 
 
-def log_in(ctx: Context, email: str, password: str) -> str:
-    """A new personal API token for a correct email and password."""
+def log_in(ctx: Context, email: str, password: str, client: str | None = None) -> str:
+    """A new personal API token for a correct email and password.
+
+    Failed attempts are counted per email (whether or not an account has it) and per
+    client address; over either budget the attempt is refused before any lookup or
+    password check, with the same answer for every email.
+    """
+    typed = email.strip().lower()
     try:
         email = normalise_email(email)
     except InvalidRequest:
         email = ""
+    budgets = _login_budgets(ctx, email or typed, client)
+    check_budgets(ctx, budgets, lambda _, wait: login_throttled_message(wait))
     with ctx.uow(write=False) as uow:
         found = uow.users.find_by_email(email) if email else None
     if found is None:
         ctx.passwords.verify(ctx.passwords.hash(_DUMMY_HASH_PASSWORD), password)
+        spend(ctx, budgets)
         raise InvalidCredentials("The email or password is wrong.")
     user_id, password_hash = found
     if not ctx.passwords.verify(password_hash, password):
+        spend(ctx, budgets)
         raise InvalidCredentials("The email or password is wrong.")
     with ctx.uow() as uow:
         token = issue_token(uow, ctx, TokenKind.PERSONAL, user_id, "login")
         uow.commit()
     return token
+
+
+def _login_budgets(ctx: Context, account: str, client: str | None) -> list[Budget]:
+    settings = ctx.settings
+    window = settings.login_window_seconds
+    budgets = [
+        Budget(
+            Counted.ACCOUNT,
+            budget_key("login-failures", Counted.ACCOUNT, digest(account)),
+            settings.login_failures_per_account,
+            window,
+        )
+    ]
+    if client is not None:
+        budgets.append(
+            Budget(
+                Counted.ADDRESS,
+                budget_key("login-failures", Counted.ADDRESS, client),
+                settings.login_failures_per_address,
+                window,
+            )
+        )
+    return budgets
 
 
 def _create_team(uow: UnitOfWork, ctx: Context, admin_id: str, name: str) -> str:
@@ -111,6 +164,43 @@ def create_team(ctx: Context, principal: Principal, name: str) -> Team:
 def get_team(ctx: Context, principal: Principal, team_id: str) -> tuple[Team, Role | None]:
     with ctx.uow(write=False) as uow:
         return check_team_access(uow, principal, team_id, Need.MEMBER)
+
+
+@dataclass(frozen=True, slots=True)
+class Me:
+    user_id: str
+    email: str
+    teams: list[tuple[Team, Role]]
+    """Every team the user belongs to with their role in it, oldest membership first."""
+
+
+def get_me(ctx: Context, principal: Principal) -> Me:
+    """The caller (a user's personal token) and their teams."""
+    user_id = require_user(principal)
+    with ctx.uow(write=False) as uow:
+        email = uow.users.email_of(user_id)
+        teams = uow.members.memberships_of(user_id)
+    assert email is not None  # a personal token belongs to a user
+    return Me(user_id, email, teams)
+
+
+@dataclass(frozen=True, slots=True)
+class MembersPage:
+    members: list[Member]
+    next_cursor: str | None
+
+
+def list_members(
+    ctx: Context, principal: Principal, team_id: str, limit: int, cursor: str | None
+) -> MembersPage:
+    """The team's members (team admins only), in the order they joined."""
+    after = decode_member_cursor(cursor) if cursor is not None else None
+    with ctx.uow(write=False) as uow:
+        check_team_access(uow, principal, team_id, Need.ADMIN)
+        rows = uow.members.page(team_id, after, limit + 1)
+    page = rows[:limit]
+    more = len(rows) > limit
+    return MembersPage(page, encode_member_cursor(page[-1]) if more else None)
 
 
 def add_member(ctx: Context, principal: Principal, team_id: str, email: str, role: Role) -> Member:

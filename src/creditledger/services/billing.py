@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from creditledger.domain.accounts import Principal, Team
+from creditledger.domain.audit import AuditAction
 from creditledger.domain.errors import InvalidCursor
 from creditledger.domain.grants import Grant, GrantKind, GrantStatus
 from creditledger.domain.tiers import Tier, next_level_at, tier_for
+from creditledger.services import audit
 from creditledger.services.access import Need, check_team_access
 from creditledger.services.context import Context
 
@@ -29,6 +31,7 @@ def get_balance(ctx: Context, principal: Principal, team_id: str) -> Balance:
     with ctx.uow(write=False) as uow:
         team, _ = check_team_access(uow, principal, team_id, Need.BILLING_READ)
         grants = uow.grants.for_team(team_id)
+    audit.record_read(ctx, principal, AuditAction.BALANCE_READ, team_id)
     now = ctx.clock.now()
     available = {GrantKind.PROMOTIONAL: 0, GrantKind.PREPAID: 0}
     for g in grants:
@@ -68,6 +71,13 @@ def list_credits(
     with ctx.uow(write=False) as uow:
         check_team_access(uow, principal, team_id, Need.BILLING_READ)
         grants = uow.grants.for_team(team_id)
+    audit.record_read(
+        ctx,
+        principal,
+        AuditAction.CREDITS_READ,
+        team_id,
+        {"status": status.value if status else None, "next_page": after is not None},
+    )
     if after is not None:
         ids = [g.id for g in grants]
         if after not in ids:

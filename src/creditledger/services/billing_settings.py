@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from creditledger.domain.accounts import BillingMode, Principal, Team
+from creditledger.domain.audit import AuditAction
 from creditledger.domain.errors import InvalidRequest
 from creditledger.domain.tiers import Tier, tier_for
+from creditledger.services import audit
 from creditledger.services.access import Need, check_team_access
 from creditledger.services.context import Context
 
@@ -38,6 +40,19 @@ def set_billing_settings(
         team, _ = check_team_access(uow, principal, team_id, Need.OPERATOR, lock=True)
         override = tier_level if set_tier else team.tier_level_override
         uow.teams.set_billing(team_id, mode or team.billing_mode, override)
+        audit.record(
+            uow,
+            ctx,
+            principal,
+            AuditAction.BILLING_SETTINGS_SET,
+            team_id,
+            {
+                "billing_mode": (mode or team.billing_mode).value,
+                "tier_level_override": override,
+                "was_billing_mode": team.billing_mode.value,
+                "was_tier_level_override": team.tier_level_override,
+            },
+        )
         updated = uow.teams.get(team_id)
         uow.commit()
     assert updated is not None

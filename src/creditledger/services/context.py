@@ -3,7 +3,7 @@ outside services (payment provider, rate limiter)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from creditledger.config import Settings
 from creditledger.domain.clock import Clock
@@ -15,6 +15,7 @@ from creditledger.services.ports import (
     SchemaStatus,
     UnitOfWorkFactory,
 )
+from creditledger.services.price_books import PriceBooks
 
 
 @dataclass(frozen=True)
@@ -27,3 +28,5 @@ class Context:
     schema: SchemaStatus
     rate_limiter: RateLimiter
     payments: PaymentProvider
+    price_books: PriceBooks = field(default_factory=PriceBooks, kw_only=True)
+    """This process's copy of the price book versions (usage pricing, authorization)."""

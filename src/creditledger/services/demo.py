@@ -1,22 +1,35 @@
-"""Demo data: a team with credit in every bucket of the consumption order."""
+"""Demo data: a team with credit in every bucket of the consumption order, a week of
+usage, a settled purchase, and a promo code it has not redeemed yet.
+
+Loading is idempotent: the team, its credit and the promo code are made once. Every
+load prints fresh tokens (a personal one by logging in again, and a service token for
+the platform's calls), since stored tokens are only hashes and can not be shown again."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import timedelta
 
 from creditledger.domain.accounts import Principal, TokenKind
+from creditledger.domain.errors import PromoCodeTaken
 from creditledger.domain.grants import GrantKind, GrantSource, Scope
 from creditledger.domain.money import dollars
 from creditledger.domain.pricing import Price
+from creditledger.domain.promo_codes import PromoTerms, chosen_code
+from creditledger.services.access import system_operator
 from creditledger.services.accounts import log_in, sign_up
 from creditledger.services.context import Context
 from creditledger.services.grants import NewGrant, issue_grant
 from creditledger.services.payments import settle_offline_purchase
+from creditledger.services.promo_codes import NewPromoCodes, create_promo_codes
+from creditledger.services.tokens import create_platform_token
 from creditledger.services.usage import ingest_usage
 
 DEMO_EMAIL = "demo@creditledger.local"
 DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - printed for the demo login
+DEMO_PROMO_CODE = "WELCOME-DEMO"
+DEMO_PROMO_TERMS = PromoTerms(amount=dollars("5.00"), max_redemptions=1000, credit_valid_days=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,18 +38,43 @@ class Demo:
     password: str
     team_id: str
     token: str
+    """A new personal token of the demo admin."""
+    service_token: str
+    """A new service token, for the calls the platform makes (usage, authorize)."""
+    promo_code: str
     created: bool
 
 
 def load_demo(ctx: Context) -> Demo:
-    """Create the demo admin and team once; later calls only log in again."""
+    """Create the demo admin, team and promo code once; later calls make new tokens only."""
     with ctx.uow(write=False) as uow:
         existing = uow.users.find_by_email(DEMO_EMAIL)
     if existing is not None:
         token = log_in(ctx, DEMO_EMAIL, DEMO_PASSWORD)
         with ctx.uow(write=False) as uow:
             team_id = uow.members.teams_of(existing[0])[0]
-        return Demo(DEMO_EMAIL, DEMO_PASSWORD, team_id, token, created=False)
+        created = False
+    else:
+        team_id, token = _demo_team(ctx)
+        created = True
+    _demo_promo_code(ctx)
+    service_token = create_platform_token(ctx, TokenKind.SERVICE, "demo platform")
+    return Demo(DEMO_EMAIL, DEMO_PASSWORD, team_id, token, service_token, DEMO_PROMO_CODE, created)
+
+
+def _demo_promo_code(ctx: Context) -> None:
+    """The code the README redeems, made unless it exists (also on older demo data)."""
+    normal, _ = chosen_code(DEMO_PROMO_CODE)
+    with ctx.uow(write=False) as uow:
+        if uow.promo_codes.find(normal) is not None:
+            return
+    new = NewPromoCodes(terms=DEMO_PROMO_TERMS, code=DEMO_PROMO_CODE)
+    with contextlib.suppress(PromoCodeTaken):  # a concurrent `demo` made it first
+        create_promo_codes(ctx, system_operator("demo"), new)
+
+
+def _demo_team(ctx: Context) -> tuple[str, str]:
+    """The demo admin and team with its credit, prices and usage: (team id, token)."""
     done = sign_up(ctx, DEMO_EMAIL, DEMO_PASSWORD, "Demo Team")
     now = ctx.clock.now()
     # The operator grants date from before the week of demo usage, so they pay for it.
@@ -89,7 +127,7 @@ def load_demo(ctx: Context) -> Demo:
             uow.pricing.add_book(DEMO_PRICES, now - timedelta(days=30), now)
         uow.commit()
     _demo_usage(ctx, done.team.id)
-    return Demo(DEMO_EMAIL, DEMO_PASSWORD, done.team.id, done.token, created=True)
+    return done.team.id, done.token
 
 
 _TOKEN_PRICES = (

@@ -7,9 +7,18 @@ from datetime import datetime
 
 from creditledger.domain import ledger
 from creditledger.domain.accounts import Principal
+from creditledger.domain.audit import AuditAction
 from creditledger.domain.errors import GrantAlreadyVoided, InvalidRequest, NotFound
-from creditledger.domain.grants import Grant, GrantKind, GrantSource, Scope
+from creditledger.domain.grants import (
+    Grant,
+    GrantKind,
+    GrantSource,
+    Scope,
+    default_effective_at,
+)
 from creditledger.domain.ids import is_id
+from creditledger.domain.money import format_amount
+from creditledger.services import audit
 from creditledger.services.access import Need, check_team_access
 from creditledger.services.context import Context
 from creditledger.services.ports import UnitOfWork
@@ -24,6 +33,7 @@ class NewGrant:
     amount: int
     scope: Scope | None = None
     effective_at: datetime | None = None
+    """None: from the start of the second it is granted in (``default_effective_at``)."""
     expires_at: datetime | None = None
     note: str | None = None
 
@@ -38,7 +48,7 @@ def issue_grant(
 ) -> Grant:
     """Create the grant and the ledger entry that funds it. The caller holds the team lock."""
     now = ctx.clock.now()
-    effective_at = new.effective_at or now
+    effective_at = new.effective_at or default_effective_at(now)
     if new.expires_at is not None and new.expires_at <= effective_at:
         raise InvalidRequest("`expires_at` must be after `effective_at`.", param="expires_at")
     grant = Grant(
@@ -74,7 +84,16 @@ def grant_operator_credit(
         )
     if new.expires_at is not None and new.expires_at <= ctx.clock.now():
         raise InvalidRequest("`expires_at` must be in the future.", param="expires_at")
-    return issue_grant(uow, ctx, team_id, new, f"Operator grant: {note}", principal.token_id)
+    grant = issue_grant(uow, ctx, team_id, new, f"Operator grant: {note}", principal.token_id)
+    audit.record(
+        uow,
+        ctx,
+        principal,
+        AuditAction.GRANT_CREATE,
+        team_id,
+        {"grant_id": grant.id, "amount": format_amount(grant.amount), "note": note},
+    )
+    return grant
 
 
 def void_grant(ctx: Context, principal: Principal, team_id: str, grant_id: str) -> Grant:
@@ -93,6 +112,14 @@ def void_grant(ctx: Context, principal: Principal, team_id: str, grant_id: str) 
                 grant, grant.remaining, ledger.EntryType.VOID, now, "Grant voided by an operator"
             )
             uow.ledger.post(tx, uow.new_id("txn"), now)
+        audit.record(
+            uow,
+            ctx,
+            principal,
+            AuditAction.GRANT_VOID,
+            team_id,
+            {"grant_id": grant.id, "written_off": format_amount(grant.remaining)},
+        )
         voided = uow.grants.get(team_id, grant_id)
         uow.commit()
     assert voided is not None

@@ -6,7 +6,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from creditledger.domain.accounts import Principal
+from creditledger.domain.audit import AuditAction, JsonValue
 from creditledger.domain.history import HistoryEntry, HistoryFilter, decode_cursor, encode_cursor
+from creditledger.domain.periods import check_period
+from creditledger.services import audit
 from creditledger.services.access import Need, check_team_access
 from creditledger.services.context import Context
 
@@ -27,10 +30,14 @@ def credit_history(
     limit: int,
     cursor: str | None,
 ) -> HistoryPage:
+    check_period(flt.since, flt.until)
     before = decode_cursor(cursor) if cursor is not None else None
     with ctx.uow(write=False) as uow:
         check_team_access(uow, principal, team_id, Need.BILLING_READ)
         rows = uow.ledger.history(team_id, flt, before, limit + 1)
+    audit.record_read(
+        ctx, principal, AuditAction.CREDIT_HISTORY_READ, team_id, _filter_detail(flt, cursor)
+    )
     page = rows[:limit]
     more = len(rows) > limit
     return HistoryPage(page, encode_cursor(page[-1].seq) if more else None)
@@ -43,8 +50,12 @@ def export_history(
 
     Access is checked before the first entry is produced.
     """
+    check_period(flt.since, flt.until)
     with ctx.uow(write=False) as uow:
         check_team_access(uow, principal, team_id, Need.BILLING_READ)
+    audit.record_read(
+        ctx, principal, AuditAction.CREDIT_HISTORY_EXPORT, team_id, _filter_detail(flt, None)
+    )
 
     def entries() -> Iterator[HistoryEntry]:
         before: int | None = None
@@ -57,3 +68,13 @@ def export_history(
             before = rows[-1].seq
 
     return entries()
+
+
+def _filter_detail(flt: HistoryFilter, cursor: str | None) -> dict[str, JsonValue]:
+    return {
+        "type": flt.type.value if flt.type else None,
+        "kind": flt.kind.value if flt.kind else None,
+        "since": flt.since.isoformat() if flt.since else None,
+        "until": flt.until.isoformat() if flt.until else None,
+        "next_page": cursor is not None,
+    }

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from creditledger.domain.accounts import BillingMode, Member, Principal, Role, Team, TokenKind
+from creditledger.domain.audit import AuditEvent, AuditFilter
 from creditledger.domain.grants import Grant
 from creditledger.domain.history import HistoryEntry, HistoryFilter
 from creditledger.domain.ledger import Transaction
@@ -24,6 +25,7 @@ from creditledger.domain.payments import (
     Payment,
     PaymentEvent,
     PaymentOutcome,
+    PaymentReview,
     PaymentStatus,
     SavedPaymentMethod,
 )
@@ -41,10 +43,17 @@ class Users(Protocol):
         """(user id, password hash) of that email, or None."""
         ...
 
+    def email_of(self, user_id: str) -> str | None: ...
+
 
 class Teams(Protocol):
     def add(self, team_id: str, name: str, at: datetime) -> None: ...
     def get(self, team_id: str) -> Team | None: ...
+    def get_with_price_version(self, team_id: str) -> tuple[Team, int] | None:
+        """The team and the newest price book version id (0: none), in one read: what
+        an authorization checks its cached state against."""
+        ...
+
     def lock(self, team_id: str) -> Team | None:
         """Load the team and hold its row lock until the end of the transaction."""
         ...
@@ -68,6 +77,14 @@ class Members(Protocol):
     def remove(self, team_id: str, user_id: str) -> None: ...
     def teams_of(self, user_id: str) -> list[str]:
         """Ids of the user's teams, oldest membership first."""
+        ...
+
+    def memberships_of(self, user_id: str) -> list[tuple[Team, Role]]:
+        """The user's teams and their role in each, oldest membership first."""
+        ...
+
+    def page(self, team_id: str, after: tuple[datetime, str] | None, limit: int) -> list[Member]:
+        """Up to ``limit`` members in ``in_team`` order, after (joined at, user id)."""
         ...
 
 
@@ -124,6 +141,10 @@ class Pricing(Protocol):
     def latest_book_id(self) -> int: ...
     def add_book(self, prices: Sequence[Price], effective_from: datetime, at: datetime) -> None: ...
     def for_teams(self, team_ids: Sequence[str]) -> dict[str, list[TeamPricing]]: ...
+    def for_all_teams(self) -> dict[str, list[TeamPricing]]:
+        """Every team's pricing versions, oldest first, by team id."""
+        ...
+
     def add_team_pricing(self, team_id: str, pricing: TeamPricing, at: datetime) -> None: ...
 
 
@@ -143,6 +164,13 @@ class Usage(Protocol):
 
     def reallocate(self, rows: Sequence[UsageRecord]) -> None:
         """Store the new split (draws, uncovered) of re-allocated events."""
+        ...
+
+    def subjects_since(
+        self, since: datetime, prices: Sequence[Price]
+    ) -> set[tuple[str, str | None, str | None]]:
+        """(product, model, gpu) of all teams' events since ``since`` that one of
+        ``prices`` could apply to."""
         ...
 
     def report(
@@ -195,6 +223,19 @@ class Payments(Protocol):
         refund_written_off: int,
         at: datetime,
     ) -> None: ...
+    def pending_purchases_before(self, before: datetime, limit: int) -> list[Purchase]:
+        """Purchases still pending that were made before ``before``, oldest first."""
+        ...
+
+    def add_review(self, review: PaymentReview, review_id: str, at: datetime) -> bool:
+        """Keep a refused payment for review, once per (provider, payment, reason);
+        True when new."""
+        ...
+
+    def under_review(self, provider: str, provider_payment_id: str) -> bool:
+        """Whether this provider payment was refused and kept for review."""
+        ...
+
     def record_event(self, provider: str, event_id: str, type: str, at: datetime) -> bool:
         """Insert unless this event was seen (PRIMARY KEY); True when new."""
         ...
@@ -277,6 +318,15 @@ class PromoCodes(Protocol):
     def redeemed_by_team(self, promo_id: str, team_id: str) -> bool: ...
 
 
+class AuditLog(Protocol):
+    """The append-only operator audit log."""
+
+    def record(self, event: AuditEvent) -> None: ...
+    def page(self, flt: AuditFilter, before_seq: int | None, limit: int) -> list[AuditEvent]:
+        """Up to ``limit`` matching events, newest first, below ``before_seq`` if given."""
+        ...
+
+
 class UnitOfWork(Protocol):
     @property
     def users(self) -> Users: ...
@@ -302,6 +352,8 @@ class UnitOfWork(Protocol):
     def recharges(self) -> Recharges: ...
     @property
     def promo_codes(self) -> PromoCodes: ...
+    @property
+    def audit(self) -> AuditLog: ...
 
     def commit(self) -> None: ...
     def new_id(self, prefix: str) -> str: ...
@@ -365,6 +417,11 @@ class PaymentProvider(Protocol):
 
     def checkout_outcome(self, session_id: str) -> PaymentOutcome | None:
         """The payment of a checkout session, or None while nothing is settled."""
+        ...
+
+    def expire_checkout(self, session_id: str) -> PaymentOutcome | None:
+        """Close an unpaid checkout so that it can not be paid any more. None when it is
+        closed unpaid; the outcome of its payment when it was settled before."""
         ...
 
     def recent_payments(self, since: datetime) -> list[PaymentOutcome]:

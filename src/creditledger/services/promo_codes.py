@@ -4,8 +4,11 @@ A redemption is one transaction under the team's lock: the guarded UPDATE of the
 code's count, the grant with its ledger entry, and the redemption row whose UNIQUE
 (code, team) constraint refuses a second one. The database settles every race; the
 domain only explains a refusal the database already made. Failed attempts are
-counted per team while the team lock is held, so the throttle is exact even for a
-burst of simultaneous guesses.
+counted per team while the team lock is held, so the team's throttle is exact even
+for a burst of simultaneous guesses. They are also counted per user and per client
+address (docs/decisions/0006), so that a new team buys no fresh guesses; those two
+span teams, whose locks do not serialise each other, so a burst across several teams
+can overrun them by the attempts in flight at once.
 """
 
 from __future__ import annotations
@@ -14,20 +17,21 @@ import secrets
 from dataclasses import dataclass
 
 from creditledger.domain.accounts import Principal
+from creditledger.domain.audit import AuditAction, JsonValue
 from creditledger.domain.errors import (
     InvalidRequest,
     NotFound,
     PromoCodeRefused,
     PromoCodeTaken,
-    TooManyAttempts,
 )
 from creditledger.domain.grants import Grant, GrantKind, GrantSource
 from creditledger.domain.ids import is_id
+from creditledger.domain.money import format_amount
 from creditledger.domain.promo_codes import (
     ATTEMPT_WINDOW_SECONDS,
     CODE_SPACE,
     MAX_BATCH,
-    MAX_FAILED_ATTEMPTS,
+    THROTTLE_ACTION,
     PromoCode,
     PromoTerms,
     Refusal,
@@ -36,15 +40,19 @@ from creditledger.domain.promo_codes import (
     normalise_code,
     refusal,
     refusal_error,
-    throttle_key,
     too_many_attempts_message,
 )
+from creditledger.domain.throttle import Budget, Counted, budget_key
+from creditledger.services import audit
 from creditledger.services.access import Need, check_team_access, require_operator
 from creditledger.services.context import Context
 from creditledger.services.grants import NewGrant, issue_grant
 from creditledger.services.ports import UnitOfWork
+from creditledger.services.throttle import check_budgets, spend
 
 PROMO_NOT_FOUND = "No promo code with this id."
+AUDITED_IDS = 100
+"""A batch up to this size lists its codes' ids in the audit log; a larger one its count."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +69,22 @@ def issue_promo_codes(
 ) -> list[PromoCode]:
     """Create the codes inside the caller's unit of work (operators only)."""
     require_operator(principal)
+    codes = _new_codes(uow, ctx, principal, new)
+    terms = new.terms
+    detail: dict[str, JsonValue] = {
+        "count": len(codes),
+        "amount": format_amount(terms.amount),
+        "max_redemptions": terms.max_redemptions,
+    }
+    if len(codes) <= AUDITED_IDS:
+        detail["promo_code_ids"] = [c.id for c in codes]
+    audit.record(uow, ctx, principal, AuditAction.PROMO_CODES_CREATE, detail=detail)
+    return codes
+
+
+def _new_codes(
+    uow: UnitOfWork, ctx: Context, principal: Principal, new: NewPromoCodes
+) -> list[PromoCode]:
     now = ctx.clock.now()
     new.terms.check(now)
     if (new.code is None) == (new.count is None):
@@ -112,6 +136,8 @@ def set_promo_code_disabled(
         if not is_id(promo_id, "promo") or uow.promo_codes.get(promo_id) is None:
             raise NotFound(PROMO_NOT_FOUND)
         uow.promo_codes.set_disabled(promo_id, ctx.clock.now() if disabled else None)
+        action = AuditAction.PROMO_CODE_DISABLE if disabled else AuditAction.PROMO_CODE_ENABLE
+        audit.record(uow, ctx, principal, action, detail={"promo_code_id": promo_id})
         code = uow.promo_codes.get(promo_id)
         uow.commit()
     assert code is not None
@@ -119,19 +145,42 @@ def set_promo_code_disabled(
 
 
 def redeem_promo_code(ctx: Context, principal: Principal, team_id: str, raw_code: object) -> Grant:
-    """Grant the code's credit to the team (team admins only), or say why not."""
+    """Grant the code's credit to the team (team admins only), or say why not.
+
+    Refusals are counted against the team's, the user's and the client address's
+    budgets; over any of them, the attempt is refused before the code is looked up.
+    """
     code_text = normalise_code(raw_code)
+    budgets = _budgets(ctx, principal, team_id)
     with ctx.uow() as uow:
         check_team_access(uow, principal, team_id, Need.ADMIN, lock=True)
-        _check_throttle(ctx, team_id)
+        check_budgets(ctx, budgets, _throttled)
         try:
             grant = _redeem(uow, ctx, principal, team_id, code_text)
         except PromoCodeRefused:
             # Counted before the lock is released, so the team's next attempt sees it.
-            ctx.rate_limiter.hit(throttle_key(team_id), MAX_FAILED_ATTEMPTS, ATTEMPT_WINDOW_SECONDS)
+            spend(ctx, budgets)
             raise
         uow.commit()
     return grant
+
+
+def _budgets(ctx: Context, principal: Principal, team_id: str) -> list[Budget]:
+    settings = ctx.settings
+    counted = [
+        (Counted.TEAM, team_id, settings.promo_failures_per_team),
+        (Counted.USER, principal.caller_id, settings.promo_failures_per_user),
+    ]
+    if principal.client is not None:
+        counted.append((Counted.ADDRESS, principal.client, settings.promo_failures_per_address))
+    return [
+        Budget(kind, budget_key(THROTTLE_ACTION, kind, value), limit, ATTEMPT_WINDOW_SECONDS)
+        for kind, value, limit in counted
+    ]
+
+
+def _throttled(budget: Budget, wait: int) -> str:
+    return too_many_attempts_message(wait, budget.counted, budget.limit)
 
 
 def _redeem(
@@ -155,7 +204,6 @@ def _redeem(
             source=GrantSource.PROMO_CODE,
             amount=promo.amount,
             scope=promo.scope,
-            effective_at=now,
             expires_at=promo.credit_expiry(now),
         ),
         f"Promo code {promo.display_code}",
@@ -168,12 +216,3 @@ def _redeem(
     if not recorded:
         raise refusal_error(Refusal.ALREADY_REDEEMED)
     return grant
-
-
-def _check_throttle(ctx: Context, team_id: str) -> None:
-    key = throttle_key(team_id)
-    if not ctx.rate_limiter.test(key, MAX_FAILED_ATTEMPTS, ATTEMPT_WINDOW_SECONDS):
-        wait = max(
-            1, ctx.rate_limiter.retry_after(key, MAX_FAILED_ATTEMPTS, ATTEMPT_WINDOW_SECONDS)
-        )
-        raise TooManyAttempts(too_many_attempts_message(wait), retry_after=wait)

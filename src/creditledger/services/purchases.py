@@ -15,9 +15,11 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from creditledger.domain.accounts import Principal
+from creditledger.domain.audit import AuditAction
 from creditledger.domain.errors import CreditLedgerError, NotFound
 from creditledger.domain.payments import CheckoutRequest, CheckoutSession, PaymentStatus
 from creditledger.domain.purchases import Purchase
+from creditledger.services import audit
 from creditledger.services.access import Need, check_team_access
 from creditledger.services.context import Context
 from creditledger.services.idempotency import claim_key, finish_claimed, release_key
@@ -67,9 +69,12 @@ def start_purchase(
 
 
 def get_purchase(ctx: Context, principal: Principal, team_id: str, purchase_id: str) -> Purchase:
-    """The purchase; while it is unsettled, the provider is asked (a status poll)."""
+    """The purchase; while it is pending, the provider is asked (a status poll)."""
     purchase = _read(ctx, principal, team_id, purchase_id)
-    if purchase.status.rank > PaymentStatus.FAILED.rank or purchase.checkout_session_id is None:
+    audit.record_read(
+        ctx, principal, AuditAction.PURCHASE_READ, team_id, {"purchase_id": purchase.id}
+    )
+    if purchase.status is not PaymentStatus.PENDING or purchase.checkout_session_id is None:
         return purchase
     try:
         outcome = ctx.payments.checkout_outcome(purchase.checkout_session_id)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from creditledger.domain.accounts import Principal
+from creditledger.domain.audit import AuditAction
 from creditledger.domain.errors import CreditLedgerError, InvalidRequest, PaymentMethodRequired
 from creditledger.domain.grants import GrantStatus
 from creditledger.domain.payments import (
@@ -37,6 +38,7 @@ from creditledger.domain.recharge import (
     month_start,
     recharge_amount,
 )
+from creditledger.services import audit
 from creditledger.services.access import Need, check_team_access
 from creditledger.services.context import Context
 from creditledger.services.payments import apply_outcome, disable_auto_recharge
@@ -58,7 +60,9 @@ class AutoRechargeView:
 def get_auto_recharge(ctx: Context, principal: Principal, team_id: str) -> AutoRechargeView:
     with ctx.uow(write=False) as uow:
         check_team_access(uow, principal, team_id, Need.BILLING_READ)
-        return AutoRechargeView(uow.recharges.settings(team_id), uow.payments.saved_method(team_id))
+        view = AutoRechargeView(uow.recharges.settings(team_id), uow.payments.saved_method(team_id))
+    audit.record_read(ctx, principal, AuditAction.AUTO_RECHARGE_READ, team_id)
+    return view
 
 
 def set_auto_recharge(

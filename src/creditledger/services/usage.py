@@ -15,11 +15,10 @@ from typing import Any
 from creditledger.domain import ledger
 from creditledger.domain.accounts import Principal, TokenKind
 from creditledger.domain.consumption import Allocation, allocate, order_can_matter
-from creditledger.domain.errors import Forbidden, InvalidRequest
+from creditledger.domain.errors import EventError, Forbidden, InvalidRequest, PricingError
 from creditledger.domain.grants import Grant, UsageScope
 from creditledger.domain.pricing import (
     PriceBook,
-    PricingError,
     TeamPricing,
     charge_for,
     effective,
@@ -28,7 +27,6 @@ from creditledger.domain.pricing import (
 from creditledger.domain.usage import (
     MAX_AHEAD,
     MAX_EVENTS_PER_BATCH,
-    EventError,
     Rejection,
     UsageEvent,
     UsageRecord,
@@ -96,7 +94,7 @@ def _charge_batch(
     if not fresh:
         return
     team_ids = sorted({e.team_id for _, e in fresh})
-    books = uow.pricing.books()
+    books = ctx.price_books.current(uow)
     team_pricing = uow.pricing.for_teams(team_ids)
     priced = _price(fresh, books, team_pricing, result)
     closed_before = now - timedelta(seconds=ctx.settings.late_arrival_window_seconds)

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from creditledger.adapters.db import tables as t
 
 _FLOAT_TYPES = ("REAL", "FLOAT", "DOUBLE", "NUMERIC", "DECIMAL")
-_APPEND_ONLY = ("ledger_transactions", "postings")
+_APPEND_ONLY = ("ledger_transactions", "postings", "audit_events")
 
 
 class SqlInvariants:
@@ -151,7 +151,8 @@ def _balance_after_chain(conn: sa.Connection) -> Iterator[str]:
 
 
 def _ledger_append_only(conn: sa.Connection) -> Iterator[str]:
-    """I9: triggers keep the ledger append-only; no money column is a float."""
+    """I9: triggers keep the ledger (and the audit log) append-only; no money column is
+    a float."""
     inspector = sa.inspect(conn)
     for table in inspector.get_table_names():
         for column in inspector.get_columns(table):

@@ -1,4 +1,4 @@
-"""SQL repositories of purchases, payments, webhook events and auto-recharge.
+"""SQL repositories of purchases, payments, payment reviews, webhook events and auto-recharge.
 
 Like every repository, none of them commits. The once-only guards are
 constraints, written with ``INSERT … ON CONFLICT DO NOTHING RETURNING`` so a
@@ -16,10 +16,12 @@ import sqlalchemy as sa
 
 from creditledger.adapters.db import tables as t
 from creditledger.adapters.db.repositories import insert_ignoring_conflicts
+from creditledger.domain.money import format_amount
 from creditledger.domain.payments import (
     CheckoutSession,
     Payment,
     PaymentPurpose,
+    PaymentReview,
     PaymentStatus,
     SavedPaymentMethod,
 )
@@ -181,6 +183,45 @@ class SqlPayments:
                 updated_at=at,
             )
         )
+
+    def pending_purchases_before(self, before: datetime, limit: int) -> list[Purchase]:
+        p = t.purchases
+        rows = self.conn.execute(
+            sa.select(p)
+            .where(p.c.status == PaymentStatus.PENDING.value, p.c.created_at < before)
+            .order_by(p.c.created_at)
+            .limit(limit)
+        )
+        return [_purchase(row) for row in rows]
+
+    def add_review(self, review: PaymentReview, review_id: str, at: datetime) -> bool:
+        inserted = self.conn.execute(
+            insert_ignoring_conflicts(self.conn, t.payment_reviews)
+            .values(
+                id=review_id,
+                provider=review.provider,
+                event_id=review.event_id,
+                provider_payment_id=review.provider_payment_id,
+                purpose=None if review.purpose is None else review.purpose.value,
+                reference=None if review.reference is None else review.reference[:255],
+                team_id=review.team_id,
+                amount_claimed=_claimed(review.amount_claimed),
+                amount_expected_nanos=review.amount_expected,
+                reason=review.reason.value,
+                created_at=at,
+            )
+            .returning(t.payment_reviews.c.id)
+        ).first()
+        return inserted is not None
+
+    def under_review(self, provider: str, provider_payment_id: str) -> bool:
+        r = t.payment_reviews
+        found = self.conn.execute(
+            sa.select(r.c.id)
+            .where(r.c.provider == provider, r.c.provider_payment_id == provider_payment_id)
+            .limit(1)
+        ).first()
+        return found is not None
 
     def record_event(self, provider: str, event_id: str, type: str, at: datetime) -> bool:
         inserted = self.conn.execute(
@@ -351,6 +392,12 @@ class SqlRecharges:
             .limit(limit)
         )
         return [row.team_id for row in rows]
+
+
+def _claimed(nanos: int) -> str:
+    """The claimed amount as decimal dollars, shortened if it does not fit its column."""
+    text = format_amount(nanos)
+    return text if len(text) <= 64 else f"{text[:60]}..."
 
 
 def _set_status(

@@ -87,7 +87,16 @@ class SqlPricing:
             out[r.team_id].append(TeamPricing(r.effective_from, r.discount_bp, prices))
         return out
 
+    def for_all_teams(self) -> dict[str, list[TeamPricing]]:
+        """Every team's pricing versions, oldest first (operators set few of them)."""
+        out: dict[str, list[TeamPricing]] = defaultdict(list)
+        for r in self.conn.execute(sa.select(t.team_pricing).order_by(t.team_pricing.c.id)):
+            prices = tuple(_price_from_json(p) for p in (r.prices or []))
+            out[r.team_id].append(TeamPricing(r.effective_from, r.discount_bp, prices))
+        return dict(out)
+
     def add_team_pricing(self, team_id: str, pricing: TeamPricing, at: datetime) -> None:
+        """Also bumps the team's revision: custom prices decide what may be authorized."""
         self.conn.execute(
             t.team_pricing.insert().values(
                 team_id=team_id,
@@ -96,4 +105,7 @@ class SqlPricing:
                 prices=[_price_to_json(p) for p in pricing.prices] or None,
                 created_at=at,
             )
+        )
+        self.conn.execute(
+            t.teams.update().where(t.teams.c.id == team_id).values(revision=t.teams.c.revision + 1)
         )

@@ -79,6 +79,12 @@ class SqlUsers(_Repo):
         ).first()
         return None if row is None else (row.id, row.password_hash)
 
+    def email_of(self, user_id: str) -> str | None:
+        value = self.conn.execute(
+            sa.select(t.users.c.email).where(t.users.c.id == user_id)
+        ).scalar()
+        return None if value is None else str(value)
+
 
 class SqlTeams(_Repo):
     def add(self, team_id: str, name: str, at: datetime) -> None:
@@ -87,6 +93,16 @@ class SqlTeams(_Repo):
     def get(self, team_id: str) -> Team | None:
         row = self.conn.execute(sa.select(t.teams).where(t.teams.c.id == team_id)).first()
         return None if row is None else team_from_row(row)
+
+    def get_with_price_version(self, team_id: str) -> tuple[Team, int] | None:
+        """The team and the newest price book version id (0: none), in one read."""
+        version = sa.select(sa.func.coalesce(sa.func.max(t.price_books.c.id), 0))
+        row = self.conn.execute(
+            sa.select(t.teams, version.scalar_subquery().label("price_version")).where(
+                t.teams.c.id == team_id
+            )
+        ).first()
+        return None if row is None else (team_from_row(row), int(row.price_version))
 
     def lock(self, team_id: str) -> Team | None:
         row = self.conn.execute(
@@ -180,6 +196,33 @@ class SqlMembers(_Repo):
         )
         return [r.team_id for r in rows]
 
+    def memberships_of(self, user_id: str) -> list[tuple[Team, Role]]:
+        m = t.memberships
+        rows = self.conn.execute(
+            sa.select(t.teams, m.c.role)
+            .join(m, m.c.team_id == t.teams.c.id)
+            .where(m.c.user_id == user_id)
+            .order_by(m.c.created_at, m.c.team_id)
+        )
+        return [(team_from_row(r), Role(r.role)) for r in rows]
+
+    def page(self, team_id: str, after: tuple[datetime, str] | None, limit: int) -> list[Member]:
+        m = t.memberships
+        query = (
+            sa.select(m, t.users.c.email)
+            .join(t.users, t.users.c.id == m.c.user_id)
+            .where(m.c.team_id == team_id)
+            .order_by(m.c.created_at, m.c.user_id)
+            .limit(limit)
+        )
+        if after is not None:
+            joined, user_id = after
+            query = query.where(
+                (m.c.created_at > joined) | ((m.c.created_at == joined) & (m.c.user_id > user_id))
+            )
+        rows = self.conn.execute(query)
+        return [Member(r.user_id, r.email, Role(r.role), r.created_at) for r in rows]
+
 
 class SqlTokens(_Repo):
     def add(
@@ -204,11 +247,13 @@ class SqlTokens(_Repo):
 
     def principal_for(self, token_hash: str) -> Principal | None:
         row = self.conn.execute(
-            sa.select(t.api_tokens.c.id, t.api_tokens.c.kind, t.api_tokens.c.user_id).where(
-                t.api_tokens.c.token_hash == token_hash, t.api_tokens.c.revoked_at.is_(None)
-            )
+            sa.select(
+                t.api_tokens.c.id, t.api_tokens.c.kind, t.api_tokens.c.user_id, t.api_tokens.c.name
+            ).where(t.api_tokens.c.token_hash == token_hash, t.api_tokens.c.revoked_at.is_(None))
         ).first()
-        return None if row is None else Principal(TokenKind(row.kind), row.id, row.user_id)
+        if row is None:
+            return None
+        return Principal(TokenKind(row.kind), row.id, row.user_id, name=row.name)
 
 
 class SqlGrants(_Repo):

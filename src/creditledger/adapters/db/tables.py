@@ -261,6 +261,8 @@ purchases = sa.Table(
     sa.CheckConstraint("amount_nanos > 0", name="amount_positive"),
     sa.CheckConstraint(f"status IN ({PAYMENT_STATUSES})", name="status"),
     sa.Index("ix_purchases_team_id", "team_id"),
+    # The reconciliation job finds pending purchases past their time (docs/decisions/0005).
+    sa.Index("ix_purchases_status_created_at", "status", "created_at"),
 )
 
 recharges = sa.Table(
@@ -340,6 +342,80 @@ auto_recharge_settings = sa.Table(
     ),
 )
 
+# Payment hardening (docs/decisions/0005). A provider payment that does not match what
+# was bought is never granted: it is written here for an operator to review. Its
+# claimed amount is the provider's untrusted number, kept as the decimal dollar string
+# it amounts to, since it may lie outside any integer column's range.
+
+PAYMENT_REVIEW_REASONS = (
+    "'unknown_reference', 'no_payment_id', 'currency_mismatch', 'amount_not_positive', "
+    "'amount_mismatch', 'purchase_closed', 'already_paid', 'not_granted'"
+)
+
+payment_reviews = sa.Table(
+    "payment_reviews",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("provider", sa.String(20), nullable=False),
+    sa.Column("event_id", sa.String(255), nullable=True),
+    sa.Column("provider_payment_id", sa.String(255), nullable=True),
+    sa.Column("purpose", sa.String(16), nullable=True),
+    sa.Column("reference", sa.String(255), nullable=True),
+    sa.Column("team_id", Id, sa.ForeignKey("teams.id"), nullable=True),
+    sa.Column("amount_claimed", sa.String(64), nullable=False),
+    sa.Column("amount_expected_nanos", sa.BigInteger, nullable=True),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("created_at", UtcMicros, nullable=False),
+    # One row per payment and reason, however often a poll or a provider repeats it.
+    sa.UniqueConstraint("provider", "provider_payment_id", "reason"),
+    sa.CheckConstraint(f"reason IN ({PAYMENT_REVIEW_REASONS})", name="reason"),
+    sa.Index("ix_payment_reviews_created_at", "created_at"),
+)
+
+# Secrets this service makes for itself, one per name and database, made once by
+# whichever process starts first (INSERT … ON CONFLICT DO NOTHING, then read back).
+service_secrets = sa.Table(
+    "service_secrets",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("created_at", UtcMicros, nullable=False),
+)
+
+# The sandbox payment provider's own records (adapters/payments/sandbox_store.py): what
+# an outside provider would keep on its side, here in the same database so that every
+# process and every restart sees the same checkouts and payments.
+
+sandbox_sessions = sa.Table(
+    "sandbox_sessions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("idempotency_key", sa.String(255), nullable=False, unique=True),
+    sa.Column("purchase_id", sa.String(64), nullable=False),
+    sa.Column("team_id", sa.String(64), nullable=False),
+    sa.Column("amount_nanos", sa.BigInteger, nullable=False),
+    sa.Column("customer_ref", sa.String(255), nullable=False),
+    sa.Column("payment_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("created_at", UtcMicros, nullable=False),
+    sa.Column("updated_at", UtcMicros, nullable=False),
+    sa.CheckConstraint("amount_nanos > 0", name="amount_positive"),
+    sa.CheckConstraint("status IN ('open', 'paid', 'declined', 'expired')", name="status"),
+)
+
+sandbox_payments = sa.Table(
+    "sandbox_payments",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    # Off-session charges: the caller's idempotency key. NULL for a checkout's payment,
+    # whose session is its key.
+    sa.Column("idempotency_key", sa.String(255), nullable=True, unique=True),
+    sa.Column("status", sa.String(40), nullable=False),
+    sa.Column("intent", JsonDoc, nullable=False),
+    sa.Column("created_at", UtcMicros, nullable=False),
+    sa.Index("ix_sandbox_payments_created_at", "created_at"),
+)
+
 # Promo codes (docs/decisions/0002). Redemptions race for the count, guarded by a
 # conditional UPDATE and CHECK (redemptions_count <= max_redemptions); a team
 # redeems a code once: UNIQUE (promo_code_id, team_id) on `promo_redemptions`.
@@ -387,4 +463,24 @@ promo_redemptions = sa.Table(
     # Each team redeems a code once, however many requests race for it.
     sa.UniqueConstraint("promo_code_id", "team_id"),
     sa.Index("ix_promo_redemptions_team_id", "team_id"),
+)
+
+# The operator audit log (docs/decisions/0006): every operator action and every operator
+# read of a team's billing. Append-only like the ledger: triggers refuse UPDATE and
+# DELETE. `team_id` has no foreign key: the log keeps what was asked (the team filter of
+# an audit read included), and no row of it ever stops a team's data from changing.
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("seq", BigSerial, primary_key=True, autoincrement=True),
+    sa.Column("id", Id, nullable=False, unique=True),
+    sa.Column("at", UtcMicros, nullable=False),
+    sa.Column("actor", sa.String(255), nullable=False),
+    sa.Column("actor_name", sa.String(200), nullable=True),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("team_id", Id, nullable=True),
+    sa.Column("client", sa.String(100), nullable=True),
+    sa.Column("detail", JsonDoc, nullable=False),
+    sa.Index("ix_audit_events_team_id_seq", "team_id", "seq"),
+    sa.Index("ix_audit_events_actor_seq", "actor", "seq"),
 )

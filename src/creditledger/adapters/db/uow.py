@@ -10,6 +10,7 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from creditledger.adapters.db.audit import SqlAuditLog
 from creditledger.adapters.db.engine import WRITE_OPTION
 from creditledger.adapters.db.payments import SqlPayments, SqlRecharges
 from creditledger.adapters.db.pricing import SqlPricing
@@ -47,6 +48,7 @@ class SqlUnitOfWork:
         self.payments = SqlPayments(conn)
         self.recharges = SqlRecharges(conn)
         self.promo_codes = SqlPromoCodes(conn)
+        self.audit = SqlAuditLog(conn)
         self._committed = False
 
     def commit(self) -> None:

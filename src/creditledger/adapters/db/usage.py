@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from creditledger.adapters.db import bulk
 from creditledger.adapters.db import tables as t
 from creditledger.adapters.db.types import from_micros, to_micros
+from creditledger.domain.pricing import Price
 from creditledger.domain.usage import UsageRecord, decode_draws, encode_draws
 from creditledger.domain.usage_report import UsageRow
 
@@ -104,6 +105,27 @@ class SqlUsage:
             )
             for r in rows
         ]
+
+    def subjects_since(
+        self, since: datetime, prices: Sequence[Price]
+    ) -> set[tuple[str, str | None, str | None]]:
+        """The (product, model, gpu) of every team's events at or after ``since`` that
+        any of ``prices`` could apply to (same product, and its model or its GPU)."""
+        if not prices:
+            return set()
+        e = t.usage_events
+        models = sorted({p.model for p in prices if p.model is not None})
+        gpus = sorted({p.gpu for p in prices if p.gpu is not None})
+        rows = self.conn.execute(
+            sa.select(e.c.product, e.c.model, e.c.gpu)
+            .where(
+                e.c.occurred_at >= since,
+                e.c.product.in_(sorted({p.product for p in prices})),
+                sa.or_(e.c.model.in_(models), e.c.gpu.in_(gpus)),
+            )
+            .distinct()
+        )
+        return {(r.product, r.model, r.gpu) for r in rows}
 
     def reallocate(self, rows: Sequence[UsageRecord]) -> None:
         """Store the new split of events that a late event re-allocated."""

@@ -57,7 +57,13 @@ _INTENT_STATUS = {
 
 
 def _cents(value: Any) -> int:
+    """Nanos of a provider's integer cents, whatever its size or sign (the services
+    refuse what was not bought); anything but an integer reads as 0."""
     return from_cents(value) if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _currency(value: Any) -> str | None:
+    return value.lower() if isinstance(value, str) else None
 
 
 def outcome_from_intent(intent: Mapping[str, Any]) -> PaymentOutcome:
@@ -79,6 +85,7 @@ def outcome_from_intent(intent: Mapping[str, Any]) -> PaymentOutcome:
         customer_ref=_id_of(intent.get("customer")),
         payment_method_ref=_id_of(intent.get("payment_method")),
         failure_reason=reason,
+        currency=_currency(intent.get("currency")),
     )
 
 
@@ -94,9 +101,10 @@ def outcome_from_session(session: Mapping[str, Any]) -> PaymentOutcome | None:
                 provider_payment_id=paid.provider_payment_id,
                 purpose=purpose or paid.purpose,
                 reference=reference or paid.reference,
-                amount=paid.amount or _cents(session.get("amount_total")),
+                amount=paid.amount,
                 customer_ref=_id_of(session.get("customer")) or paid.customer_ref,
                 payment_method_ref=paid.payment_method_ref,
+                currency=paid.currency or _currency(session.get("currency")),
             )
         return PaymentOutcome(
             status=PaymentStatus.SUCCEEDED,
@@ -105,6 +113,7 @@ def outcome_from_session(session: Mapping[str, Any]) -> PaymentOutcome | None:
             reference=reference,
             amount=_cents(session.get("amount_total")),
             customer_ref=_id_of(session.get("customer")),
+            currency=_currency(session.get("currency")),
         )
     if session.get("status") == "expired":
         return PaymentOutcome(
@@ -127,6 +136,7 @@ def outcome_from_charge(charge: Mapping[str, Any]) -> PaymentOutcome:
         reference=reference,
         amount=_cents(charge.get("amount_captured")),
         refunded=_cents(charge.get("amount_refunded")),
+        currency=_currency(charge.get("currency")),
     )
 
 

@@ -62,12 +62,13 @@ class HttpDelivery:
     def __init__(
         self,
         url: str,
-        secret: str,
+        secret: str | Callable[[], str],
         delays: tuple[float, ...] = RETRY_DELAYS,
         timeout: float = 10.0,
     ) -> None:
+        """``secret`` may be read lazily (a callable), as when it is kept in the database."""
         self.url = url
-        self.secret = secret
+        self.secret: Callable[[], str] = (lambda: secret) if isinstance(secret, str) else secret
         self.delays = delays
         self.timeout = timeout
         self._queue: queue.Queue[tuple[bytes, int, float]] = queue.Queue()
@@ -102,7 +103,7 @@ class HttpDelivery:
         request = urllib.request.Request(  # noqa: S310 - our own configured URL
             self.url,
             data=body,
-            headers=signed_headers(self.secret, body, time.time()),
+            headers=signed_headers(self.secret(), body, time.time()),
             method="POST",
         )
         try:

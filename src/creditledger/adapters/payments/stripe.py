@@ -5,17 +5,27 @@
   creates its Stripe Customer, later ones reuse it.
 - Auto-recharge: an off-session PaymentIntent confirmed at once on the saved card.
 - Every call carries an idempotency key derived from our own id, so a retry never
-  charges twice. Network and server failures become ``PaymentProviderUnavailable``
-  (retry later); a refused card is a failed payment.
+  charges twice. Three kinds of failure are told apart (:func:`_call`):
+  a refused card (``card_error``) is a failed payment with Stripe's reason; a
+  connection failure, a rate limit or a Stripe server error is
+  ``PaymentProviderUnavailable`` (nothing decided, retry later); a request Stripe
+  refuses as invalid (``invalid_request_error``, a key it does not accept) is our own
+  fault: logged with Stripe's message and request id, and raised as
+  ``PaymentRequestRejected``, never taken for a decline.
 - Webhooks: ``stripe.Webhook.construct_event`` checks the signature over the raw
   body (constant-time) and the age; a timestamp from the future is refused here too.
+  A failed attempt on a Checkout page is not the end of a purchase (the customer may
+  try another card there), so ``payment_intent.payment_failed`` of a purchase is
+  acknowledged and not acted on; the purchase fails when its checkout expires.
 
-The HTTP client is injected (``stripe.HTTPClient``), so tests run offline against
-recorded responses.
+The HTTP client can be injected (``stripe.HTTPClient``), so tests run offline against
+recorded responses, and the API's address can be changed
+(``CREDITLEDGER_STRIPE_API_BASE``), so they also run against a local Stripe emulator.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -33,16 +43,23 @@ from creditledger.adapters.payments.base import (
     purchase_metadata,
     recharge_metadata,
 )
-from creditledger.domain.errors import InvalidSignature, PaymentProviderUnavailable
+from creditledger.domain.errors import (
+    InvalidSignature,
+    PaymentProviderUnavailable,
+    PaymentRequestRejected,
+)
 from creditledger.domain.payments import (
     CheckoutRequest,
     CheckoutSession,
     OffSessionCharge,
     PaymentEvent,
     PaymentOutcome,
+    PaymentPurpose,
     PaymentStatus,
     to_cents,
 )
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -60,13 +77,18 @@ class StripeProvider:
         webhook_secret: str,
         public_url: str,
         *,
+        api_base: str | None = None,
         http_client: stripe.HTTPClient | None = None,
         max_network_retries: int = 2,
         tolerance: int = signatures.DEFAULT_TOLERANCE,
         wall_time: Callable[[], float] = time.time,
     ) -> None:
+        """``api_base`` replaces Stripe's API address (an emulator's, in tests)."""
         self.client = stripe.StripeClient(
-            api_key, http_client=http_client, max_network_retries=max_network_retries
+            api_key,
+            http_client=http_client,
+            max_network_retries=max_network_retries,
+            base_addresses={"api": api_base.rstrip("/")} if api_base else {},
         )
         self.webhook_secret = webhook_secret
         self.public_url = public_url.rstrip("/")
@@ -97,15 +119,13 @@ class StripeProvider:
             params["customer"] = request.customer_ref
         else:
             params["customer_creation"] = "always"
-        try:
-            session = _call(
-                lambda: self.client.v1.checkout.sessions.create(
-                    params,  # type: ignore[arg-type]
-                    {"idempotency_key": request.idempotency_key},
-                )
-            )
-        except stripe.StripeError as exc:
-            raise PaymentProviderUnavailable(f"Stripe refused the checkout: {exc}") from exc
+        session = _call(
+            "the checkout",
+            lambda: self.client.v1.checkout.sessions.create(
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": request.idempotency_key},
+            ),
+        )
         return CheckoutSession(session.id, str(session.url))
 
     def charge_off_session(self, charge: OffSessionCharge) -> PaymentOutcome:
@@ -114,24 +134,24 @@ class StripeProvider:
             "currency": "usd",
             "customer": charge.customer_ref,
             "payment_method": charge.payment_method_ref,
+            # The saved card, and only a card: with automatic payment methods (the
+            # default of current API versions) Stripe may otherwise ask for a
+            # return_url, which an off-session charge has nowhere to send.
+            "payment_method_types": ["card"],
             "off_session": True,
             "confirm": True,
-            "description": "Auto-recharge of prepaid credits",
             "metadata": recharge_metadata(charge.recharge_id, charge.team_id),
         }
         try:
             intent = _call(
+                "the off-session charge",
                 lambda: self.client.v1.payment_intents.create(
                     params,  # type: ignore[arg-type]
                     {"idempotency_key": charge.idempotency_key},
-                )
+                ),
             )
         except stripe.CardError as exc:
             return _card_failure(exc)
-        except stripe.InvalidRequestError as exc:
-            # The saved card can not be charged at all (detached, expired…).
-            reason = exc.user_message or "The saved payment method can not be charged."
-            return PaymentOutcome(PaymentStatus.FAILED, None, failure_reason=reason)
         outcome = outcome_from_intent(intent.to_dict())
         if outcome.status is PaymentStatus.PENDING and intent.status == "requires_action":
             # Off-session, nobody is there to authenticate: as good as declined.
@@ -139,15 +159,26 @@ class StripeProvider:
         return outcome
 
     def checkout_outcome(self, session_id: str) -> PaymentOutcome | None:
-        try:
-            session = _call(
-                lambda: self.client.v1.checkout.sessions.retrieve(
-                    session_id, {"expand": ["payment_intent"]}
-                )
-            )
-        except stripe.StripeError as exc:
-            raise PaymentProviderUnavailable(f"Stripe refused the lookup: {exc}") from exc
+        session = _call(
+            "the status poll",
+            lambda: self.client.v1.checkout.sessions.retrieve(
+                session_id, {"expand": ["payment_intent"]}
+            ),
+        )
         return outcome_from_session(session.to_dict())
+
+    def expire_checkout(self, session_id: str) -> PaymentOutcome | None:
+        """``POST /v1/checkout/sessions/{id}/expire``; Stripe refuses it for a session
+        that is no longer open (paid, or expired already), which is then read."""
+        try:
+            _call(
+                "closing the checkout",
+                lambda: self.client.v1.checkout.sessions.expire(session_id),
+                quiet=(stripe.InvalidRequestError,),
+            )
+        except stripe.InvalidRequestError:
+            return self.checkout_outcome(session_id)
+        return None
 
     def recent_payments(self, since: datetime) -> list[PaymentOutcome]:
         def listed() -> list[dict[str, Any]]:
@@ -161,10 +192,7 @@ class StripeProvider:
                 intents.append(intent.to_dict())
             return intents
 
-        try:
-            intents = _call(listed)
-        except stripe.StripeError as exc:
-            raise PaymentProviderUnavailable(f"Stripe refused the listing: {exc}") from exc
+        intents = _call("the reconciliation listing", listed)
         return [
             outcome_from_intent(intent)
             for intent in intents
@@ -187,19 +215,60 @@ class StripeProvider:
             raise InvalidSignature("The Stripe signature does not match this body.") from exc
         except ValueError as exc:
             raise InvalidSignature("The webhook body is not a Stripe event.") from exc
-        return event_from_dict(event.to_dict())
+        read = event_from_dict(event.to_dict())
+        outcome = read.outcome
+        if (
+            read.type == "payment_intent.payment_failed"
+            and outcome is not None
+            and outcome.purpose is PaymentPurpose.PURCHASE
+        ):
+            # One card refused on the Checkout page, which stays open for another.
+            return PaymentEvent(read.event_id, read.type, None)
+        return read
 
 
-def _call(request: Callable[[], T]) -> T:
-    """Run one SDK call; anything Stripe raises but a card error becomes an outage."""
+REJECTED = (
+    "The payment provider refused a request of ours. This is a problem on our side, "
+    "not with the card; it has been logged. Please try again later."
+)
+
+
+def _call(
+    what: str,
+    request: Callable[[], T],
+    *,
+    quiet: tuple[type[Exception], ...] = (),
+) -> T:
+    """Run one SDK call and sort what Stripe raises.
+
+    A card error is left to the caller (a decline); a connection failure, a rate limit
+    or a server error is an outage (``PaymentProviderUnavailable``); anything else (an
+    invalid request, a key Stripe does not accept) is our fault: logged, and raised as
+    ``PaymentRequestRejected``. The ``quiet`` errors are the caller's to handle.
+    """
     try:
         return request()
-    except (stripe.CardError, stripe.InvalidRequestError):
+    except stripe.CardError:
         raise
-    except stripe.StripeError as exc:
+    except quiet:
+        raise
+    except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as exc:
         raise PaymentProviderUnavailable(
-            f"The payment provider did not complete the request: {exc.user_message or exc}"
+            f"The payment provider could not complete {what} just now; try again later."
         ) from exc
+    except stripe.StripeError as exc:
+        error = exc.error
+        log.error(
+            "Stripe refused %s: %s (status %s, type %s, code %s, param %s, request %s)",
+            what,
+            exc.user_message or str(exc),
+            exc.http_status,
+            getattr(error, "type", None),
+            exc.code,
+            getattr(error, "param", None),
+            exc.request_id,
+        )
+        raise PaymentRequestRejected(REJECTED) from exc
 
 
 def _card_failure(exc: stripe.CardError) -> PaymentOutcome:

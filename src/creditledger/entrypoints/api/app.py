@@ -6,12 +6,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from creditledger.entrypoints.api import errors, metrics
 from creditledger.entrypoints.api.limits import BodyGuard
+from creditledger.entrypoints.api.openapi import document_errors
 from creditledger.entrypoints.api.responses import Json
 from creditledger.entrypoints.api.routes import (
     accounts,
+    audit,
     billing,
     grants,
     health,
@@ -48,7 +51,8 @@ def create_app(ctx: Context, *, run_jobs: bool = False) -> FastAPI:
                 runner.stop()
             ctx.uow.dispose()
 
-    app = FastAPI(
+    # The API reference at /docs is served from files in the package: no CDN.
+    app = FastAPIOffline(
         lifespan=lifespan,
         title="creditledger",
         version="1",
@@ -56,6 +60,7 @@ def create_app(ctx: Context, *, run_jobs: bool = False) -> FastAPI:
         default_response_class=Json,
         docs_url="/docs",
         redoc_url=None,
+        static_url="/docs/static",
     )
     app.state.ctx = ctx
     app.state.authorizer = Authorizer(ctx)
@@ -73,6 +78,8 @@ def create_app(ctx: Context, *, run_jobs: bool = False) -> FastAPI:
         webhooks,
         sandbox,
         promo_codes,
+        audit,
     ):
+        document_errors(module.router)
         app.include_router(module.router)
     return app

@@ -14,32 +14,36 @@ from creditledger.entrypoints.api.responses import Json
 
 log = logging.getLogger(__name__)
 
-# Most specific first: the first class an error is an instance of decides.
-STATUS: tuple[tuple[type[e.CreditLedgerError], int], ...] = (
-    (e.BadIdempotencyKey, 400),
-    (e.InvalidSignature, 400),
-    (e.InvalidCursor, 400),
-    (e.InvalidInput, 422),
-    (e.InvalidCredentials, 401),
-    (e.Unauthenticated, 401),
-    (e.Forbidden, 403),
-    (e.NotFound, 404),
-    (e.Conflict, 409),
-    (e.IdempotencyKeyReused, 422),
-    (e.PromoCodeInvalid, 422),
-    (e.PromoCodeExpired, 422),
-    (e.PromoCodeAlreadyRedeemed, 409),
-    (e.PromoCodeLimitReached, 409),
-    (e.TooManyAttempts, 429),
-    (e.ServiceUnavailable, 503),
-)
+STATUS: dict[type[e.CreditLedgerError], int] = {
+    e.CreditLedgerError: 500,
+    e.InvalidInput: 422,
+    e.InvalidJson: 400,
+    e.BadIdempotencyKey: 400,
+    e.InvalidSignature: 400,
+    e.InvalidCursor: 400,
+    e.AuthError: 401,
+    e.Forbidden: 403,
+    e.NotFound: 404,
+    e.Conflict: 409,
+    e.IdempotencyKeyReused: 422,
+    e.PromoCodeRefused: 422,
+    e.PromoCodeAlreadyRedeemed: 409,
+    e.PromoCodeLimitReached: 409,
+    e.TooManyAttempts: 429,
+    e.ServiceUnavailable: 503,
+    e.InternalError: 500,
+}
+"""HTTP status per error class. An error answers the status of the nearest class in its
+MRO that is listed, so a subclass inherits its parent's status unless it has its own
+row, and the most specific row wins by construction (as starlette looks handlers up)."""
 
 
 def status_of(exc: e.CreditLedgerError) -> int:
-    for cls, status in STATUS:
-        if isinstance(exc, cls):
+    for cls in type(exc).__mro__:
+        status = STATUS.get(cls)
+        if status is not None:
             return status
-    return 500
+    return 500  # unreachable: CreditLedgerError itself is listed
 
 
 def error_body(code: str, message: str, param: str | None = None) -> dict[str, Any]:
@@ -68,6 +72,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(e.CreditLedgerError)
     async def _domain(_: Request, exc: e.CreditLedgerError) -> Json:
         status = status_of(exc)
+        if status >= 500 and status != 503:
+            log.error("internal error", exc_info=exc)
+            return error_response(status, exc.code, "Something went wrong on our side.")
         headers = None if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
         return error_response(status, exc.code, exc.message, exc.param, headers)
 
@@ -83,9 +90,9 @@ def install(app: FastAPI) -> None:
             return error_response(
                 422, "invalid_request", "The body must be a JSON object as documented.", param
             )
-        return error_response(
-            422, "invalid_request", f"`{param}`: {first.get('msg', 'is invalid')}.", param
-        )
+        # A validator's own ValueError reads "Value error, <message>": keep the message.
+        message = str(first.get("msg", "is invalid")).removeprefix("Value error, ")
+        return error_response(422, "invalid_request", f"`{param}`: {message}.", param)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> Json:
@@ -96,7 +103,10 @@ def install(app: FastAPI) -> None:
             415: "unsupported_media_type",
         }
         return error_response(
-            exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail)
+            exc.status_code,
+            codes.get(exc.status_code, "http_error"),
+            str(exc.detail),
+            headers=exc.headers,  # 405 says which methods are allowed (`Allow`)
         )
 
     @app.exception_handler(Exception)

@@ -1,21 +1,26 @@
-"""Refuse bodies that are not JSON or are too large, before any parsing."""
+"""Refuse bodies that are not JSON, not readable or too large, before any route runs."""
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from creditledger.entrypoints.api.errors import error_response
+from creditledger.domain.errors import CreditLedgerError
+from creditledger.entrypoints.api.errors import error_response, status_of
+from creditledger.entrypoints.api.json_body import SCOPE_KEY, decode_json
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 _JSON_EXEMPT = ("/v1/webhooks/", "/sandbox/")
 
 
 class BodyGuard:
-    """415 for a body that is not ``application/json``; 413 above ``MAX_BODY_BYTES``.
+    """415 for a body that is not ``application/json``; 413 above ``MAX_BODY_BYTES``;
+    400 ``invalid_json`` for one that can not be read, 422 for a key given twice.
 
-    A declared ``Content-Length`` is judged before anything is read; a body sent
-    without one (chunked) is read up to the limit here and handed on in one piece.
-    Webhooks and the sandbox checkout form read their own formats.
+    A declared ``Content-Length`` is judged before anything is read; the body is then
+    read up to the limit, decoded once by :func:`decode_json`, left in the scope under
+    ``SCOPE_KEY`` for routes that take it from there, and handed on in one piece.
+    Webhooks and the sandbox checkout form read their own formats (their signature
+    covers the raw bytes).
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -33,7 +38,11 @@ class BodyGuard:
         path: str = scope["path"]
         content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         has_body = length not in (None, b"0") or b"transfer-encoding" in headers
-        if has_body and content_type != b"application/json" and not path.startswith(_JSON_EXEMPT):
+        if not has_body:
+            await self.app(scope, receive, send)
+            return
+        exempt = path.startswith(_JSON_EXEMPT)
+        if not exempt and content_type != b"application/json":
             response = error_response(
                 415,
                 "unsupported_media_type",
@@ -41,13 +50,19 @@ class BodyGuard:
             )
             await response(scope, receive, send)
             return
-        if length is None:
-            body = await _read_at_most(receive, MAX_BODY_BYTES)
-            if body is None:
-                await _too_large(scope, receive, send)
+        body = await _read_at_most(receive, MAX_BODY_BYTES)
+        if body is None:
+            await _too_large(scope, receive, send)
+            return
+        if body and not exempt:
+            try:
+                scope[SCOPE_KEY] = decode_json(body)
+            except CreditLedgerError as exc:
+                await error_response(status_of(exc), exc.code, exc.message, exc.param)(
+                    scope, receive, send
+                )
                 return
-            receive = _replay(body, receive)
-        await self.app(scope, receive, send)
+        await self.app(scope, _replay(body, receive), send)
 
 
 async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:

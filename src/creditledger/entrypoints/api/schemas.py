@@ -9,6 +9,7 @@ says they are decimal strings.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -23,14 +24,23 @@ from pydantic import (
 )
 
 from creditledger.domain.accounts import BillingMode, Member, Role, Team
-from creditledger.domain.grants import Grant
+from creditledger.domain.audit import AuditEvent
+from creditledger.domain.grants import Grant, GrantKind, GrantSource, GrantStatus, Scope
 from creditledger.domain.history import HistoryEntry
+from creditledger.domain.ledger import EntryType
 from creditledger.domain.money import format_amount
+from creditledger.domain.payments import PaymentStatus
+from creditledger.domain.pricing import Price, PriceBook, TeamPricing
 from creditledger.domain.promo_codes import PromoCode
 from creditledger.domain.purchases import Purchase
+from creditledger.domain.tiers import Tier
+from creditledger.domain.usage_report import UsageRow
+from creditledger.services.accounts import Me
+from creditledger.services.authorize import Decision
 from creditledger.services.billing import Balance
 from creditledger.services.billing_settings import BillingSettings
 from creditledger.services.recharge import AutoRechargeView
+from creditledger.services.usage import IngestResult
 
 Money = Annotated[
     Any,
@@ -126,19 +136,458 @@ class TeamPricingBody(Body):
     effective_from: AwareDatetime | None = None
 
 
-def iso(value: datetime | None) -> str | None:
+MoneyText = Annotated[
+    str,
+    Field(
+        pattern=r"^-?[0-9]+\.[0-9]{2,9}$",
+        description='US dollars as a decimal string, e.g. "10.00" (signed in history)',
+        examples=["10.00"],
+    ),
+]
+"""Money leaving the API: a decimal string of dollars with 2 to 9 decimals."""
+
+Timestamp = Annotated[
+    str,
+    Field(
+        json_schema_extra={"format": "date-time"},
+        description="RFC 3339, in UTC",
+        examples=["2026-11-24T12:00:00Z"],
+    ),
+]
+
+
+def instant(value: datetime) -> str:
     """Every time leaves the API in UTC (``…Z``), whatever zone it came in with."""
-    if value is None:
-        return None
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def iso(value: datetime | None) -> str | None:
+    return None if value is None else instant(value)
 
 
 def money(value: int | None) -> str | None:
     return None if value is None else format_amount(value)
 
 
-def team_public(team: Team, role: Role | None) -> dict[str, Any]:
-    return {"id": team.id, "name": team.name, "role": role.value if role else None}
+class Public(BaseModel):
+    """An answer of the API; every field is always present (``null`` when unset)."""
+
+
+class ErrorDetail(Public):
+    code: str = Field(description="Stable, snake_case; see the API docs' list of codes")
+    message: str = Field(description="A sentence a person can act on")
+    param: str | None = Field(default=None, description="The field or header at fault")
+
+
+class ErrorPublic(Public):
+    """The body of every 4xx and 5xx answer."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": {
+                        "code": "invalid_amount",
+                        "message": '`amount` must be a decimal string such as "10.00".',
+                        "param": "amount",
+                    }
+                }
+            ]
+        }
+    )
+
+    error: ErrorDetail
+
+
+class StatusPublic(Public):
+    status: str = Field(examples=["ok"])
+
+
+class TeamPublic(Public):
+    id: str
+    name: str
+    role: Role | None = Field(description="The caller's role; null for an operator")
+
+
+def team_public(team: Team, role: Role | None) -> TeamPublic:
+    return TeamPublic(id=team.id, name=team.name, role=role)
+
+
+def _unset(value: object) -> bool:
+    return value is None
+
+
+class ScopePublic(Public):
+    """Only the dimensions the scope limits are present."""
+
+    products: list[str] | None = Field(default=None, exclude_if=_unset)
+    models: list[str] | None = Field(default=None, exclude_if=_unset)
+    gpus: list[str] | None = Field(default=None, exclude_if=_unset)
+
+
+def _scope(scope: Scope | None) -> ScopePublic | None:
+    return None if scope is None else ScopePublic.model_validate(scope.to_dict())
+
+
+class GrantPublic(Public):
+    id: str = Field(examples=["grant_3kq9x7m2p4t8w1za"])
+    kind: GrantKind
+    source: GrantSource
+    amount: MoneyText
+    remaining: MoneyText
+    scope: ScopePublic | None = Field(description="null: usable for anything")
+    effective_at: Timestamp
+    expires_at: Timestamp | None = Field(description="Exclusive end; null: never")
+    voided_at: Timestamp | None
+    status: GrantStatus
+    created_at: Timestamp
+
+
+def grant_public(grant: Grant, now: datetime) -> GrantPublic:
+    return GrantPublic(
+        id=grant.id,
+        kind=grant.kind,
+        source=grant.source,
+        amount=format_amount(grant.amount),
+        remaining=format_amount(grant.remaining),
+        scope=_scope(grant.scope),
+        effective_at=instant(grant.effective_at),
+        expires_at=iso(grant.expires_at),
+        voided_at=iso(grant.voided_at),
+        status=grant.status_at(now),
+        created_at=instant(grant.created_at),
+    )
+
+
+class GrantPage(Public):
+    data: list[GrantPublic]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
+
+
+class AvailablePublic(Public):
+    total: MoneyText
+    promotional: MoneyText
+    prepaid: MoneyText
+
+
+class TierLimitsPublic(Public):
+    level: int = Field(ge=0, le=5)
+    requests_per_minute: int
+    max_output_tokens: int
+
+
+class TierPublic(TierLimitsPublic):
+    next_level_at: MoneyText | None = Field(
+        description="Lifetime paid that reaches the next tier; null at the top"
+    )
+
+
+def tier_limits_public(tier: Tier) -> TierLimitsPublic:
+    return TierLimitsPublic(
+        level=tier.level,
+        requests_per_minute=tier.requests_per_minute,
+        max_output_tokens=tier.max_output_tokens,
+    )
+
+
+class BalancePublic(Public):
+    available: AvailablePublic
+    unpaid_balance: MoneyText
+    billing_mode: BillingMode
+    tier: TierPublic
+    lifetime_paid: MoneyText
+
+
+def balance_public(balance: Balance) -> BalancePublic:
+    tier = balance.tier
+    return BalancePublic(
+        available=AvailablePublic(
+            total=format_amount(balance.total),
+            promotional=format_amount(balance.promotional),
+            prepaid=format_amount(balance.prepaid),
+        ),
+        unpaid_balance=format_amount(balance.team.unpaid),
+        billing_mode=balance.team.billing_mode,
+        tier=TierPublic(
+            level=tier.level,
+            requests_per_minute=tier.requests_per_minute,
+            max_output_tokens=tier.max_output_tokens,
+            next_level_at=money(balance.next_level_at),
+        ),
+        lifetime_paid=format_amount(balance.team.lifetime_paid),
+    )
+
+
+class HistoryEntryPublic(Public):
+    id: str
+    type: EntryType
+    occurred_at: Timestamp
+    amount: MoneyText = Field(description="Signed: what this entry added to the balance")
+    grant_id: str | None
+    kind: GrantKind | None
+    description: str
+    balance_after: MoneyText = Field(description="The team's available credit after it")
+    reference: str | None
+
+
+def history_public(entry: HistoryEntry) -> HistoryEntryPublic:
+    return HistoryEntryPublic(
+        id=entry.id,
+        type=entry.type,
+        occurred_at=instant(entry.occurred_at),
+        amount=format_amount(entry.amount),
+        grant_id=entry.grant_id,
+        kind=entry.kind,
+        description=entry.description,
+        balance_after=format_amount(entry.balance_after),
+        reference=entry.reference,
+    )
+
+
+HISTORY_COLUMNS = tuple(HistoryEntryPublic.model_fields)
+
+
+class HistoryPage(Public):
+    data: list[HistoryEntryPublic]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
+
+
+class PurchasePublic(Public):
+    id: str
+    amount: MoneyText
+    status: PaymentStatus
+    checkout_url: str | None = Field(description="Where the buyer pays; null once settled")
+    failure_reason: str | None
+    created_at: Timestamp
+
+
+def purchase_public(purchase: Purchase) -> PurchasePublic:
+    return PurchasePublic(
+        id=purchase.id,
+        amount=format_amount(purchase.amount),
+        status=purchase.status,
+        checkout_url=purchase.checkout_url,
+        failure_reason=purchase.failure_reason,
+        created_at=instant(purchase.created_at),
+    )
+
+
+class AutoRechargePublic(Public):
+    enabled: bool
+    threshold: MoneyText | None
+    restore_to: MoneyText | None
+    disabled_reason: str | None = Field(description="Why it was last turned off, e.g. a decline")
+    payment_method_saved: bool
+
+
+def auto_recharge_public(view: AutoRechargeView) -> AutoRechargePublic:
+    settings = view.settings
+    method = view.payment_method
+    return AutoRechargePublic(
+        enabled=bool(settings and settings.enabled),
+        threshold=money(settings.threshold) if settings else None,
+        restore_to=money(settings.restore_to) if settings else None,
+        disabled_reason=settings.disabled_reason if settings else None,
+        payment_method_saved=bool(method and method.payment_method_ref),
+    )
+
+
+class BillingSettingsPublic(Public):
+    billing_mode: BillingMode
+    tier_level: int | None = Field(description="The operator's tier override; null: none")
+    tier: TierLimitsPublic
+    lifetime_paid: MoneyText
+
+
+def billing_settings_public(settings: BillingSettings) -> BillingSettingsPublic:
+    team = settings.team
+    return BillingSettingsPublic(
+        billing_mode=team.billing_mode,
+        tier_level=team.tier_level_override,
+        tier=tier_limits_public(settings.tier),
+        lifetime_paid=format_amount(team.lifetime_paid),
+    )
+
+
+class PromoCodePublic(Public):
+    id: str
+    code: str
+    amount: MoneyText
+    scope: ScopePublic | None
+    valid_from: Timestamp
+    redeem_by: Timestamp | None
+    credit_expires_at: Timestamp | None
+    credit_valid_days: int | None
+    max_redemptions: int
+    redemptions: int
+    disabled: bool
+    disabled_at: Timestamp | None
+    created_at: Timestamp
+
+
+def promo_code_public(code: PromoCode) -> PromoCodePublic:
+    return PromoCodePublic(
+        id=code.id,
+        code=code.display_code,
+        amount=format_amount(code.amount),
+        scope=_scope(code.scope),
+        valid_from=instant(code.valid_from),
+        redeem_by=iso(code.redeem_by),
+        credit_expires_at=iso(code.credit_expires_at),
+        credit_valid_days=code.credit_valid_days,
+        max_redemptions=code.max_redemptions,
+        redemptions=code.redemptions,
+        disabled=code.disabled_at is not None,
+        disabled_at=iso(code.disabled_at),
+        created_at=instant(code.created_at),
+    )
+
+
+class PromoCodeIssued(Public):
+    id: str
+    code: str = Field(examples=["7KQM-XH3D-9RTW-C2PF-N8VB"])
+
+
+class PromoCodesCreated(Public):
+    codes: list[PromoCodeIssued]
+
+
+def promo_codes_created(codes: list[PromoCode]) -> PromoCodesCreated:
+    return PromoCodesCreated(codes=[PromoCodeIssued(id=c.id, code=c.display_code) for c in codes])
+
+
+class PricePublic(Public):
+    product: str
+    model: str | None
+    gpu: str | None
+    meter: str
+    unit_price: MoneyText = Field(description="Dollars per `per_units` units")
+    per_units: int
+
+
+def price_public(price: Price) -> PricePublic:
+    return PricePublic(
+        product=price.product,
+        model=price.model,
+        gpu=price.gpu,
+        meter=price.meter,
+        unit_price=format_amount(price.unit_price),
+        per_units=price.per_units,
+    )
+
+
+class PriceBookPublic(Public):
+    effective_from: Timestamp | None = Field(description="null: no price book yet")
+    data: list[PricePublic]
+
+
+def price_book_public(book: PriceBook | None) -> PriceBookPublic:
+    if book is None:
+        return PriceBookPublic(effective_from=None, data=[])
+    return PriceBookPublic(
+        effective_from=instant(book.effective_from),
+        data=[price_public(p) for p in book.prices],
+    )
+
+
+class TeamPricingPublic(Public):
+    team_id: str
+    effective_from: Timestamp
+    discount_percent: str = Field(pattern=r"^[0-9]{1,3}\.[0-9]{2}$", examples=["12.50"])
+    prices: list[PricePublic]
+
+
+def team_pricing_public(team_id: str, pricing: TeamPricing) -> TeamPricingPublic:
+    whole, hundredths = divmod(pricing.discount_bp, 100)
+    return TeamPricingPublic(
+        team_id=team_id,
+        effective_from=instant(pricing.effective_from),
+        discount_percent=f"{whole}.{hundredths:02d}",
+        prices=[price_public(p) for p in pricing.prices],
+    )
+
+
+class RejectedEvent(Public):
+    index: int = Field(description="Position of the event in the batch, from 0")
+    id: str | None
+    code: str = Field(examples=["unknown_model"])
+    message: str
+
+
+class UsageBatchResult(Public):
+    accepted: int
+    duplicates: int
+    rejected: list[RejectedEvent]
+
+
+def usage_batch_result(result: IngestResult) -> UsageBatchResult:
+    return UsageBatchResult(
+        accepted=result.accepted,
+        duplicates=result.duplicates,
+        rejected=[
+            RejectedEvent(index=r.index, id=r.id, code=r.code, message=r.message)
+            for r in result.rejected
+        ],
+    )
+
+
+AuthorizeReason = Literal[
+    "ok", "insufficient_credits", "rate_limited", "unknown_model", "unknown_product"
+]
+
+
+class AuthorizePublic(Public):
+    allowed: bool
+    reason: AuthorizeReason
+    tier: TierLimitsPublic
+    available: MoneyText = Field(description="Credit usable for this product, model and GPU")
+    retry_after_seconds: int | None = Field(
+        default=None, exclude_if=_unset, description="With `rate_limited`: when to try again"
+    )
+
+
+def authorize_public(decision: Decision) -> AuthorizePublic:
+    return AuthorizePublic(
+        allowed=decision.allowed,
+        reason=decision.reason,
+        tier=tier_limits_public(decision.tier),
+        available=format_amount(decision.available),
+        retry_after_seconds=decision.retry_after_seconds,
+    )
+
+
+class UsageRowPublic(Public):
+    start: Timestamp
+    product: str
+    model: str | None
+    cost: MoneyText
+    covered_by_credits: MoneyText
+    unpaid: MoneyText
+
+
+class UsageReportPublic(Public):
+    data: list[UsageRowPublic]
+
+
+def usage_report_public(rows: Sequence[UsageRow]) -> UsageReportPublic:
+    return UsageReportPublic(
+        data=[
+            UsageRowPublic(
+                start=instant(r.start),
+                product=r.product,
+                model=r.model,
+                cost=format_amount(r.cost),
+                covered_by_credits=format_amount(r.covered_by_credits),
+                unpaid=format_amount(r.unpaid),
+            )
+            for r in rows
+        ]
+    )
+
+
+class WebhookReceived(Public):
+    received: bool
+    result: str = Field(description="What the event did, e.g. `granted` or `duplicate`")
 
 
 def member_public(member: Member) -> dict[str, Any]:
@@ -148,72 +597,6 @@ def member_public(member: Member) -> dict[str, Any]:
         "role": member.role.value,
         "joined_at": iso(member.created_at),
     }
-
-
-def grant_public(grant: Grant, now: datetime) -> dict[str, Any]:
-    return {
-        "id": grant.id,
-        "kind": grant.kind.value,
-        "source": grant.source.value,
-        "amount": money(grant.amount),
-        "remaining": money(grant.remaining),
-        "scope": grant.scope.to_dict() if grant.scope is not None else None,
-        "effective_at": iso(grant.effective_at),
-        "expires_at": iso(grant.expires_at),
-        "voided_at": iso(grant.voided_at),
-        "status": grant.status_at(now).value,
-        "created_at": iso(grant.created_at),
-    }
-
-
-def balance_public(balance: Balance) -> dict[str, Any]:
-    return {
-        "available": {
-            "total": money(balance.total),
-            "promotional": money(balance.promotional),
-            "prepaid": money(balance.prepaid),
-        },
-        "unpaid_balance": money(balance.team.unpaid),
-        "billing_mode": balance.team.billing_mode.value,
-        "tier": {
-            "level": balance.tier.level,
-            "requests_per_minute": balance.tier.requests_per_minute,
-            "max_output_tokens": balance.tier.max_output_tokens,
-            "next_level_at": money(balance.next_level_at),
-        },
-        "lifetime_paid": money(balance.team.lifetime_paid),
-    }
-
-
-def history_public(entry: HistoryEntry) -> dict[str, Any]:
-    return {
-        "id": entry.id,
-        "type": entry.type.value,
-        "occurred_at": iso(entry.occurred_at),
-        "amount": money(entry.amount),
-        "grant_id": entry.grant_id,
-        "kind": entry.kind.value if entry.kind else None,
-        "description": entry.description,
-        "balance_after": money(entry.balance_after),
-        "reference": entry.reference,
-    }
-
-
-HISTORY_COLUMNS = (
-    "id",
-    "type",
-    "occurred_at",
-    "amount",
-    "grant_id",
-    "kind",
-    "description",
-    "balance_after",
-    "reference",
-)
-
-
-def page(data: list[dict[str, Any]], next_cursor: str | None) -> dict[str, Any]:
-    return {"data": data, "next_cursor": next_cursor}
 
 
 class PurchaseCreate(Body):
@@ -229,43 +612,6 @@ class AutoRechargeUpdate(Body):
 class BillingSettingsUpdate(Body):
     billing_mode: BillingMode | None = None
     tier_level: int | None = Field(default=None, ge=0, le=5)
-
-
-def purchase_public(purchase: Purchase) -> dict[str, Any]:
-    return {
-        "id": purchase.id,
-        "amount": money(purchase.amount),
-        "status": purchase.status.value,
-        "checkout_url": purchase.checkout_url,
-        "failure_reason": purchase.failure_reason,
-        "created_at": iso(purchase.created_at),
-    }
-
-
-def auto_recharge_public(view: AutoRechargeView) -> dict[str, Any]:
-    settings = view.settings
-    method = view.payment_method
-    return {
-        "enabled": bool(settings and settings.enabled),
-        "threshold": money(settings.threshold) if settings else None,
-        "restore_to": money(settings.restore_to) if settings else None,
-        "disabled_reason": settings.disabled_reason if settings else None,
-        "payment_method_saved": bool(method and method.payment_method_ref),
-    }
-
-
-def billing_settings_public(settings: BillingSettings) -> dict[str, Any]:
-    team, tier = settings.team, settings.tier
-    return {
-        "billing_mode": team.billing_mode.value,
-        "tier_level": team.tier_level_override,
-        "tier": {
-            "level": tier.level,
-            "requests_per_minute": tier.requests_per_minute,
-            "max_output_tokens": tier.max_output_tokens,
-        },
-        "lifetime_paid": money(team.lifetime_paid),
-    }
 
 
 StrictCount = Annotated[int, Field(strict=True)]
@@ -301,19 +647,81 @@ class PromoCodeRedeem(Body):
     code: str
 
 
-def promo_code_public(code: PromoCode) -> dict[str, Any]:
-    return {
-        "id": code.id,
-        "code": code.display_code,
-        "amount": money(code.amount),
-        "scope": code.scope.to_dict() if code.scope is not None else None,
-        "valid_from": iso(code.valid_from),
-        "redeem_by": iso(code.redeem_by),
-        "credit_expires_at": iso(code.credit_expires_at),
-        "credit_valid_days": code.credit_valid_days,
-        "max_redemptions": code.max_redemptions,
-        "redemptions": code.redemptions,
-        "disabled": code.disabled_at is not None,
-        "disabled_at": iso(code.disabled_at),
-        "created_at": iso(code.created_at),
-    }
+# --- Who am I, team members, the audit log ---------------------------------------------
+
+
+class MeUserPublic(Public):
+    id: str
+    email: str
+
+
+class MeTeamPublic(Public):
+    id: str
+    name: str
+    role: Role = Field(description="The caller's role in this team")
+
+
+class MePublic(Public):
+    user: MeUserPublic
+    teams: list[MeTeamPublic] = Field(description="Every team of the caller, oldest first")
+
+
+def me_public(me: Me) -> MePublic:
+    return MePublic(
+        user=MeUserPublic(id=me.user_id, email=me.email),
+        teams=[MeTeamPublic(id=team.id, name=team.name, role=role) for team, role in me.teams],
+    )
+
+
+class MemberPublic(Public):
+    user_id: str
+    email: str
+    role: Role
+    added_at: Timestamp = Field(description="When the user was added to the team")
+
+
+class MemberPage(Public):
+    data: list[MemberPublic] = Field(description="In the order members were added")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
+
+
+def listed_member_public(member: Member) -> MemberPublic:
+    return MemberPublic(
+        user_id=member.user_id,
+        email=member.email,
+        role=member.role,
+        added_at=instant(member.created_at),
+    )
+
+
+class AuditEventPublic(Public):
+    id: str = Field(examples=["audit_0193a4c2e8f04b6d2c9a7e1f05"])
+    at: Timestamp
+    actor: str = Field(
+        description="The operator token's id, or `system:<name>` for the command line"
+    )
+    actor_name: str | None = Field(description="The operator token's name")
+    action: str = Field(examples=["balance.read", "grant.create"])
+    team_id: str | None = Field(description="null: an action on no one team")
+    detail: dict[str, Any] = Field(description="What the action was done with: ids, amounts")
+    client: str | None = Field(
+        description="The client address over HTTP, `cli` from the command line"
+    )
+
+
+class AuditEventPage(Public):
+    data: list[AuditEventPublic] = Field(description="Newest first")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
+
+
+def audit_event_public(event: AuditEvent) -> AuditEventPublic:
+    return AuditEventPublic(
+        id=event.id,
+        at=instant(event.at),
+        actor=event.actor,
+        actor_name=event.actor_name,
+        action=event.action,
+        team_id=event.team_id,
+        detail=dict(event.detail),
+        client=event.client,
+    )

@@ -6,14 +6,19 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from creditledger.entrypoints.api.deps import Caller, Ctx
+from creditledger.entrypoints.api.deps import Caller, ClientAddress, Ctx, Cursor, Limit
 from creditledger.entrypoints.api.schemas import (
     LoginCreate,
     MemberCreate,
+    MemberPage,
     MemberUpdate,
+    MePublic,
     SignupCreate,
     TeamCreate,
+    TeamPublic,
     iso,
+    listed_member_public,
+    me_public,
     member_public,
     team_public,
 )
@@ -23,9 +28,10 @@ router = APIRouter(prefix="/v1", tags=["accounts"])
 
 
 @router.post("/signup", status_code=201)
-def sign_up(body: SignupCreate, ctx: Ctx) -> dict[str, Any]:
-    """Create a user, their first team (the user is its admin) and the sign-up credit."""
-    done = accounts.sign_up(ctx, body.email, body.password, body.team_name)
+def sign_up(body: SignupCreate, ctx: Ctx, client: ClientAddress) -> dict[str, Any]:
+    """Create a user, their first team (the user is its admin) and the sign-up credit.
+    Sign-ups are throttled per client address (`too_many_attempts`, 429, `Retry-After`)."""
+    done = accounts.sign_up(ctx, body.email, body.password, body.team_name, client)
     return {
         "user": {"id": done.user_id, "email": done.email},
         "team": {
@@ -38,9 +44,10 @@ def sign_up(body: SignupCreate, ctx: Ctx) -> dict[str, Any]:
 
 
 @router.post("/login")
-def log_in(body: LoginCreate, ctx: Ctx) -> dict[str, Any]:
-    """A new personal API token."""
-    return {"token": accounts.log_in(ctx, body.email, body.password)}
+def log_in(body: LoginCreate, ctx: Ctx, client: ClientAddress) -> dict[str, Any]:
+    """A new personal API token. Failed logins are throttled per account and per client
+    address (`too_many_attempts`, 429, `Retry-After`)."""
+    return {"token": accounts.log_in(ctx, body.email, body.password, client)}
 
 
 @router.post("/teams", status_code=201)
@@ -49,10 +56,27 @@ def create_team(body: TeamCreate, ctx: Ctx, caller: Caller) -> dict[str, Any]:
     return {"id": team.id, "name": team.name}
 
 
+@router.get("/me")
+def get_me(ctx: Ctx, caller: Caller) -> MePublic:
+    """The caller (a personal token) and every team they belong to, with their role."""
+    return me_public(accounts.get_me(ctx, caller))
+
+
 @router.get("/teams/{team_id}")
-def get_team(team_id: str, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+def get_team(team_id: str, ctx: Ctx, caller: Caller) -> TeamPublic:
     team, role = accounts.get_team(ctx, caller, team_id)
     return team_public(team, role)
+
+
+@router.get("/teams/{team_id}/members")
+def list_members(
+    team_id: str, ctx: Ctx, caller: Caller, limit: Limit = 50, cursor: Cursor = None
+) -> MemberPage:
+    """The team's members (team admins), in the order they were added."""
+    result = accounts.list_members(ctx, caller, team_id, limit, cursor)
+    return MemberPage(
+        data=[listed_member_public(m) for m in result.members], next_cursor=result.next_cursor
+    )
 
 
 @router.post("/teams/{team_id}/members", status_code=201)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
@@ -16,11 +16,13 @@ from creditledger.domain.ledger import EntryType
 from creditledger.entrypoints.api.deps import Caller, Ctx, Cursor, Limit
 from creditledger.entrypoints.api.schemas import (
     HISTORY_COLUMNS,
+    BalancePublic,
+    GrantPage,
+    HistoryPage,
     Instant,
     balance_public,
     grant_public,
     history_public,
-    page,
 )
 from creditledger.services import billing, history
 
@@ -30,7 +32,7 @@ CreditStatus = Literal["active", "depleted", "expired", "voided", "scheduled", "
 
 
 @router.get("/balance")
-def get_balance(team_id: str, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+def get_balance(team_id: str, ctx: Ctx, caller: Caller) -> BalancePublic:
     return balance_public(billing.get_balance(ctx, caller, team_id))
 
 
@@ -42,12 +44,14 @@ def list_credits(
     status: Annotated[CreditStatus | None, Query()] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> dict[str, Any]:
+) -> GrantPage:
     """The team's grants in consumption order (SPEC §4); `status=all` (default) lists every one."""
     wanted = None if status in (None, "all") else GrantStatus(status)
     result = billing.list_credits(ctx, caller, team_id, wanted, limit, cursor)
     now = ctx.clock.now()
-    return page([grant_public(g, now) for g in result.grants], result.next_after)
+    return GrantPage(
+        data=[grant_public(g, now) for g in result.grants], next_cursor=result.next_after
+    )
 
 
 def _history_filter(
@@ -70,13 +74,24 @@ def credit_history(
     flt: Filter,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> dict[str, Any]:
+) -> HistoryPage:
     """Every change to the team's credit, newest first, with the balance after it."""
     result = history.credit_history(ctx, caller, team_id, flt, limit, cursor)
-    return page([history_public(e) for e in result.entries], result.next_cursor)
+    return HistoryPage(
+        data=[history_public(e) for e in result.entries], next_cursor=result.next_cursor
+    )
 
 
-@router.get("/credit-history.csv", response_class=StreamingResponse)
+@router.get(
+    "/credit-history.csv",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "One row per entry, the columns of the JSON list",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        }
+    },
+)
 def credit_history_csv(
     team_id: str,
     ctx: Ctx,
@@ -91,7 +106,7 @@ def credit_history_csv(
         writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
         writer.writeheader()
         for n, entry in enumerate(entries, 1):
-            writer.writerow(history_public(entry))
+            writer.writerow(history_public(entry).model_dump())
             if n % 500 == 0:
                 yield buffer.getvalue()
                 buffer.seek(0)

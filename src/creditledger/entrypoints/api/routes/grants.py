@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
 from fastapi import APIRouter, Response
 
 from creditledger.domain.grants import Grant, GrantKind, GrantSource, Scope
 from creditledger.domain.money import parse_amount
 from creditledger.entrypoints.api.deps import Caller, Ctx, IdempotencyKey
-from creditledger.entrypoints.api.schemas import GrantCreate, grant_public
+from creditledger.entrypoints.api.openapi import answer, errors, idempotency_key
+from creditledger.entrypoints.api.schemas import GrantCreate, GrantPublic, grant_public
 from creditledger.services.grants import NewGrant, grant_operator_credit, void_grant
 from creditledger.services.idempotency import check_key, request_fingerprint, run_idempotent
 from creditledger.services.ports import UnitOfWork
@@ -18,7 +16,13 @@ from creditledger.services.ports import UnitOfWork
 router = APIRouter(prefix="/v1/teams/{team_id}/grants", tags=["operators"])
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    response_model=None,
+    responses=answer(GrantPublic, 201),
+    openapi_extra=idempotency_key(required=True),
+)
 def create_grant(
     team_id: str,
     body: GrantCreate,
@@ -45,13 +49,13 @@ def create_grant(
         return grant_operator_credit(uow, ctx, caller, team_id, new)
 
     def render(grant: Grant) -> tuple[int, str]:
-        return 201, orjson.dumps(grant_public(grant, ctx.clock.now())).decode()
+        return 201, grant_public(grant, ctx.clock.now()).model_dump_json()
 
     status, content = run_idempotent(ctx, caller.caller_id, key, fingerprint, effect, render)
     return Response(content=content, status_code=status, media_type="application/json")
 
 
-@router.post("/{grant_id}/void")
-def void(team_id: str, grant_id: str, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+@router.post("/{grant_id}/void", responses=errors(409))
+def void(team_id: str, grant_id: str, ctx: Ctx, caller: Caller) -> GrantPublic:
     """Void a grant: its remaining credit is written off."""
     return grant_public(void_grant(ctx, caller, team_id, grant_id), ctx.clock.now())

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
-from creditledger.domain.pricing import Price, PriceBook
 from creditledger.entrypoints.api.deps import Caller, Ctx
-from creditledger.entrypoints.api.schemas import PriceBody, TeamPricingBody, iso, money
+from creditledger.entrypoints.api.schemas import (
+    PriceBody,
+    PriceBookPublic,
+    TeamPricingBody,
+    TeamPricingPublic,
+    price_book_public,
+    team_pricing_public,
+)
 from creditledger.services.prices import (
     PriceInput,
     current_price_book,
@@ -25,42 +31,33 @@ def _inputs(items: list[PriceBody]) -> list[PriceInput]:
     ]
 
 
-def _price_public(p: Price) -> dict[str, Any]:
-    return {
-        "product": p.product,
-        "model": p.model,
-        "gpu": p.gpu,
-        "meter": p.meter,
-        "unit_price": money(p.unit_price),
-        "per_units": p.per_units,
-    }
-
-
-def _book_public(book: PriceBook | None) -> dict[str, Any]:
-    if book is None:
-        return {"effective_from": None, "data": []}
-    return {
-        "effective_from": iso(book.effective_from),
-        "data": [_price_public(p) for p in book.prices],
-    }
-
-
 @router.put("/v1/prices")
-def put_prices(body: list[PriceBody], ctx: Ctx, caller: Caller) -> dict[str, Any]:
-    """Replace the price book from now on (usage before now keeps its old prices)."""
-    return _book_public(set_price_book(ctx, caller, _inputs(body)))
+def put_prices(
+    body: list[PriceBody],
+    ctx: Ctx,
+    caller: Caller,
+    allow_removals: Annotated[
+        bool,
+        Query(description="Also drop prices still in use (recent usage or custom prices)"),
+    ] = False,
+) -> PriceBookPublic:
+    """Replace the price book from now on (usage before now keeps its old prices).
+
+    An empty book is refused (`empty_price_book`, 422); so is one that leaves out prices
+    still in use (`prices_in_use`, 409) unless `allow_removals=true`."""
+    return price_book_public(set_price_book(ctx, caller, _inputs(body), allow_removals))
 
 
 @router.get("/v1/prices")
-def get_prices(ctx: Ctx, caller: Caller) -> dict[str, Any]:
+def get_prices(ctx: Ctx, caller: Caller) -> PriceBookPublic:
     """The price book in force."""
-    return _book_public(current_price_book(ctx, caller))
+    return price_book_public(current_price_book(ctx, caller))
 
 
 @router.put("/v1/teams/{team_id}/pricing")
 def put_team_pricing(
     team_id: str, body: TeamPricingBody, ctx: Ctx, caller: Caller
-) -> dict[str, Any]:
+) -> TeamPricingPublic:
     """Custom prices and/or a percentage discount for one team, from `effective_from`."""
     pricing = set_team_pricing(
         ctx,
@@ -70,9 +67,4 @@ def put_team_pricing(
         body.discount_percent,
         body.effective_from,
     )
-    return {
-        "team_id": team_id,
-        "effective_from": iso(pricing.effective_from),
-        "discount_percent": f"{pricing.discount_bp // 100}.{pricing.discount_bp % 100:02d}",
-        "prices": [_price_public(p) for p in pricing.prices],
-    }
+    return team_pricing_public(team_id, pricing)

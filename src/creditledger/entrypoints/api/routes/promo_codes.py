@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
 from fastapi import APIRouter, Response
 
 from creditledger.domain.grants import Scope
 from creditledger.domain.money import parse_amount
 from creditledger.domain.promo_codes import PromoCode, PromoTerms
 from creditledger.entrypoints.api.deps import Caller, Ctx, IdempotencyKey
+from creditledger.entrypoints.api.openapi import answer, errors, idempotency_key
 from creditledger.entrypoints.api.schemas import (
+    GrantPublic,
     PromoCodeCreate,
+    PromoCodePublic,
     PromoCodeRedeem,
+    PromoCodesCreated,
     PromoCodeUpdate,
     grant_public,
     promo_code_public,
+    promo_codes_created,
 )
 from creditledger.services.idempotency import check_key, request_fingerprint, run_idempotent
 from creditledger.services.ports import UnitOfWork
@@ -32,7 +34,14 @@ from creditledger.services.promo_codes import (
 router = APIRouter(prefix="/v1")
 
 
-@router.post("/promo-codes", status_code=201, tags=["operators"])
+@router.post(
+    "/promo-codes",
+    status_code=201,
+    tags=["operators"],
+    response_model=None,
+    responses=answer(PromoCodesCreated, 201),
+    openapi_extra=idempotency_key(required=False),
+)
 def create(
     body: PromoCodeCreate,
     ctx: Ctx,
@@ -57,8 +66,7 @@ def create(
     )
 
     def render(codes: list[PromoCode]) -> tuple[int, str]:
-        listed = [{"id": c.id, "code": c.display_code} for c in codes]
-        return 201, orjson.dumps({"codes": listed}).decode()
+        return 201, promo_codes_created(codes).model_dump_json()
 
     if idempotency_key is None:
         status, content = render(create_promo_codes(ctx, caller, new))
@@ -76,19 +84,24 @@ def create(
 
 
 @router.get("/promo-codes/{promo_id}", tags=["operators"])
-def show(promo_id: str, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+def show(promo_id: str, ctx: Ctx, caller: Caller) -> PromoCodePublic:
     """The code, its terms and how many times it was redeemed."""
     return promo_code_public(get_promo_code(ctx, caller, promo_id))
 
 
 @router.patch("/promo-codes/{promo_id}", tags=["operators"])
-def update(promo_id: str, body: PromoCodeUpdate, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+def update(promo_id: str, body: PromoCodeUpdate, ctx: Ctx, caller: Caller) -> PromoCodePublic:
     """Disable a code (`{"disabled": true}`): redemptions stop at once. `false` enables it."""
     return promo_code_public(set_promo_code_disabled(ctx, caller, promo_id, body.disabled))
 
 
-@router.post("/teams/{team_id}/promo-codes/redeem", status_code=201, tags=["billing"])
-def redeem(team_id: str, body: PromoCodeRedeem, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+@router.post(
+    "/teams/{team_id}/promo-codes/redeem",
+    status_code=201,
+    tags=["billing"],
+    responses=errors(409, 429),
+)
+def redeem(team_id: str, body: PromoCodeRedeem, ctx: Ctx, caller: Caller) -> GrantPublic:
     """Redeem a promo code for the team (team admins): 201 with the promotional grant, or
     `promo_code_invalid`, `promo_code_expired`, `promo_code_already_redeemed`,
     `promo_code_limit_reached`, `too_many_attempts` (429, `Retry-After`)."""

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
 from fastapi import APIRouter, Response
 
 from creditledger.domain.money import parse_amount
 from creditledger.domain.purchases import Purchase
 from creditledger.entrypoints.api.deps import Caller, Ctx, IdempotencyKey
+from creditledger.entrypoints.api.openapi import answer, errors, idempotency_key
 from creditledger.entrypoints.api.schemas import (
+    AutoRechargePublic,
     AutoRechargeUpdate,
+    BillingSettingsPublic,
     BillingSettingsUpdate,
     PurchaseCreate,
+    PurchasePublic,
     auto_recharge_public,
     billing_settings_public,
     purchase_public,
@@ -25,7 +26,13 @@ from creditledger.services.idempotency import check_key, request_fingerprint
 router = APIRouter(prefix="/v1/teams/{team_id}", tags=["billing"])
 
 
-@router.post("/purchases", status_code=201)
+@router.post(
+    "/purchases",
+    status_code=201,
+    response_model=None,
+    responses=answer(PurchasePublic, 201),
+    openapi_extra=idempotency_key(required=True),
+)
 def create_purchase(
     team_id: str,
     body: PurchaseCreate,
@@ -49,7 +56,7 @@ def create_purchase(
     )
 
     def render(purchase: Purchase) -> tuple[int, str]:
-        return 201, orjson.dumps(purchase_public(purchase)).decode()
+        return 201, purchase_public(purchase).model_dump_json()
 
     status, content = purchases.start_purchase(
         ctx, caller, team_id, amount, key, fingerprint, render
@@ -58,20 +65,20 @@ def create_purchase(
 
 
 @router.get("/purchases/{purchase_id}")
-def get_purchase(team_id: str, purchase_id: str, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+def get_purchase(team_id: str, purchase_id: str, ctx: Ctx, caller: Caller) -> PurchasePublic:
     """The purchase; while unsettled, the provider is asked for its status."""
     return purchase_public(purchases.get_purchase(ctx, caller, team_id, purchase_id))
 
 
 @router.get("/auto-recharge")
-def get_auto_recharge(team_id: str, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+def get_auto_recharge(team_id: str, ctx: Ctx, caller: Caller) -> AutoRechargePublic:
     return auto_recharge_public(recharge.get_auto_recharge(ctx, caller, team_id))
 
 
-@router.put("/auto-recharge")
+@router.put("/auto-recharge", responses=errors(409))
 def put_auto_recharge(
     team_id: str, body: AutoRechargeUpdate, ctx: Ctx, caller: Caller
-) -> dict[str, Any]:
+) -> AutoRechargePublic:
     """Top the balance up to `restore_to` when it falls below `threshold`.
 
     `restore_to` ≥ `threshold` + 10.00; turning it on needs a card saved by a purchase.
@@ -102,7 +109,7 @@ def put_auto_recharge(
 @router.put("/billing-settings", tags=["operators"])
 def put_billing_settings(
     team_id: str, body: BillingSettingsUpdate, ctx: Ctx, caller: Caller
-) -> dict[str, Any]:
+) -> BillingSettingsPublic:
     """Operators: set `billing_mode` and/or `tier_level` (null clears the override)."""
     settings = set_billing_settings(
         ctx,

@@ -1,4 +1,8 @@
-"""The sandbox provider's own checkout page (with ``CREDITLEDGER_PAYMENT_PROVIDER=sandbox``)."""
+"""The sandbox provider's own checkout page (with ``CREDITLEDGER_PAYMENT_PROVIDER=sandbox``).
+
+A session is paid or declined once; a settled (or expired) one says so and charges
+nothing, whatever is posted to it.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from creditledger.domain.errors import InvalidRequest
 from creditledger.domain.money import format_amount
-from creditledger.domain.payments import CheckoutPage
+from creditledger.domain.payments import CheckoutPage, CheckoutState
 from creditledger.entrypoints.api.deps import Ctx
 from creditledger.services.purchases import sandbox_checkout
 
@@ -45,15 +49,28 @@ async def pay(session_id: str, request: Request, ctx: Ctx) -> HTMLResponse:
     return _page(page, error, status=422 if error else 200)
 
 
+SETTLED = {
+    CheckoutState.PAID: ("Payment received", "Paid ${amount}. You can close this page."),
+    CheckoutState.DECLINED: (
+        "Payment declined",
+        "The card was declined: this checkout of ${amount} is settled and nothing was "
+        "charged. Start a new purchase to try another card.",
+    ),
+    CheckoutState.EXPIRED: (
+        "Checkout expired",
+        "This checkout of ${amount} expired before it was paid: it is settled and nothing "
+        "was charged. Start a new purchase to buy credits.",
+    ),
+}
+
+
 def _page(page: CheckoutPage, error: str | None = None, status: int = 200) -> HTMLResponse:
     amount = escape(format_amount(page.amount))
-    if page.paid:
-        return _html("Payment received", f"<p>Paid ${amount}. You can close this page.</p>")
-    notice = ""
-    if error:
-        notice = f'<p class="error">{escape(error)}</p>'
-    elif page.declined:
-        notice = '<p class="error">Your card was declined. Try another card.</p>'
+    settled = SETTLED.get(page.state)
+    if settled is not None:
+        title, text = settled
+        return _html(title, f'<p class="settled">{text.replace("{amount}", amount)}</p>')
+    notice = f'<p class="error">{escape(error)}</p>' if error else ""
     form = f"""
 <p>Prepaid credits: <strong>${amount}</strong></p>
 {notice}

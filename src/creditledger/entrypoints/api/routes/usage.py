@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AwareDatetime
@@ -12,10 +11,19 @@ from pydantic import AwareDatetime
 from creditledger.domain.errors import InvalidRequest, UnknownField
 from creditledger.domain.grants import UsageScope
 from creditledger.entrypoints.api.deps import Caller, Ctx
-from creditledger.entrypoints.api.schemas import AuthorizeCreate, iso, money
+from creditledger.entrypoints.api.json_body import SCOPE_KEY
+from creditledger.entrypoints.api.schemas import (
+    AuthorizeCreate,
+    AuthorizePublic,
+    UsageBatchResult,
+    UsageReportPublic,
+    authorize_public,
+    usage_batch_result,
+    usage_report_public,
+)
 from creditledger.services.authorize import Authorizer
 from creditledger.services.recharge import recharge_after_usage
-from creditledger.services.usage import IngestResult, ingest_usage
+from creditledger.services.usage import ingest_usage
 from creditledger.services.usage_report import usage_report
 
 router = APIRouter(tags=["platform"])
@@ -49,11 +57,8 @@ USAGE_EVENTS_SCHEMA: dict[str, Any] = {
 }
 
 
-def _parse_batch(raw: bytes) -> object:
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise InvalidRequest('The body must be a JSON object: {"events": [...]}.') from None
+def _parse_batch(body: object) -> object:
+    """The events of a body that ``BodyGuard`` has already decoded."""
     if not isinstance(body, dict) or "events" not in body:
         raise InvalidRequest('The body must be a JSON object: {"events": [...]}.', param="events")
     extra = body.keys() - {"events"}
@@ -61,17 +66,6 @@ def _parse_batch(raw: bytes) -> object:
         name = sorted(extra)[0]
         raise UnknownField(f"`{name}` is not a field of this request.", param=name)
     return body["events"]
-
-
-def _render(result: IngestResult) -> dict[str, Any]:
-    return {
-        "accepted": result.accepted,
-        "duplicates": result.duplicates,
-        "rejected": [
-            {"index": r.index, "id": r.id, "code": r.code, "message": r.message}
-            for r in result.rejected
-        ],
-    }
 
 
 @router.post(
@@ -85,36 +79,24 @@ def _render(result: IngestResult) -> dict[str, Any]:
 )
 async def post_usage_events(
     request: Request, ctx: Ctx, caller: Caller, background: BackgroundTasks
-) -> dict[str, Any]:
+) -> UsageBatchResult:
     """Report a batch of usage (≤ 5,000 events, ≤ 5 MB). Each event is taken or rejected
     on its own; an id seen before with the same payload is counted as a duplicate."""
-    events = _parse_batch(await request.body())
+    events = _parse_batch(request.scope.get(SCOPE_KEY))
     result = await run_in_threadpool(ingest_usage, ctx, caller, events)
     # After the answer: top up teams that this usage took below their threshold.
     background.add_task(recharge_after_usage, ctx, result.charged_teams)
-    return _render(result)
+    return usage_batch_result(result)
 
 
 @router.post("/v1/authorize")
-def authorize(body: AuthorizeCreate, request: Request, caller: Caller) -> dict[str, Any]:
+def authorize(body: AuthorizeCreate, request: Request, caller: Caller) -> AuthorizePublic:
     """May this team make another request now, and at which tier?"""
     authorizer: Authorizer = request.app.state.authorizer
     decision = authorizer.authorize(
         caller, body.team_id, UsageScope(body.product, body.model, body.gpu)
     )
-    answer: dict[str, Any] = {
-        "allowed": decision.allowed,
-        "reason": decision.reason,
-        "tier": {
-            "level": decision.tier.level,
-            "requests_per_minute": decision.tier.requests_per_minute,
-            "max_output_tokens": decision.tier.max_output_tokens,
-        },
-        "available": money(decision.available),
-    }
-    if decision.retry_after_seconds is not None:
-        answer["retry_after_seconds"] = decision.retry_after_seconds
-    return answer
+    return authorize_public(decision)
 
 
 @router.get("/v1/teams/{team_id}/usage", tags=["billing"])
@@ -126,19 +108,7 @@ def get_usage(
     until: Annotated[AwareDatetime | None, Query()] = None,
     granularity: Annotated[Literal["hour", "day"], Query()] = "day",
     group_by: Annotated[Literal["product", "model"], Query()] = "model",
-) -> dict[str, Any]:
+) -> UsageReportPublic:
     """Cost per period, split into what credits covered and what is unpaid."""
     rows = usage_report(ctx, caller, team_id, since, until, granularity, group_by)
-    return {
-        "data": [
-            {
-                "start": iso(r.start),
-                "product": r.product,
-                "model": r.model,
-                "cost": money(r.cost),
-                "covered_by_credits": money(r.covered_by_credits),
-                "unpaid": money(r.unpaid),
-            }
-            for r in rows
-        ]
-    }
+    return usage_report_public(rows)

@@ -1,0 +1,95 @@
+"""The operator audit log (SPEC §1): every operator action and every operator read of
+a team's billing, as facts that are never changed or removed.
+
+An event says who (the operator token's id and name, or ``system:<name>`` for the
+command line), what (an :class:`AuditAction`), which team (None for actions on no
+team, such as the price book), when, from where (the client address over HTTP,
+``cli`` from the command line, None when unknown) and a small JSON ``detail``
+(ids, amounts as decimal strings, filters; never a secret such as a promo code's
+text or a token).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from creditledger.domain.errors import InvalidCursor
+
+JsonValue = str | int | bool | None | list[str]
+"""What a ``detail`` value may be: small and flat."""
+
+
+class AuditAction(enum.StrEnum):
+    # What operators do.
+    GRANT_CREATE = "grant.create"
+    GRANT_VOID = "grant.void"
+    PROMO_CODES_CREATE = "promo_codes.create"
+    PROMO_CODE_DISABLE = "promo_code.disable"
+    PROMO_CODE_ENABLE = "promo_code.enable"
+    BILLING_SETTINGS_SET = "billing_settings.set"
+    TEAM_PRICING_SET = "team_pricing.set"
+    PRICE_BOOK_SET = "price_book.set"
+    TOKEN_CREATE = "token.create"  # noqa: S105 - an action name
+    # What operators read of a team's billing.
+    BALANCE_READ = "balance.read"
+    CREDITS_READ = "credits.read"
+    CREDIT_HISTORY_READ = "credit_history.read"
+    CREDIT_HISTORY_EXPORT = "credit_history.export"
+    PURCHASE_READ = "purchase.read"
+    USAGE_READ = "usage.read"
+    AUTO_RECHARGE_READ = "auto_recharge.read"
+    # Reading this log is itself recorded.
+    AUDIT_EVENTS_READ = "audit_events.read"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    id: str
+    at: datetime
+    actor: str
+    """The operator token's id, or ``system:<name>`` for the command line."""
+    actor_name: str | None
+    """The token's name when the event was written (None when the caller had none)."""
+    action: str
+    """An :class:`AuditAction` value (kept as text: the log outlives any one version)."""
+    team_id: str | None
+    client: str | None
+    detail: Mapping[str, JsonValue] = field(default_factory=dict)
+    seq: int = 0
+    """The log's order (newest is highest); 0 until stored. What the cursor remembers."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    team_id: str | None = None
+    actor: str | None = None
+    since: datetime | None = None
+
+
+_CURSOR_PREFIX = b"a1:"
+_MAX_SEQ = 2**63 - 1
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(_CURSOR_PREFIX + str(seq).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The ``seq`` a cursor of this log stands for; anything else is ``InvalidCursor``
+    (a credit-history cursor included)."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (binascii.Error, ValueError):
+        raw = b""
+    digits = raw[len(_CURSOR_PREFIX) :]
+    if not raw.startswith(_CURSOR_PREFIX) or not digits.isdigit() or len(digits) > 19:
+        raise InvalidCursor("`cursor` is not one this API gave out.", param="cursor")
+    seq = int(digits)
+    if seq > _MAX_SEQ:
+        raise InvalidCursor("`cursor` is not one this API gave out.", param="cursor")
+    return seq
