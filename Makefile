@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export CREDITLEDGER_DATABASE_URL ?= sqlite:///./creditledger.db
 PORT ?= 8000
 
-.PHONY: install run test check format lint typecheck contracts bench clean
+.PHONY: install run test check format lint typecheck contracts fuzz-api bench clean
 
 $(BIN)/creditledger: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,6 @@ $(BIN)/creditledger: pyproject.toml requirements.lock
 
 install: $(BIN)/creditledger  ## virtualenv with the locked dependencies
 
-run: export CREDITLEDGER_PUBLIC_URL ?= http://127.0.0.1:$(PORT)
 run: install  ## migrate, load the demo team and serve on http://127.0.0.1:$(PORT) until Ctrl-C
 	$(BIN)/creditledger migrate
 	$(BIN)/creditledger demo
@@ -38,6 +37,10 @@ contracts: install
 	$(BIN)/lint-imports
 
 check: lint typecheck contracts test  ## everything CI runs
+
+FUZZ_EXAMPLES ?= 8
+fuzz-api: install  ## schemathesis against a live server from /openapi.json (FUZZ_EXAMPLES per operation)
+	$(BIN)/python -m tests.fuzz.api_fuzz --max-examples $(FUZZ_EXAMPLES)
 
 bench: install  ## every benchmark; results land in bench/results/
 	@for script in bench/ingest.py bench/authorize.py bench/history.py; do echo "== $$script"; $(BIN)/python $$script $(BENCH_ARGS) || exit 1; done

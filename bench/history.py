@@ -362,6 +362,7 @@ def main() -> None:
     with c.scratch_database("postgres") as url:
         ctx = c.context(url)
         (deep, wide), operator, _ = c.seed(ctx, 2)
+        codec = ctx.cursors()  # the server seals cursors with the same database secret
         ctx.uow.dispose()
         took = fill(url, deep, rows, "txn_fill_a_")
         print(f"  filled {rows:,} entries in {took:.0f} s ({rows / took:,.0f} rows/s)", flush=True)
@@ -388,7 +389,7 @@ def main() -> None:
             print(f"over HTTP, 1 worker, 1 connection at {args.rate:.0f} requests/s", flush=True)
             for name, cursor in (
                 ("page 1", None),
-                (f"page {deep_page:,}", encode_cursor(before[f"page {deep_page:,}"])),
+                (f"page {deep_page:,}", encode_cursor(codec, deep, before[f"page {deep_page:,}"])),
             ):
                 bench.latency(
                     f"http_{name}",

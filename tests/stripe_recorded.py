@@ -41,6 +41,7 @@ class RecordedHTTPClient(stripe.HTTPClient):
         self.sent.append(
             {
                 "method": method,
+                "base": f"{parts.scheme}://{parts.netloc}",
                 "path": parts.path,
                 "query": parse_qs(parts.query),
                 "headers": dict(headers or {}),

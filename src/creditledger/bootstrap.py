@@ -22,8 +22,8 @@ from creditledger.domain.errors import InvalidRequest
 from creditledger.services.context import Context
 from creditledger.services.ports import PaymentProvider
 
-
-SANDBOX_SECRET_NAME = "sandbox_webhook_secret"
+SANDBOX_SECRET_NAME = "sandbox_webhook_secret"  # noqa: S105 - the name of a stored secret
+CURSOR_SECRET_NAME = "cursor_secret"  # noqa: S105 - the name of a stored secret
 
 
 def build_payment_provider(settings: Settings, clock: Clock, engine: sa.Engine) -> PaymentProvider:
@@ -79,6 +79,7 @@ def build_context(
         schema=SqlSchemaStatus(engine),
         rate_limiter=LimitsRateLimiter(settings.redis_url),
         payments=payments or build_payment_provider(settings, clock, engine),
+        cursor_secret=StoredSecret(engine, CURSOR_SECRET_NAME, random_secret),
     )
 
 

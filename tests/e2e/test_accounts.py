@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi.testclient import TestClient
 
+from creditledger.adapters.clock import FixedClock
 from creditledger.services.context import Context
-from tests.helpers import PASSWORD, Account, bearer, error_code, operator_token, sign_up
+from tests.helpers import (
+    PASSWORD,
+    Account,
+    bearer,
+    error_code,
+    operator_token,
+    service_token,
+    sign_up,
+)
 
 
 def add_member(client: TestClient, admin: Account, who: Account, role: str = "member") -> str:
@@ -176,3 +187,135 @@ def test_an_operator_reads_a_team_without_a_role_in_it(client: TestClient, ctx: 
     ada = sign_up(client)
     response = client.get(f"/v1/teams/{ada.team_id}", headers=bearer(operator_token(ctx)))
     assert response.json() == {"id": ada.team_id, "name": "ada's team", "role": None}
+
+
+# --- who am I, and who is in my team --------------------------------------------------------
+
+
+def test_me_shows_the_user_and_every_team_with_their_role_oldest_first(
+    client: TestClient, clock: FixedClock
+) -> None:
+    ada, bob = sign_up(client, "ada"), sign_up(client, "bob")
+    clock.advance(timedelta(minutes=1))
+    second = client.post("/v1/teams", json={"name": "Second"}, headers=ada.auth).json()
+    clock.advance(timedelta(minutes=1))
+    add_member(client, bob, ada)
+    me = client.get("/v1/me", headers=ada.auth)
+    assert me.status_code == 200
+    assert me.json() == {
+        "user": {"id": ada.user_id, "email": ada.email},
+        "teams": [
+            {"id": ada.team_id, "name": "ada's team", "role": "admin"},
+            {"id": second["id"], "name": "Second", "role": "admin"},
+            {"id": bob.team_id, "name": "bob's team", "role": "member"},
+        ],
+    }
+
+
+def test_me_follows_a_removal_on_the_very_next_request(client: TestClient) -> None:
+    ada, bob = sign_up(client, "ada"), sign_up(client, "bob")
+    add_member(client, ada, bob)
+    assert len(client.get("/v1/me", headers=bob.auth).json()["teams"]) == 2
+    client.delete(f"/v1/teams/{ada.team_id}/members/{bob.user_id}", headers=ada.auth)
+    teams = client.get("/v1/me", headers=bob.auth).json()["teams"]
+    assert teams == [{"id": bob.team_id, "name": "bob's team", "role": "admin"}]
+
+
+def test_me_is_for_users_only(client: TestClient, ctx: Context) -> None:
+    assert client.get("/v1/me").status_code == 401
+    for token in (operator_token(ctx), service_token(ctx)):
+        response = client.get("/v1/me", headers=bearer(token))
+        assert (response.status_code, error_code(response)) == (403, "forbidden")
+
+
+def test_an_admin_lists_the_team_members_in_the_order_they_were_added(
+    client: TestClient, clock: FixedClock
+) -> None:
+    ada, bob, cy = sign_up(client, "ada"), sign_up(client, "bob"), sign_up(client, "cy")
+    clock.advance(timedelta(hours=1))
+    add_member(client, ada, bob, role="admin")
+    clock.advance(timedelta(hours=1))
+    add_member(client, ada, cy)
+    response = client.get(f"/v1/teams/{ada.team_id}/members", headers=ada.auth)
+    assert response.status_code == 200
+    assert response.json() == {
+        "data": [
+            {
+                "user_id": ada.user_id,
+                "email": ada.email,
+                "role": "admin",
+                "added_at": "2026-11-24T12:00:00Z",
+            },
+            {
+                "user_id": bob.user_id,
+                "email": bob.email,
+                "role": "admin",
+                "added_at": "2026-11-24T13:00:00Z",
+            },
+            {
+                "user_id": cy.user_id,
+                "email": cy.email,
+                "role": "member",
+                "added_at": "2026-11-24T14:00:00Z",
+            },
+        ],
+        "next_cursor": None,
+    }
+
+
+def test_members_are_listed_in_pages_that_neither_skip_nor_repeat(client: TestClient) -> None:
+    ada = sign_up(client, "ada")
+    # All added in the same instant: the user id breaks the tie.
+    added = {add_member(client, ada, sign_up(client, f"m{n}")) for n in range(5)}
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, str | int] = {"limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        page = client.get(f"/v1/teams/{ada.team_id}/members", params=params, headers=ada.auth)
+        assert page.status_code == 200, page.text
+        assert len(page.json()["data"]) <= 2
+        seen += [m["user_id"] for m in page.json()["data"]]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 6
+    assert set(seen) == added | {ada.user_id}
+
+
+def test_only_cursors_this_team_list_gave_out_are_taken(client: TestClient) -> None:
+    ada, bob = sign_up(client, "ada"), sign_up(client, "bob")
+    for n in range(2):
+        add_member(client, ada, sign_up(client, f"m{n}"))
+        add_member(client, bob, sign_up(client, f"n{n}"))
+    add_member(client, ada, bob, role="admin")
+
+    def first_cursor(team_id: str) -> str:
+        page = client.get(
+            f"/v1/teams/{team_id}/members", params={"limit": 1}, headers=bob.auth
+        ).json()
+        cursor: str = page["next_cursor"]
+        return cursor
+
+    ours, theirs = first_cursor(ada.team_id), first_cursor(bob.team_id)
+    tampered = ours[:-2] + ("AA" if ours[-2:] != "AA" else "BB")
+    for forged in ("forged", tampered, theirs):
+        response = client.get(
+            f"/v1/teams/{ada.team_id}/members", params={"cursor": forged}, headers=bob.auth
+        )
+        assert (response.status_code, error_code(response)) == (400, "invalid_cursor"), forged
+    ok = client.get(f"/v1/teams/{ada.team_id}/members", params={"cursor": ours}, headers=bob.auth)
+    assert ok.status_code == 200
+
+
+def test_only_the_team_admins_list_its_members(client: TestClient, ctx: Context) -> None:
+    ada, bob, eve = sign_up(client, "ada"), sign_up(client, "bob"), sign_up(client, "eve")
+    add_member(client, ada, bob)
+    url = f"/v1/teams/{ada.team_id}/members"
+    assert client.get(url, headers=bob.auth).status_code == 403
+    stranger = client.get(url, headers=eve.auth)
+    missing = client.get("/v1/teams/team_00000000000000000000000000/members", headers=eve.auth)
+    assert (stranger.status_code, stranger.json()) == (404, missing.json())
+    assert client.get(url, headers=bearer(operator_token(ctx))).status_code == 403
+    assert client.get(url).status_code == 401

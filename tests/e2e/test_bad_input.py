@@ -329,7 +329,7 @@ def test_a_limit_outside_1_to_500_is_refused(
         "garbage",
         "aDE6OTk5OTk5OTk5OTk5OTk5OTk5OTk5",  # "h1:" and 21 nines: past 64 bits
         "\x00",
-        encode_cursor(1) + "x",
+        "aDE6MQ",  # "h1:1", a readable cursor of old: positions are sealed now
         "x" * 201,
     ],
 )
@@ -343,16 +343,26 @@ def test_a_forged_cursor_is_refused(
     assert error_code(response) in ("invalid_cursor", "invalid_request")
 
 
-def test_a_well_formed_cursor_of_no_page_only_reads_the_callers_team(
-    client: TestClient, team: Account
+def test_a_cursor_is_good_for_the_team_it_was_made_for_only(
+    client: TestClient, ctx: Context, team: Account
 ) -> None:
-    response = client.get(
+    other = sign_up(client)
+    codec = ctx.cursors()
+
+    own = client.get(
         f"/v1/teams/{team.team_id}/credit-history",
         headers=team.auth,
-        params={"cursor": encode_cursor(2**63 - 1)},
+        params={"cursor": encode_cursor(codec, team.team_id, 2**63 - 1)},
     )
-    assert response.status_code == 200
-    assert all(e["grant_id"] is None or e["kind"] for e in response.json()["data"])
+    foreign = client.get(
+        f"/v1/teams/{team.team_id}/credit-history",
+        headers=team.auth,
+        params={"cursor": encode_cursor(codec, other.team_id, 2**63 - 1)},
+    )
+
+    assert own.status_code == 200
+    assert all(e["grant_id"] is None or e["kind"] for e in own.json()["data"])
+    assert (foreign.status_code, error_code(foreign)) == (400, "invalid_cursor")
 
 
 @pytest.mark.parametrize(

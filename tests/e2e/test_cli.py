@@ -162,3 +162,56 @@ def test_demo_has_a_promo_code_its_team_can_redeem_even_after_a_second_load(
         ctx.uow.dispose()
     run(cli, "demo")  # a third load keeps the code and its redemption
     assert run(cli, "verify").startswith("ledger ok")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["verify"],
+        ["demo"],
+        ["jobs", "run", "expire"],
+        ["tokens", "create", "--kind", "service", "--name", "x"],
+        ["promo", "disable", "promo_00000000000000000000000000000000"],
+        ["worker"],
+    ],
+    ids=lambda args: " ".join(args[:2]),
+)
+def test_commands_outside_a_deployment_create_no_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    """With the default URL (``./creditledger.db``) in a directory without one, a command
+    says where it looked and stops, instead of leaving an empty file behind."""
+    monkeypatch.chdir(tmp_path)
+    cli = CliRunner(env={"CREDITLEDGER_DATABASE_URL": None})
+
+    result = cli.invoke(app, args)
+
+    assert result.exit_code == 1
+    assert (
+        f"no database at {tmp_path / 'creditledger.db'}; run `creditledger migrate` first"
+        in result.output
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_listing_the_jobs_needs_no_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    output = run(CliRunner(env={"CREDITLEDGER_DATABASE_URL": None}), "jobs", "list")
+
+    assert "expire" in output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_migrate_creates_the_database_where_the_url_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    cli = CliRunner(env={"CREDITLEDGER_DATABASE_URL": None})
+
+    run(cli, "migrate")
+
+    assert [p.name for p in tmp_path.iterdir()] == ["creditledger.db"]
+    assert run(cli, "verify").strip().startswith("ledger ok")

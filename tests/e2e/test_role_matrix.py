@@ -4,8 +4,9 @@ Policy (docs/decisions/0001, services/access.py): anonymous → 401; a user who 
 a member of the team → 404, exactly as for a missing team; a member on Billing or
 member management → 403; operators may read Billing and GET the team, and only they
 may grant and void and create, show or disable promo codes; only team admins redeem
-them; service tokens → 403 on team endpoints. Every response is also
-scanned for ids of the team the caller does not belong to.
+them; service tokens → 403 on team endpoints. `GET /v1/me` is for users (any personal
+token), the member list for team admins, the audit log for operators. Every response is
+also scanned for ids of the team the caller does not belong to.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ EXPECTED: dict[str, tuple[int, ...]] = {
     "POST /v1/login": (200, 200, 200, 200, 200, 200, 200),
     "POST /v1/teams": (401, 201, 201, 201, 201, 403, 403),
     "GET /v1/teams/{team}": (401, 200, 200, 404, 404, 200, 403),
+    "GET /v1/me": (401, 200, 200, 200, 200, 403, 403),
+    "GET /v1/teams/{team}/members": (401, 403, 200, 404, 404, 403, 403),
     "POST /v1/teams/{team}/members": (401, 403, 201, 404, 404, 403, 403),
     "PATCH /v1/teams/{team}/members/{user}": (401, 403, 200, 404, 404, 403, 403),
     "DELETE /v1/teams/{team}/members/{user}": (401, 403, 204, 404, 404, 403, 403),
@@ -50,6 +53,7 @@ EXPECTED: dict[str, tuple[int, ...]] = {
     "POST /v1/promo-codes": (401, 403, 403, 403, 403, 201, 403),
     "GET /v1/promo-codes/{promo}": (401, 403, 403, 403, 403, 200, 403),
     "PATCH /v1/promo-codes/{promo}": (401, 403, 403, 403, 403, 200, 403),
+    "GET /v1/audit-events": (401, 403, 403, 403, 403, 200, 403),
     "GET /healthz": (200, 200, 200, 200, 200, 200, 200),
     "GET /readyz": (200, 200, 200, 200, 200, 200, 200),
     "GET /metrics": (200, 200, 200, 200, 200, 200, 200),
@@ -177,6 +181,8 @@ def request_for(endpoint: str, world: World) -> Request:
         promo = world.fresh_promo()["id"]
         body = {"disabled": True} if method == "PATCH" else None
     path = template.format(team=team, user=user, grant=grant, promo=promo)
+    if endpoint == "GET /v1/audit-events":
+        path += f"?team_id={team}"
     return method, path, body, extra
 
 

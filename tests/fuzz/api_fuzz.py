@@ -20,6 +20,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 BIN = Path(sys.executable).parent
 
@@ -40,7 +41,7 @@ def _cli(env: dict[str, str], *args: str) -> str:
 
 def _token_from(output: str) -> str:
     """``tokens create`` prints only the token."""
-    return output.split()[-1]
+    return output.rsplit(maxsplit=1)[-1]
 
 
 def _post(base: str, path: str, body: dict[str, str]) -> dict[str, object]:
@@ -67,6 +68,61 @@ def _wait_until_up(base: str, server: subprocess.Popen[bytes]) -> None:
     raise SystemExit("the server did not start")
 
 
+def _fuzz_while_serving(
+    env: dict[str, str],
+    base: str,
+    port: int,
+    log: IO[bytes],
+    platform_tokens: tuple[str, str],
+    args: argparse.Namespace,
+) -> list[str]:
+    """Serve, run schemathesis once per kind of caller; the callers it found problems for."""
+    operator, service = platform_tokens
+    server = subprocess.Popen(
+        [str(BIN / "creditledger"), "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    failed = []
+    try:
+        _wait_until_up(base, server)
+        signup = _post(
+            base,
+            "/v1/signup",
+            {"email": "fuzz@example.com", "password": "fuzz-password-1", "team_name": "F"},
+        )
+        admin = str(signup["token"])
+        for name, token in (("admin", admin), ("operator", operator), ("service", service)):
+            print(f"== schemathesis as {name}", flush=True)
+            run = subprocess.run(
+                [
+                    str(BIN / "st"),
+                    "run",
+                    f"{base}/openapi.json",
+                    "--header",
+                    f"Authorization: Bearer {token}",
+                    "--max-examples",
+                    str(args.max_examples),
+                    "--seed",
+                    str(args.seed),
+                    "--workers",
+                    "2",
+                    "--no-color",
+                    "--generation-database",
+                    "none",
+                ],
+                env=env,
+                check=False,
+            )
+            if run.returncode != 0:
+                failed.append(name)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    return failed
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-examples", type=int, default=10)
@@ -84,53 +140,10 @@ def main() -> int:
         _cli(env, "migrate")
         operator = _token_from(_cli(env, "tokens", "create", "--kind", "operator", "--name", "fz"))
         service = _token_from(_cli(env, "tokens", "create", "--kind", "service", "--name", "fz"))
-        log = Path(tmp, "server.log").open("wb")
-        server = subprocess.Popen(
-            [str(BIN / "creditledger"), "serve", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            _wait_until_up(base, server)
-            signup = _post(
-                base,
-                "/v1/signup",
-                {"email": "fuzz@example.com", "password": "fuzz-password-1", "team_name": "F"},
-            )
-            admin = str(signup["token"])
-            failed = []
-            for name, token in (("admin", admin), ("operator", operator), ("service", service)):
-                print(f"== schemathesis as {name}", flush=True)
-                run = subprocess.run(
-                    [
-                        str(BIN / "st"),
-                        "run",
-                        f"{base}/openapi.json",
-                        "--checks",
-                        "all",
-                        "--header",
-                        f"Authorization: Bearer {token}",
-                        "--max-examples",
-                        str(args.max_examples),
-                        "--seed",
-                        str(args.seed),
-                        "--workers",
-                        "2",
-                        "--no-color",
-                        "--generation-database",
-                        "none",
-                    ],
-                    env=env,
-                    check=False,
-                )
-                if run.returncode != 0:
-                    failed.append(name)
-        finally:
-            server.terminate()
-            server.wait(timeout=20)
-            log.close()
-            server_log = Path(tmp, "server.log").read_text(errors="replace")
+        server_log_path = Path(tmp, "server.log")
+        with server_log_path.open("wb") as log:
+            failed = _fuzz_while_serving(env, base, port, log, (operator, service), args)
+        server_log = server_log_path.read_text(errors="replace")
         if "Traceback" in server_log:
             print(server_log[-20000:])
             failed.append("server tracebacks")

@@ -7,9 +7,21 @@ from datetime import UTC, datetime
 
 import pytest
 
-from creditledger.domain.errors import InvalidAmount
+from creditledger.domain.errors import InvalidAmount, InvalidRequest
 from creditledger.domain.money import dollars
-from creditledger.domain.payments import PaymentStatus, forward, from_cents, to_cents
+from creditledger.domain.payments import (
+    Bought,
+    PaymentOutcome,
+    PaymentPurpose,
+    PaymentStatus,
+    Refusal,
+    check_webhook_secret,
+    forward,
+    from_cents,
+    refusal,
+    to_cents,
+)
+from creditledger.domain.purchases import Purchase
 from creditledger.domain.recharge import AutoRecharge, check_settings, month_start, recharge_amount
 
 P = PaymentStatus
@@ -28,11 +40,64 @@ def test_a_payment_state_only_moves_forward_whatever_the_arrival_order() -> None
     assert finals == {P.REFUNDED}
 
 
-def test_a_decline_then_a_success_succeeds_but_a_late_decline_changes_nothing() -> None:
-    assert forward(forward(P.PENDING, P.FAILED), P.SUCCEEDED) is P.SUCCEEDED
+def test_a_late_decline_after_a_success_changes_nothing() -> None:
     assert forward(P.SUCCEEDED, P.FAILED) is P.SUCCEEDED
     assert forward(P.SUCCEEDED, P.PENDING) is P.SUCCEEDED
     assert [s.is_paid for s in P] == [False, False, True, True, True]
+
+
+def _purchase(status: PaymentStatus) -> Purchase:
+    at = datetime(2026, 11, 24, tzinfo=UTC)
+    return Purchase("pur_1", "team_1", dollars("10.00"), status, None, None, None, None, at)
+
+
+def test_a_failed_purchase_stays_failed_whatever_arrives_after() -> None:
+    failed = _purchase(P.FAILED)
+    assert {failed.after(seen) for seen in P} == {P.FAILED}
+    assert _purchase(P.PENDING).after(P.FAILED) is P.FAILED
+    assert _purchase(P.PENDING).after(P.SUCCEEDED) is P.SUCCEEDED
+    assert _purchase(P.SUCCEEDED).after(P.REFUNDED) is P.REFUNDED
+
+
+def _paid(amount: int, currency: str | None = "usd", ref: str | None = "pi_1") -> PaymentOutcome:
+    return PaymentOutcome(
+        P.SUCCEEDED, ref, PaymentPurpose.PURCHASE, "pur_1", amount, currency=currency
+    )
+
+
+TEN = dollars("10.00")
+
+
+@pytest.mark.parametrize(
+    ("outcome", "bought", "reason"),
+    [
+        (_paid(TEN), Bought(TEN, P.PENDING), None),
+        (_paid(TEN, currency=None), Bought(TEN, P.PENDING), None),
+        (_paid(TEN, currency="USD"), Bought(TEN, P.PENDING), None),
+        (_paid(TEN), None, Refusal.UNKNOWN_REFERENCE),
+        (_paid(TEN, ref=None), Bought(TEN, P.PENDING), Refusal.NO_PAYMENT_ID),
+        (_paid(TEN, currency="eur"), Bought(TEN, P.PENDING), Refusal.CURRENCY_MISMATCH),
+        (_paid(0), Bought(TEN, P.PENDING), Refusal.AMOUNT_NOT_POSITIVE),
+        (_paid(-TEN), Bought(TEN, P.PENDING), Refusal.AMOUNT_NOT_POSITIVE),
+        (_paid(TEN * 1000), Bought(TEN, P.PENDING), Refusal.AMOUNT_MISMATCH),
+        (_paid(10**27), Bought(TEN, P.PENDING), Refusal.AMOUNT_MISMATCH),
+        (_paid(TEN - 1), Bought(TEN, P.PENDING), Refusal.AMOUNT_MISMATCH),
+        (_paid(TEN), Bought(TEN, P.FAILED), Refusal.PURCHASE_CLOSED),
+        (_paid(TEN), Bought(TEN, P.SUCCEEDED), Refusal.ALREADY_PAID),
+        (_paid(TEN), Bought(TEN, P.REFUNDED), Refusal.ALREADY_PAID),
+    ],
+)
+def test_a_payment_is_granted_only_for_exactly_what_was_bought(
+    outcome: PaymentOutcome, bought: Bought | None, reason: Refusal | None
+) -> None:
+    assert refusal(outcome, bought) is reason
+
+
+@pytest.mark.parametrize("secret", ["", "  ", "whsec_sandbox_local_development_only"])
+def test_an_empty_or_published_signing_secret_is_refused(secret: str) -> None:
+    with pytest.raises(InvalidRequest):
+        check_webhook_secret(secret, "CREDITLEDGER_SANDBOX_WEBHOOK_SECRET")
+    assert check_webhook_secret("whsec_random", "X") == "whsec_random"
 
 
 def test_provider_amounts_are_whole_cents() -> None:

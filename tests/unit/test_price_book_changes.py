@@ -4,11 +4,13 @@ those that a team's custom prices were agreed on."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 
 from creditledger.domain.pricing import (
     Price,
     PriceBook,
+    Subject,
     TeamPricing,
     custom_subjects,
     dropped_in_use,
@@ -33,12 +35,10 @@ CURRENT = PriceBook(T0, (LLAMA_IN, LLAMA_OUT, MISTRAL, H100, LLAMA_ON_H100))
 
 
 def in_use(
-    new: tuple[Price, ...],
-    used: list[tuple[str, str | None, str | None]],
-    custom: set[tuple[str, str | None, str | None]] | None = None,
+    new: tuple[Price, ...], used: Sequence[Subject], custom: Collection[Subject] = ()
 ) -> list[Price]:
     book = PriceBook(T0, new)
-    return dropped_in_use(dropped_prices(CURRENT, book), book, used, custom or set())
+    return dropped_in_use(dropped_prices(CURRENT, book), book, used, custom)
 
 
 def test_a_new_book_drops_the_prices_whose_key_it_leaves_out() -> None:

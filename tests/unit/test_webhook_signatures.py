@@ -15,7 +15,7 @@ from creditledger.adapters.payments.base import (
 )
 from creditledger.adapters.payments.delivery import ManualOutbox
 from creditledger.adapters.payments.sandbox import SandboxProvider
-from creditledger.domain.errors import InvalidSignature
+from creditledger.domain.errors import InvalidRequest, InvalidSignature
 from creditledger.domain.money import dollars
 from creditledger.domain.payments import CheckoutRequest, PaymentPurpose, PaymentStatus
 
@@ -86,6 +86,16 @@ def test_the_sandbox_checks_its_header_and_reads_the_event() -> None:
         sandbox.verify_webhook(body, {})
     with pytest.raises(InvalidSignature):
         sandbox.verify_webhook(b"[]", {"sandbox-signature": signatures.sign(SECRET, b"[]", NOW)})
+
+
+@pytest.mark.parametrize("secret", ["", "whsec_sandbox_local_development_only"])
+def test_the_sandbox_never_signs_with_an_empty_or_published_secret(secret: str) -> None:
+    now = lambda: datetime(2026, 1, 1, tzinfo=UTC)  # noqa: E731
+    with pytest.raises(InvalidRequest):
+        SandboxProvider(secret, "http://x", ManualOutbox(SECRET), now)
+    lazy = SandboxProvider(lambda: secret, "http://x", ManualOutbox(SECRET), now)
+    with pytest.raises(InvalidRequest):
+        lazy.verify_webhook(BODY, {"sandbox-signature": signatures.sign(secret, BODY, NOW)})
 
 
 INTENT = {

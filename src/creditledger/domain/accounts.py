@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from creditledger.domain.cursors import CursorCodec
 from creditledger.domain.errors import InvalidCursor, InvalidRequest
 from creditledger.domain.ids import is_id
 from creditledger.domain.throttle import minutes
@@ -123,24 +122,21 @@ def signup_throttled_message(retry_after: int) -> str:
     return f"Too many sign-ups from this network. Try again in {minutes(retry_after)}."
 
 
+MEMBERS = "members"
+"""The list name member-list cursors are sealed for (``domain.cursors``)."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MEMBER_CURSOR = re.compile(r"\Am1:(?P<micros>[0-9]{1,19}):(?P<user>[a-z0-9_]{1,40})\Z")
+_MEMBER_POSITION = re.compile(r"\A(?P<micros>[0-9]{1,19}):(?P<user>[a-z0-9_]{1,40})\Z")
 
 
-def encode_member_cursor(member: Member) -> str:
-    """After this member, in the list's order (joined, then user id)."""
+def encode_member_cursor(codec: CursorCodec, team_id: str, member: Member) -> str:
+    """The cursor after ``member`` in the team's list (joined, then user id)."""
     micros = (member.created_at - _EPOCH) // timedelta(microseconds=1)
-    raw = f"m1:{micros}:{member.user_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return codec.seal(MEMBERS, team_id, f"{micros}:{member.user_id}".encode())
 
 
-def decode_member_cursor(cursor: str) -> tuple[datetime, str]:
-    """(joined at, user id) of the last member of the previous page."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, ValueError):
-        raw = ""
-    match = _MEMBER_CURSOR.match(raw)
+def decode_member_cursor(codec: CursorCodec, team_id: str, cursor: str) -> tuple[datetime, str]:
+    """(joined at, user id) of the last member of the previous page of this team's list."""
+    match = _MEMBER_POSITION.match(codec.open(MEMBERS, team_id, cursor).decode("ascii", "replace"))
     if match is None or not is_id(match.group("user"), "user"):
         raise InvalidCursor("`cursor` is not one this API gave out.", param="cursor")
     try:

@@ -11,14 +11,12 @@ text or a token).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from creditledger.domain.errors import InvalidCursor
+from creditledger.domain.cursors import CursorCodec
 
 JsonValue = str | int | bool | None | list[str]
 """What a ``detail`` value may be: small and flat."""
@@ -71,25 +69,22 @@ class AuditFilter:
     since: datetime | None = None
 
 
-_CURSOR_PREFIX = b"a1:"
-_MAX_SEQ = 2**63 - 1
+AUDIT_EVENTS = "audit_events"
+"""The list name audit-log cursors are sealed for (``domain.cursors``)."""
 
 
-def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(_CURSOR_PREFIX + str(seq).encode()).decode().rstrip("=")
+def _owner(flt: AuditFilter) -> str:
+    # A cursor pages through the list of one filter; with any other it is refused.
+    since = flt.since.isoformat() if flt.since is not None else ""
+    return "\x1f".join((flt.team_id or "", flt.actor or "", since))
 
 
-def decode_cursor(cursor: str) -> int:
-    """The ``seq`` a cursor of this log stands for; anything else is ``InvalidCursor``
-    (a credit-history cursor included)."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-    except (binascii.Error, ValueError):
-        raw = b""
-    digits = raw[len(_CURSOR_PREFIX) :]
-    if not raw.startswith(_CURSOR_PREFIX) or not digits.isdigit() or len(digits) > 19:
-        raise InvalidCursor("`cursor` is not one this API gave out.", param="cursor")
-    seq = int(digits)
-    if seq > _MAX_SEQ:
-        raise InvalidCursor("`cursor` is not one this API gave out.", param="cursor")
-    return seq
+def encode_cursor(codec: CursorCodec, flt: AuditFilter, seq: int) -> str:
+    """The cursor after the event ``seq`` of the list ``flt`` selects: opaque, and good
+    for that list only."""
+    return codec.seal_seq(AUDIT_EVENTS, _owner(flt), seq)
+
+
+def decode_cursor(codec: CursorCodec, flt: AuditFilter, cursor: str) -> int:
+    """The ``seq`` a cursor of this list stands for; ``InvalidCursor`` for anything else."""
+    return codec.open_seq(AUDIT_EVENTS, _owner(flt), cursor)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from creditledger.domain.errors import InvalidCursor
+from creditledger.domain.cursors import CursorCodec
 from creditledger.domain.grants import GrantKind
 from creditledger.domain.ledger import EntryType
 
@@ -47,24 +45,16 @@ class HistoryFilter:
     until: datetime | None = None
 
 
-_CURSOR_PREFIX = b"h1:"
-MAX_SEQ = 2**63 - 1
-"""Ledger sequences are signed 64-bit on both backends; a larger cursor was never given out."""
+HISTORY = "history"
+"""The list name credit-history cursors are sealed for (``domain.cursors``)."""
 
 
-def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(_CURSOR_PREFIX + str(seq).encode()).decode().rstrip("=")
+def encode_cursor(codec: CursorCodec, team_id: str, seq: int) -> str:
+    """The cursor after the entry ``seq`` of the team's history: opaque, and good for
+    this team's history only."""
+    return codec.seal_seq(HISTORY, team_id, seq)
 
 
-def decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-    except (binascii.Error, ValueError):
-        raw = b""
-    digits = raw[len(_CURSOR_PREFIX) :]
-    if not raw.startswith(_CURSOR_PREFIX) or not digits.isdigit() or len(digits) > 19:
-        raise InvalidCursor("`cursor` is not one this API gave out.", param="cursor")
-    seq = int(digits)
-    if seq > MAX_SEQ:
-        raise InvalidCursor("`cursor` is not one this API gave out.", param="cursor")
-    return seq
+def decode_cursor(codec: CursorCodec, team_id: str, cursor: str) -> int:
+    """The ``seq`` a cursor of this team's history stands for; ``InvalidCursor`` else."""
+    return codec.open_seq(HISTORY, team_id, cursor)

@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from creditledger.adapters.clock import FixedClock
+from creditledger.adapters.db.engine import missing_sqlite_file
 from creditledger.bootstrap import build_context, migrate_database
 from creditledger.config import Settings
 from creditledger.domain.accounts import TokenKind
@@ -50,8 +51,16 @@ app.add_typer(promo_app, name="promo")
 
 @contextmanager
 def _context() -> Iterator[Context]:
-    """A context for one command on a migrated database; its connections are closed after."""
-    ctx = build_context()
+    """A context for one command on a migrated database; its connections are closed after.
+
+    A missing SQLite file is not created (connecting would leave an empty one behind):
+    only ``migrate`` and ``serve`` make the database."""
+    settings = Settings()
+    missing = missing_sqlite_file(settings.database_url)
+    if missing is not None:
+        typer.echo(f"error: no database at {missing}; run `creditledger migrate` first", err=True)
+        raise typer.Exit(1)
+    ctx = build_context(settings)
     try:
         problem = readiness(ctx)
         if problem is not None:
@@ -80,11 +89,15 @@ def serve(
     import uvicorn
 
     settings = Settings()
+    host, port = host or settings.host, port or settings.port
+    # The app factory (run in each worker process) reads its settings again: tell it
+    # where it listens, which is where the sandbox's links point without a public URL.
+    os.environ["CREDITLEDGER_HOST"], os.environ["CREDITLEDGER_PORT"] = host, str(port)
     uvicorn.run(
         "creditledger.entrypoints.api.main:app_factory",
         factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
+        host=host,
+        port=port,
         workers=workers,
         log_level="info",
     )

@@ -194,13 +194,14 @@ def list_members(
     ctx: Context, principal: Principal, team_id: str, limit: int, cursor: str | None
 ) -> MembersPage:
     """The team's members (team admins only), in the order they joined."""
-    after = decode_member_cursor(cursor) if cursor is not None else None
+    codec = ctx.cursors()
+    after = decode_member_cursor(codec, team_id, cursor) if cursor is not None else None
     with ctx.uow(write=False) as uow:
         check_team_access(uow, principal, team_id, Need.ADMIN)
         rows = uow.members.page(team_id, after, limit + 1)
     page = rows[:limit]
     more = len(rows) > limit
-    return MembersPage(page, encode_member_cursor(page[-1]) if more else None)
+    return MembersPage(page, encode_member_cursor(codec, team_id, page[-1]) if more else None)
 
 
 def add_member(ctx: Context, principal: Principal, team_id: str, email: str, role: Role) -> Member:

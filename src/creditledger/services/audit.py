@@ -77,7 +77,8 @@ def list_audit_events(
 ) -> AuditPage:
     """Matching events, newest first (operators only). The read is itself logged."""
     require_operator(principal)
-    before = decode_cursor(cursor) if cursor is not None else None
+    codec = ctx.cursors()
+    before = decode_cursor(codec, flt, cursor) if cursor is not None else None
     with ctx.uow(write=False) as uow:
         rows = uow.audit.page(flt, before, limit + 1)
     page = rows[:limit]
@@ -94,4 +95,4 @@ def list_audit_events(
             "next_page": cursor is not None,
         },
     )
-    return AuditPage(page, encode_cursor(page[-1].seq) if more else None)
+    return AuditPage(page, encode_cursor(codec, flt, page[-1].seq) if more else None)

@@ -48,11 +48,15 @@ def get_balance(ctx: Context, principal: Principal, team_id: str) -> Balance:
     )
 
 
+CREDITS = "credits"
+"""The list name credits cursors are sealed for."""
+
+
 @dataclass(frozen=True, slots=True)
 class CreditsPage:
     grants: list[Grant]
     next_after: str | None
-    """The id of the last grant shown when more follow."""
+    """The cursor after the last grant shown, when more follow."""
 
 
 def list_credits(
@@ -66,8 +70,11 @@ def list_credits(
     """The team's grants in consumption order, filtered by status (None: all).
 
     A grant's place in the order never changes (its keys are immutable), so the
-    cursor is simply the id of the last grant of the previous page.
+    cursor holds the id of the last grant of the previous page, sealed for this
+    team's list (``domain.cursors``).
     """
+    codec = ctx.cursors()
+    after_id = codec.open(CREDITS, team_id, after).decode() if after is not None else None
     with ctx.uow(write=False) as uow:
         check_team_access(uow, principal, team_id, Need.BILLING_READ)
         grants = uow.grants.for_team(team_id)
@@ -78,13 +85,14 @@ def list_credits(
         team_id,
         {"status": status.value if status else None, "next_page": after is not None},
     )
-    if after is not None:
+    if after_id is not None:
         ids = [g.id for g in grants]
-        if after not in ids:
+        if after_id not in ids:
             raise InvalidCursor("`cursor` is not one this API gave out.", param="cursor")
-        grants = grants[ids.index(after) + 1 :]
+        grants = grants[ids.index(after_id) + 1 :]
     now = ctx.clock.now()
     matching = [g for g in grants if status is None or g.status_at(now) is status]
     page = matching[:limit]
     more = len(matching) > limit
-    return CreditsPage(page, page[-1].id if more and page else None)
+    next_after = codec.seal(CREDITS, team_id, page[-1].id.encode()) if more and page else None
+    return CreditsPage(page, next_after)

@@ -3,10 +3,12 @@ outside services (payment provider, rate limiter)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from creditledger.config import Settings
 from creditledger.domain.clock import Clock
+from creditledger.domain.cursors import CursorCodec, codec_for
 from creditledger.services.ports import (
     Invariants,
     PasswordHasher,
@@ -30,3 +32,9 @@ class Context:
     payments: PaymentProvider
     price_books: PriceBooks = field(default_factory=PriceBooks, kw_only=True)
     """This process's copy of the price book versions (usage pricing, authorization)."""
+    cursor_secret: Callable[[], str] = field(kw_only=True)
+    """The database's secret that page cursors are sealed with (``domain.cursors``)."""
+
+    def cursors(self) -> CursorCodec:
+        """The codec of this deployment's page cursors."""
+        return codec_for(self.cursor_secret())

@@ -31,7 +31,8 @@ def credit_history(
     cursor: str | None,
 ) -> HistoryPage:
     check_period(flt.since, flt.until)
-    before = decode_cursor(cursor) if cursor is not None else None
+    codec = ctx.cursors()
+    before = decode_cursor(codec, team_id, cursor) if cursor is not None else None
     with ctx.uow(write=False) as uow:
         check_team_access(uow, principal, team_id, Need.BILLING_READ)
         rows = uow.ledger.history(team_id, flt, before, limit + 1)
@@ -40,7 +41,7 @@ def credit_history(
     )
     page = rows[:limit]
     more = len(rows) > limit
-    return HistoryPage(page, encode_cursor(page[-1].seq) if more else None)
+    return HistoryPage(page, encode_cursor(codec, team_id, page[-1].seq) if more else None)
 
 
 def export_history(

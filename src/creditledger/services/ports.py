@@ -224,7 +224,7 @@ class Payments(Protocol):
         at: datetime,
     ) -> None: ...
     def pending_purchases_before(self, before: datetime, limit: int) -> list[Purchase]:
-        """Purchases still pending that were made before ``before``, oldest first."""
+        """Purchases still pending that were made at or before ``before``, oldest first."""
         ...
 
     def add_review(self, review: PaymentReview, review_id: str, at: datetime) -> bool:

@@ -7,6 +7,7 @@ failing half-way. On PostgreSQL, writers lock the team row (``FOR UPDATE``).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,6 +15,25 @@ from sqlalchemy import event
 
 WRITE_OPTION = "creditledger_write"
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
+
+
+def missing_sqlite_file(url: str) -> Path | None:
+    """The absolute path of the SQLite file ``url`` names, when there is no such file.
+
+    Connecting would create it, empty. None for other databases, in-memory SQLite and
+    SQLite URIs (``file:…``), and when the file exists."""
+    parsed = sa.make_url(url)
+    database = parsed.database
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or not database
+        or database == ":memory:"
+        or database.startswith("file:")
+        or parsed.query.get("uri")
+    ):
+        return None
+    path = Path(database).absolute()
+    return None if path.exists() else path
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> sa.Engine:

@@ -188,7 +188,7 @@ class SqlPayments:
         p = t.purchases
         rows = self.conn.execute(
             sa.select(p)
-            .where(p.c.status == PaymentStatus.PENDING.value, p.c.created_at < before)
+            .where(p.c.status == PaymentStatus.PENDING.value, p.c.created_at <= before)
             .order_by(p.c.created_at)
             .limit(limit)
         )

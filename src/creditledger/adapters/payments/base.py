@@ -66,6 +66,14 @@ def _currency(value: Any) -> str | None:
     return value.lower() if isinstance(value, str) else None
 
 
+def _received(intent: Mapping[str, Any], status: PaymentStatus) -> int:
+    """What a PaymentIntent received: ``amount_received``. An intent that does not say
+    (some Stripe emulators leave the field out) received its ``amount`` if it succeeded."""
+    if "amount_received" in intent:
+        return _cents(intent["amount_received"])
+    return _cents(intent.get("amount")) if status is PaymentStatus.SUCCEEDED else 0
+
+
 def outcome_from_intent(intent: Mapping[str, Any]) -> PaymentOutcome:
     """A PaymentIntent. A declined one is back at ``requires_payment_method`` with an error."""
     error = intent.get("last_payment_error") or {}
@@ -81,7 +89,7 @@ def outcome_from_intent(intent: Mapping[str, Any]) -> PaymentOutcome:
         provider_payment_id=_id_of(intent.get("id")),
         purpose=purpose,
         reference=reference,
-        amount=_cents(intent.get("amount_received")),
+        amount=_received(intent, status),
         customer_ref=_id_of(intent.get("customer")),
         payment_method_ref=_id_of(intent.get("payment_method")),
         failure_reason=reason,

@@ -61,7 +61,7 @@ SUCCESS_CARD = "4242424242424242"
 DECLINE_CARD = "4000000000000002"
 DECLINE_MESSAGE = "Your card was declined."
 EXPIRED_MESSAGE = "The checkout page expired before payment."
-SECRET_NAME = "CREDITLEDGER_SANDBOX_WEBHOOK_SECRET"
+SECRET_NAME = "CREDITLEDGER_SANDBOX_WEBHOOK_SECRET"  # noqa: S105 - a setting's name
 
 
 class SandboxProvider:

@@ -15,15 +15,20 @@ off-session charge is made once per idempotency key (a UNIQUE key, inserted with
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 
 from creditledger.adapters.db import tables as t
 from creditledger.adapters.db.engine import WRITE_OPTION
 from creditledger.adapters.db.repositories import insert_ignoring_conflicts
+from creditledger.adapters.db.uow import is_transient
+from creditledger.domain.errors import ServiceUnavailable
 from creditledger.domain.payments import CheckoutState
 
 Intent = dict[str, Any]
@@ -144,12 +149,25 @@ class SqlSandboxStore:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
 
-    def _write(self) -> Any:
-        return self.engine.connect().execution_options(**{WRITE_OPTION: True})
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[sa.Connection]:
+        """One transaction, committed if the block ends normally. A lost connection or a
+        busy database is ``ServiceUnavailable`` (retry), as in the unit of work."""
+        try:
+            with self.engine.connect() as plain:
+                conn = plain.execution_options(**{WRITE_OPTION: True}) if write else plain
+                with conn.begin():
+                    yield conn
+        except DBAPIError as exc:
+            if is_transient(exc):
+                raise ServiceUnavailable(
+                    "The database is busy or unreachable; retry the request in a moment."
+                ) from exc
+            raise
 
     def add_session(self, session: SandboxSession) -> tuple[SandboxSession, bool]:
         s = t.sandbox_sessions
-        with self._write() as conn, conn.begin():
+        with self._transaction(write=True) as conn:
             inserted = conn.execute(
                 insert_ignoring_conflicts(conn, s)
                 .values(
@@ -175,7 +193,7 @@ class SqlSandboxStore:
 
     def session(self, session_id: str) -> SandboxSession | None:
         s = t.sandbox_sessions
-        with self.engine.connect() as conn:
+        with self._transaction(write=False) as conn:
             row = conn.execute(sa.select(s).where(s.c.id == session_id)).first()
         return None if row is None else _session(row)
 
@@ -183,7 +201,7 @@ class SqlSandboxStore:
         self, session_id: str, state: CheckoutState, intent: Intent | None, at: datetime
     ) -> bool:
         s = t.sandbox_sessions
-        with self._write() as conn, conn.begin():
+        with self._transaction(write=True) as conn:
             won = conn.execute(
                 s.update()
                 .where(s.c.id == session_id, s.c.status == CheckoutState.OPEN.value)
@@ -202,7 +220,7 @@ class SqlSandboxStore:
 
     def add_charge(self, key: str, intent: Intent, at: datetime) -> tuple[Intent, bool]:
         p = t.sandbox_payments
-        with self._write() as conn, conn.begin():
+        with self._transaction(write=True) as conn:
             inserted = conn.execute(
                 insert_ignoring_conflicts(conn, p)
                 .values(
@@ -223,13 +241,13 @@ class SqlSandboxStore:
 
     def intent(self, payment_id: str) -> Intent | None:
         p = t.sandbox_payments
-        with self.engine.connect() as conn:
+        with self._transaction(write=False) as conn:
             found = conn.execute(sa.select(p.c.intent).where(p.c.id == payment_id)).scalar()
         return None if found is None else dict(found)
 
     def intents_since(self, since: datetime) -> list[Intent]:
         p = t.sandbox_payments
-        with self.engine.connect() as conn:
+        with self._transaction(write=False) as conn:
             rows = conn.execute(
                 sa.select(p.c.intent).where(p.c.created_at >= since).order_by(p.c.created_at)
             ).all()

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from creditledger.domain import errors as e
+from creditledger.entrypoints.api.openapi import allowed_methods
 from creditledger.entrypoints.api.responses import Json
 
 log = logging.getLogger(__name__)
@@ -95,18 +96,22 @@ def install(app: FastAPI) -> None:
         return error_response(422, "invalid_request", f"`{param}`: {message}.", param)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> Json:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Json:
         codes = {
             404: "not_found",
             405: "method_not_allowed",
             413: "payload_too_large",
             415: "unsupported_media_type",
         }
+        headers = exc.headers
+        if exc.status_code == 405:
+            methods = allowed_methods(request.app, request.url.path)
+            headers = {"Allow": ", ".join(methods)} if methods else headers
         return error_response(
             exc.status_code,
             codes.get(exc.status_code, "http_error"),
             str(exc.detail),
-            headers=exc.headers,  # 405 says which methods are allowed (`Allow`)
+            headers=headers,
         )
 
     @app.exception_handler(Exception)

@@ -16,10 +16,11 @@ Routes add what only they can answer (409 ``last_admin``, 429 …) with :func:`e
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
@@ -98,6 +99,24 @@ def _statuses(route: APIRoute) -> set[int]:
     if statuses:
         statuses.add(503)  # whatever reads a request reaches the database
     return statuses
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods the OpenAPI document lists for the path template ``path`` matches
+    (for a 405's ``Allow``: starlette names only the first route it tried)."""
+    templates: list[tuple[re.Pattern[str], list[str]]] | None = getattr(
+        app.state, "path_templates", None
+    )
+    if templates is None:
+        templates = [
+            (re.compile("^" + re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(p)) + "$"), list(ops))
+            for p, ops in app.openapi()["paths"].items()
+        ]
+        app.state.path_templates = templates
+    methods = {m.upper() for pattern, ops in templates if pattern.match(path) for m in ops}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
 
 
 def document_errors(router: APIRouter) -> None:

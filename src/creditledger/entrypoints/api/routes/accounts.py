@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from creditledger.entrypoints.api.deps import Caller, ClientAddress, Ctx, Cursor, Limit
+from creditledger.entrypoints.api.openapi import errors
 from creditledger.entrypoints.api.schemas import (
     LoginCreate,
     MemberCreate,
@@ -27,7 +28,7 @@ from creditledger.services import accounts
 router = APIRouter(prefix="/v1", tags=["accounts"])
 
 
-@router.post("/signup", status_code=201)
+@router.post("/signup", status_code=201, responses=errors(409, 429))
 def sign_up(body: SignupCreate, ctx: Ctx, client: ClientAddress) -> dict[str, Any]:
     """Create a user, their first team (the user is its admin) and the sign-up credit.
     Sign-ups are throttled per client address (`too_many_attempts`, 429, `Retry-After`)."""
@@ -43,7 +44,7 @@ def sign_up(body: SignupCreate, ctx: Ctx, client: ClientAddress) -> dict[str, An
     }
 
 
-@router.post("/login")
+@router.post("/login", responses=errors(401, 429))
 def log_in(body: LoginCreate, ctx: Ctx, client: ClientAddress) -> dict[str, Any]:
     """A new personal API token. Failed logins are throttled per account and per client
     address (`too_many_attempts`, 429, `Retry-After`)."""
@@ -79,19 +80,19 @@ def list_members(
     )
 
 
-@router.post("/teams/{team_id}/members", status_code=201)
+@router.post("/teams/{team_id}/members", status_code=201, responses=errors(409))
 def add_member(team_id: str, body: MemberCreate, ctx: Ctx, caller: Caller) -> dict[str, Any]:
     return member_public(accounts.add_member(ctx, caller, team_id, body.email, body.role))
 
 
-@router.patch("/teams/{team_id}/members/{user_id}")
+@router.patch("/teams/{team_id}/members/{user_id}", responses=errors(409))
 def change_role(
     team_id: str, user_id: str, body: MemberUpdate, ctx: Ctx, caller: Caller
 ) -> dict[str, Any]:
     return member_public(accounts.change_role(ctx, caller, team_id, user_id, body.role))
 
 
-@router.delete("/teams/{team_id}/members/{user_id}", status_code=204)
+@router.delete("/teams/{team_id}/members/{user_id}", status_code=204, responses=errors(409))
 def remove_member(team_id: str, user_id: str, ctx: Ctx, caller: Caller) -> Response:
     accounts.remove_member(ctx, caller, team_id, user_id)
     return Response(status_code=204)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request
@@ -9,9 +10,11 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import AwareDatetime
 
 from creditledger.domain.errors import InvalidRequest, UnknownField
-from creditledger.domain.grants import UsageScope
+from creditledger.domain.grants import PRODUCTS, UsageScope
+from creditledger.domain.usage import MAX_AGE, MAX_AHEAD, MAX_EVENTS_PER_BATCH
 from creditledger.entrypoints.api.deps import Caller, Ctx
 from creditledger.entrypoints.api.json_body import SCOPE_KEY
+from creditledger.entrypoints.api.openapi import errors
 from creditledger.entrypoints.api.schemas import (
     AuthorizeCreate,
     AuthorizePublic,
@@ -28,6 +31,15 @@ from creditledger.services.usage_report import usage_report
 
 router = APIRouter(tags=["platform"])
 
+USAGE_EVENT_DOC = """One usage event. Each is checked on its own: one that is not valid is
+listed in `rejected` with its code (`invalid_event`, `unknown_field`, `unknown_team`,
+`unknown_product`, `unknown_model`, `unknown_meter`, `invalid_quantity`,
+`invalid_timestamp`, `timestamp_out_of_range`, `event_id_conflict`) and the rest of the batch
+is still taken. Fields: `id` (1 to 255 printable ASCII characters, unique per team: the
+idempotency key), `team_id`, `product` (one of %s), `model`, `gpu` (when the product
+is priced per GPU), `timestamp` (RFC 3339 with a zone; not more than %d days old nor %d
+minutes ahead), `quantities` (meter name → whole number ≥ 0, at least one)."""
+
 USAGE_EVENTS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["events"],
@@ -35,22 +47,26 @@ USAGE_EVENTS_SCHEMA: dict[str, Any] = {
     "properties": {
         "events": {
             "type": "array",
-            "maxItems": 5000,
+            "maxItems": MAX_EVENTS_PER_BATCH,
+            # No constraints on the items themselves: a bad event is answered in
+            # `rejected`, not by refusing the batch.
             "items": {
-                "type": "object",
-                "required": ["id", "team_id", "product", "model", "timestamp", "quantities"],
-                "properties": {
-                    "id": {"type": "string", "maxLength": 255},
-                    "team_id": {"type": "string"},
-                    "product": {"enum": ["serverless", "dedicated", "container"]},
-                    "model": {"type": "string"},
-                    "gpu": {"type": "string"},
-                    "timestamp": {"type": "string", "format": "date-time"},
-                    "quantities": {
-                        "type": "object",
-                        "additionalProperties": {"type": "integer", "minimum": 0},
-                    },
-                },
+                "description": USAGE_EVENT_DOC
+                % (
+                    ", ".join(f"`{p}`" for p in sorted(PRODUCTS)),
+                    MAX_AGE.days,
+                    MAX_AHEAD // timedelta(minutes=1),
+                ),
+                "examples": [
+                    {
+                        "id": "req-8f2c",
+                        "team_id": "team_3kq9x7m2p4t8w1za",
+                        "product": "serverless",
+                        "model": "llama-3.1-70b",
+                        "timestamp": "2026-11-24T12:00:00Z",
+                        "quantities": {"input_tokens": 1200, "output_tokens": 300},
+                    }
+                ],
             },
         }
     },
@@ -89,7 +105,7 @@ async def post_usage_events(
     return usage_batch_result(result)
 
 
-@router.post("/v1/authorize")
+@router.post("/v1/authorize", responses=errors(404))
 def authorize(body: AuthorizeCreate, request: Request, caller: Caller) -> AuthorizePublic:
     """May this team make another request now, and at which tier?"""
     authorizer: Authorizer = request.app.state.authorizer
