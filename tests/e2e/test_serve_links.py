@@ -17,6 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2 as httpx
+import pytest
+
+pytestmark = pytest.mark.slow  # two server starts
 
 START_TIMEOUT = 30.0
 

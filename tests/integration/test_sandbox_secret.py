@@ -102,6 +102,11 @@ def test_simultaneous_first_starts_agree_on_one_secret(database_url: str) -> Non
     (``SELECT``; if nothing, plain ``INSERT``): UniqueViolation in the first round. On
     SQLite it passed even so: ``BEGIN IMMEDIATE`` serializes the writers there."""
     engines = [create_engine(database_url) for _ in range(8)]
+    for engine in engines:
+        # A first connection turns the copied SQLite file to WAL, which `creditledger
+        # migrate` has done before any process starts; done one at a time here.
+        with engine.connect():
+            pass
     try:
         for round_ in range(ROUNDS):
             name = f"race_{round_}"

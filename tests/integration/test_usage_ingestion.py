@@ -282,7 +282,7 @@ def test_a_body_that_is_not_an_events_list_is_refused_with_422(
     ]
 
 
-def test_a_body_that_is_not_json_is_refused_with_422(
+def test_a_body_that_is_not_json_is_refused_as_invalid_json(
     platform: Platform, client: TestClient
 ) -> None:
     response = client.post(
@@ -291,8 +291,8 @@ def test_a_body_that_is_not_json_is_refused_with_422(
         headers=bearer(platform.service) | {"Content-Type": "application/json"},
     )
 
-    assert response.status_code == 422
-    assert error_code(response) == "invalid_request"
+    assert response.status_code == 400
+    assert error_code(response) == "invalid_json"
 
 
 def test_an_empty_batch_is_accepted_as_nothing(platform: Platform) -> None:

@@ -41,9 +41,9 @@
     ├── TooManyAttempts                   too_many_attempts (429, Retry-After)
     ├── ServiceUnavailable                service_unavailable (503, retryable)
     │   ├── PaymentProviderUnavailable    payment_provider_unavailable
-    │   ├── PaymentRequestRejected        payment_request_rejected (the provider refused
-    │   │                                 a request of ours: our fault, logged, no Retry-After)
     │   └── PaymentNotYetKnown            payment_not_yet_known (a webhook that came early)
+    ├── PaymentRequestRejected            payment_request_rejected (503, no Retry-After): the
+    │                                     provider refused a request of ours; logged
     └── InternalError                     internal_error (500): a bug, never the caller's input
         └── UnbalancedTransaction         postings that do not sum to zero
 
@@ -182,13 +182,12 @@ class PaymentProviderUnavailable(ServiceUnavailable):
     code = "payment_provider_unavailable"
 
 
-class PaymentRequestRejected(ServiceUnavailable):
+class PaymentRequestRejected(CreditLedgerError):
     """The payment provider refused a request we made (invalid parameters, a key it does
     not accept): a fault on our side, logged for the operators. Nothing was charged and
-    no card was declined; trying again at once will not help."""
+    no card was declined; trying again at once will not help, so no ``retry_after``."""
 
     code = "payment_request_rejected"
-    retry_after = None
 
 
 class PaymentNotYetKnown(ServiceUnavailable):

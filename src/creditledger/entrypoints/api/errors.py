@@ -32,6 +32,7 @@ STATUS: dict[type[e.CreditLedgerError], int] = {
     e.PromoCodeLimitReached: 409,
     e.TooManyAttempts: 429,
     e.ServiceUnavailable: 503,
+    e.PaymentRequestRejected: 503,
     e.InternalError: 500,
 }
 """HTTP status per error class. An error answers the status of the nearest class in its
@@ -103,7 +104,7 @@ def install(app: FastAPI) -> None:
             413: "payload_too_large",
             415: "unsupported_media_type",
         }
-        headers = exc.headers
+        headers = dict(exc.headers) if exc.headers else None
         if exc.status_code == 405:
             methods = allowed_methods(request.app, request.url.path)
             headers = {"Allow": ", ".join(methods)} if methods else headers

@@ -86,7 +86,7 @@ def _statuses(route: APIRoute) -> set[int]:
     statuses: set[int] = set()
     if names or dependant.path_params or route.body_field or extra:
         statuses.add(422)
-    if route.methods & {"POST", "PUT", "PATCH"}:
+    if (route.methods or set()) & {"POST", "PUT", "PATCH"}:
         statuses |= {400, 413, 415, 422}
     if get_principal in set(_calls(dependant)):
         statuses |= {401, 403}

@@ -203,6 +203,19 @@ class StatusPublic(Public):
     status: str = Field(examples=["ok"])
 
 
+class CreatedTeamPublic(Public):
+    id: str
+    name: str
+
+
+class SignupTeamPublic(CreatedTeamPublic):
+    created_at: Timestamp
+
+
+class TokenPublic(Public):
+    token: str = Field(description="A personal API token, shown once: keep it secret")
+
+
 class TeamPublic(Public):
     id: str
     name: str
@@ -590,15 +603,6 @@ class WebhookReceived(Public):
     result: str = Field(description="What the event did, e.g. `granted` or `duplicate`")
 
 
-def member_public(member: Member) -> dict[str, Any]:
-    return {
-        "user_id": member.user_id,
-        "email": member.email,
-        "role": member.role.value,
-        "joined_at": iso(member.created_at),
-    }
-
-
 class PurchaseCreate(Body):
     amount: Money
 
@@ -685,7 +689,7 @@ class MemberPage(Public):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
 
 
-def listed_member_public(member: Member) -> MemberPublic:
+def member_public(member: Member) -> MemberPublic:
     return MemberPublic(
         user_id=member.user_id,
         email=member.email,
@@ -725,3 +729,9 @@ def audit_event_public(event: AuditEvent) -> AuditEventPublic:
         detail=dict(event.detail),
         client=event.client,
     )
+
+
+class SignupPublic(Public):
+    user: MeUserPublic
+    team: SignupTeamPublic
+    token: str = Field(description="A personal API token, shown once: keep it secret")

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Response
 
 from creditledger.entrypoints.api.deps import Caller, ClientAddress, Ctx, Cursor, Limit
 from creditledger.entrypoints.api.openapi import errors
 from creditledger.entrypoints.api.schemas import (
+    CreatedTeamPublic,
     LoginCreate,
     MemberCreate,
     MemberPage,
+    MemberPublic,
     MemberUpdate,
     MePublic,
+    MeUserPublic,
     SignupCreate,
+    SignupPublic,
+    SignupTeamPublic,
     TeamCreate,
     TeamPublic,
-    iso,
-    listed_member_public,
+    TokenPublic,
+    instant,
     me_public,
     member_public,
     team_public,
@@ -29,32 +32,31 @@ router = APIRouter(prefix="/v1", tags=["accounts"])
 
 
 @router.post("/signup", status_code=201, responses=errors(409, 429))
-def sign_up(body: SignupCreate, ctx: Ctx, client: ClientAddress) -> dict[str, Any]:
+def sign_up(body: SignupCreate, ctx: Ctx, client: ClientAddress) -> SignupPublic:
     """Create a user, their first team (the user is its admin) and the sign-up credit.
     Sign-ups are throttled per client address (`too_many_attempts`, 429, `Retry-After`)."""
     done = accounts.sign_up(ctx, body.email, body.password, body.team_name, client)
-    return {
-        "user": {"id": done.user_id, "email": done.email},
-        "team": {
-            "id": done.team.id,
-            "name": done.team.name,
-            "created_at": iso(done.team.created_at),
-        },
-        "token": done.token,
-    }
+    return SignupPublic(
+        user=MeUserPublic(id=done.user_id, email=done.email),
+        team=SignupTeamPublic(
+            id=done.team.id, name=done.team.name, created_at=instant(done.team.created_at)
+        ),
+        token=done.token,
+    )
 
 
 @router.post("/login", responses=errors(401, 429))
-def log_in(body: LoginCreate, ctx: Ctx, client: ClientAddress) -> dict[str, Any]:
+def log_in(body: LoginCreate, ctx: Ctx, client: ClientAddress) -> TokenPublic:
     """A new personal API token. Failed logins are throttled per account and per client
     address (`too_many_attempts`, 429, `Retry-After`)."""
-    return {"token": accounts.log_in(ctx, body.email, body.password, client)}
+    return TokenPublic(token=accounts.log_in(ctx, body.email, body.password, client))
 
 
 @router.post("/teams", status_code=201)
-def create_team(body: TeamCreate, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+def create_team(body: TeamCreate, ctx: Ctx, caller: Caller) -> CreatedTeamPublic:
+    """A new team; the caller becomes its admin (no sign-up credit)."""
     team = accounts.create_team(ctx, caller, body.name)
-    return {"id": team.id, "name": team.name}
+    return CreatedTeamPublic(id=team.id, name=team.name)
 
 
 @router.get("/me")
@@ -76,19 +78,19 @@ def list_members(
     """The team's members (team admins), in the order they were added."""
     result = accounts.list_members(ctx, caller, team_id, limit, cursor)
     return MemberPage(
-        data=[listed_member_public(m) for m in result.members], next_cursor=result.next_cursor
+        data=[member_public(m) for m in result.members], next_cursor=result.next_cursor
     )
 
 
 @router.post("/teams/{team_id}/members", status_code=201, responses=errors(409))
-def add_member(team_id: str, body: MemberCreate, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+def add_member(team_id: str, body: MemberCreate, ctx: Ctx, caller: Caller) -> MemberPublic:
     return member_public(accounts.add_member(ctx, caller, team_id, body.email, body.role))
 
 
 @router.patch("/teams/{team_id}/members/{user_id}", responses=errors(409))
 def change_role(
     team_id: str, user_id: str, body: MemberUpdate, ctx: Ctx, caller: Caller
-) -> dict[str, Any]:
+) -> MemberPublic:
     return member_public(accounts.change_role(ctx, caller, team_id, user_id, body.role))
 
 
