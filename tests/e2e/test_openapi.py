@@ -77,8 +77,9 @@ def test_operations_document_the_errors_they_answer(
 
 
 def _idempotency_header(op: Spec) -> Spec:
-    (header,) = [p for p in op.get("parameters", []) if p["name"] == "Idempotency-Key"]
-    return header
+    headers: list[Spec] = [p for p in op.get("parameters", []) if p["name"] == "Idempotency-Key"]
+    assert len(headers) == 1
+    return headers[0]
 
 
 @pytest.mark.parametrize(
@@ -123,7 +124,9 @@ def test_every_operation_answers_as_documented_for_an_anonymous_caller(
     undocumented = []
     for method, path, op in _operations(spec):
         url = re.sub(r"\{[^}]+\}", "x_1", path)
-        answer = client.request(method, url, json={} if method in ("POST", "PUT", "PATCH") else None)
+        answer = client.request(
+            method, url, json={} if method in ("POST", "PUT", "PATCH") else None
+        )
         if str(answer.status_code) not in op["responses"]:
             undocumented.append(f"{method} {path} → {answer.status_code}")
     assert undocumented == []
