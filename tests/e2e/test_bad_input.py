@@ -1,4 +1,4 @@
-"""Bad input gets a 4xx with its documented code and changes nothing (QUALITY.md)."""
+"""Bad input gets a 4xx with its documented code and changes nothing (docs/quality.md)."""
 
 from __future__ import annotations
 
@@ -462,3 +462,26 @@ def test_a_nul_byte_in_a_grant_note_is_refused(
 ) -> None:
     response = grant_request(client, operator, team, {"amount": "1.00", "note": "a\u0000b"})
     assert (response.status_code, response.json()["error"]["param"]) == (422, "note")
+
+
+@pytest.mark.parametrize("value", ["0.5", "1700000000", "2026-11-24"])
+def test_a_time_that_is_not_rfc_3339_with_a_zone_is_refused_by_the_usage_report(
+    client: TestClient, team: Account, value: str
+) -> None:
+    response = client.get(
+        f"/v1/teams/{team.team_id}/usage", headers=team.auth, params={"until": value}
+    )
+    assert (response.status_code, error_code(response)) == (422, "invalid_request")
+    assert response.json()["error"]["param"] == "until"
+
+
+def test_team_pricing_takes_its_start_only_as_rfc_3339(
+    client: TestClient, team: Account, operator: dict[str, str]
+) -> None:
+    response = client.put(
+        f"/v1/teams/{team.team_id}/pricing",
+        headers=operator,
+        json={"discount_percent": "10", "effective_from": 1700000000},
+    )
+    assert (response.status_code, error_code(response)) == (422, "invalid_request")
+    assert response.json()["error"]["param"] == "effective_from"

@@ -42,17 +42,16 @@ from creditledger.services.billing_settings import BillingSettings
 from creditledger.services.recharge import AutoRechargeView
 from creditledger.services.usage import IngestResult
 
-Money = Annotated[
-    Any,
-    WithJsonSchema(
-        {
-            "type": "string",
-            "pattern": r"^[0-9]+(\.[0-9]{1,9})?$",
-            "description": 'US dollars as a decimal string, e.g. "10.00"',
-            "examples": ["10.00"],
-        }
-    ),
-]
+_MONEY_IN: dict[str, Any] = {
+    "type": "string",
+    "pattern": r"^[0-9]+(\.[0-9]{1,9})?$",
+    "description": 'US dollars as a decimal string, e.g. "10.00"',
+    "examples": ["10.00"],
+}
+
+Money = Annotated[Any, WithJsonSchema(_MONEY_IN)]
+OptionalMoney = Annotated[Any, WithJsonSchema({"anyOf": [_MONEY_IN, {"type": "null"}]})]
+"""A money field that may be ``null`` (or left out): "not set"."""
 
 
 _RFC3339_START = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}")
@@ -131,9 +130,17 @@ class PriceBody(Body):
 class TeamPricingBody(Body):
     prices: list[PriceBody] | None = None
     discount_percent: Annotated[
-        Any, WithJsonSchema({"type": "string", "pattern": r"^[0-9]{1,3}(\.[0-9]{1,2})?$"})
+        Any,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "pattern": r"^[0-9]{1,3}(\.[0-9]{1,2})?$"},
+                    {"type": "null"},
+                ]
+            }
+        ),
     ] = None
-    effective_from: AwareDatetime | None = None
+    effective_from: Instant | None = None
 
 
 MoneyText = Annotated[
@@ -609,8 +616,8 @@ class PurchaseCreate(Body):
 
 class AutoRechargeUpdate(Body):
     enabled: StrictBool
-    threshold: Money = None
-    restore_to: Money = None
+    threshold: OptionalMoney = None
+    restore_to: OptionalMoney = None
 
 
 class BillingSettingsUpdate(Body):

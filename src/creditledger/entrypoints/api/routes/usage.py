@@ -7,7 +7,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import AwareDatetime
 
 from creditledger.domain.errors import InvalidRequest, UnknownField
 from creditledger.domain.grants import PRODUCTS, UsageScope
@@ -18,6 +17,7 @@ from creditledger.entrypoints.api.openapi import errors
 from creditledger.entrypoints.api.schemas import (
     AuthorizeCreate,
     AuthorizePublic,
+    Instant,
     UsageBatchResult,
     UsageReportPublic,
     authorize_public,
@@ -120,8 +120,8 @@ def get_usage(
     team_id: str,
     ctx: Ctx,
     caller: Caller,
-    since: Annotated[AwareDatetime | None, Query()] = None,
-    until: Annotated[AwareDatetime | None, Query()] = None,
+    since: Annotated[Instant | None, Query()] = None,
+    until: Annotated[Instant | None, Query()] = None,
     granularity: Annotated[Literal["hour", "day"], Query()] = "day",
     group_by: Annotated[Literal["product", "model"], Query()] = "model",
 ) -> UsageReportPublic:
