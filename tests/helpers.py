@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,14 +11,15 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from creditledger.adapters.db import tables
-from creditledger.adapters.db.rows import grant_from_row
+from creditledger.adapters.db.invariants import consumption_order, usage_charged_once
 from creditledger.domain import ledger
 from creditledger.domain.accounts import BillingMode, TokenKind
-from creditledger.domain.consumption import Allocation, allocate, in_consumption_order, is_eligible
+from creditledger.domain.consumption import Allocation, allocate
 from creditledger.domain.grants import Grant, GrantKind, GrantSource, UsageScope
 from creditledger.domain.money import dollars
 from creditledger.domain.payments import Payment, PaymentPurpose, PaymentStatus
 from creditledger.domain.purchases import Purchase
+from creditledger.domain.usage import UsageRecord
 from creditledger.services.context import Context
 from creditledger.services.grants import NewGrant, issue_grant
 from creditledger.services.ports import UnitOfWork
@@ -97,9 +98,39 @@ def spend(ctx: Context, team_id: str, nanos: int, usage: UsageScope | None = Non
         now = ctx.clock.now()
         split = allocate(uow.grants.for_team(team_id), nanos, usage, now)
         tx = ledger.charge_usage(team_id, split.draws, split.uncovered, now, "Usage", None)
-        uow.ledger.post(tx, uow.new_id("txn"), now)
+        tx_id = uow.new_id("txn")
+        uow.ledger.post(tx, tx_id, now)
+        record_usage(uow, team_id, tx_id, usage, split, now)
         uow.commit()
     return split
+
+
+def record_usage(
+    uow: UnitOfWork,
+    team_id: str,
+    tx_id: str,
+    usage: UsageScope,
+    split: Allocation,
+    now: datetime,
+) -> None:
+    """The usage event a hand-made usage transaction charges (invariant I4: no usage
+    transaction without its event, charged as its postings say)."""
+    charge = sum(n for _, n in split.draws) + split.uncovered
+    record = UsageRecord(
+        team_id,
+        f"usage-{next(_counter)}",
+        "test",
+        usage.product,
+        usage.model or "",
+        usage.gpu,
+        now,
+        charge,
+        split.uncovered,
+        tx_id,
+        now,
+        split.draws,
+    )
+    uow.usage.add([record])
 
 
 def snapshot(client: TestClient, account: Account) -> tuple[Any, ...]:
@@ -356,7 +387,8 @@ def charged_events(database_url: str) -> list[Charged]:
 
 def usage_violations(database_url: str, window: timedelta = timedelta(hours=1)) -> list[str]:
     """I4 (each event charged once; Σ charges = Σ drawn + Σ unpaid) and I7 (no grant drawn
-    while an earlier-ordered eligible grant still had credit), replayed from the ledger.
+    while an earlier-ordered eligible grant still had credit), replayed from the ledger by
+    the same checks as ``creditledger verify``.
 
     ``window`` is the late-arrival window: a grant stops being eligible for usage that
     arrives once its expiry is that far past, whatever the usage's own time.
@@ -364,170 +396,6 @@ def usage_violations(database_url: str, window: timedelta = timedelta(hours=1)) 
     engine = sa.create_engine(database_url, poolclass=sa.NullPool)
     try:
         with engine.connect() as conn:
-            return _i4(conn) + _i7(conn, window)
+            return [*usage_charged_once(conn), *consumption_order(conn, window)]
     finally:
         engine.dispose()
-
-
-def _i4(conn: sa.Connection) -> list[str]:
-    e, p, tx, teams = tables.usage_events, tables.postings, tables.ledger_transactions, tables.teams
-    problems: list[str] = []
-    per_tx = (
-        sa.select(
-            p.c.transaction_id,
-            sa.func.sum(sa.case((p.c.grant_id.is_not(None), -p.c.amount_nanos), else_=0)).label(
-                "drawn"
-            ),
-            sa.func.sum(
-                sa.case((p.c.account.like("team_unpaid:%"), -p.c.amount_nanos), else_=0)
-            ).label("unpaid"),
-            sa.func.sum(
-                sa.case((p.c.account == "platform:usage_revenue", p.c.amount_nanos), else_=0)
-            ).label("revenue"),
-        )
-        .group_by(p.c.transaction_id)
-        .subquery()
-    )
-    rows = conn.execute(
-        sa.select(
-            e.c.team_id,
-            e.c.event_id,
-            e.c.charge_nanos,
-            e.c.uncovered_nanos,
-            e.c.transaction_id,
-            per_tx.c.drawn,
-            per_tx.c.unpaid,
-            per_tx.c.revenue,
-        ).outerjoin(per_tx, per_tx.c.transaction_id == e.c.transaction_id)
-    )
-    # A late event may re-allocate later ones: their adjustments move the split.
-    moved: dict[tuple[str, str], tuple[int, int]] = {}
-    adjustments = conn.execute(
-        sa.select(
-            tx.c.team_id,
-            tx.c.reference,
-            sa.func.sum(sa.case((p.c.grant_id.is_not(None), -p.c.amount_nanos), else_=0)),
-            sa.func.sum(sa.case((p.c.account.like("team_unpaid:%"), -p.c.amount_nanos), else_=0)),
-        )
-        .join(p, p.c.transaction_id == tx.c.id)
-        .where(tx.c.type == "adjustment")
-        .group_by(tx.c.team_id, tx.c.reference)
-    )
-    for team_id, reference, drawn, unpaid in adjustments:
-        moved[(team_id, reference)] = (int(drawn), int(unpaid))
-    for r in rows:
-        if r.transaction_id is None:
-            if r.charge_nanos != 0 or r.uncovered_nanos != 0:
-                problems.append(f"I4: event {r.event_id} charged {r.charge_nanos} without postings")
-            continue
-        extra_drawn, extra_unpaid = moved.get((r.team_id, r.event_id), (0, 0))
-        if (r.drawn + extra_drawn, r.unpaid + extra_unpaid, r.revenue) != (
-            r.charge_nanos - r.uncovered_nanos,
-            r.uncovered_nanos,
-            r.charge_nanos,
-        ):
-            problems.append(
-                f"I4: event {r.event_id} charge {r.charge_nanos} (uncovered {r.uncovered_nanos}) "
-                f"but postings drew {r.drawn}, unpaid {r.unpaid}, revenue {r.revenue}"
-            )
-    shared = conn.execute(
-        sa.select(e.c.transaction_id)
-        .where(e.c.transaction_id.is_not(None))
-        .group_by(e.c.transaction_id)
-        .having(sa.func.count() > 1)
-    ).all()
-    problems += [f"I4: transaction {t} charges several events" for (t,) in shared]
-    orphans = conn.execute(
-        sa.select(tx.c.id).where(
-            tx.c.type == "usage", ~sa.exists().where(e.c.transaction_id == tx.c.id)
-        )
-    ).all()
-    problems += [f"I4: usage transaction {t} belongs to no event" for (t,) in orphans]
-    totals = conn.execute(
-        sa.select(
-            teams.c.id,
-            teams.c.unpaid_nanos,
-            sa.select(sa.func.coalesce(sa.func.sum(e.c.uncovered_nanos), 0))
-            .where(e.c.team_id == teams.c.id)
-            .scalar_subquery()
-            .label("uncovered"),
-        )
-    )
-    for t in totals:
-        # No invoices yet: every uncovered nano is still on the unpaid balance.
-        if t.unpaid_nanos != t.uncovered:
-            problems.append(
-                f"I4: team {t.id} unpaid {t.unpaid_nanos} but its events left {t.uncovered}"
-            )
-    return problems
-
-
-def _i7(conn: sa.Connection, window: timedelta) -> list[str]:
-    p, tx, e = tables.postings, tables.ledger_transactions, tables.usage_events
-    grants = {
-        g.id: replace(g, remaining=0, voided_at=None)
-        for g in (grant_from_row(r) for r in conn.execute(sa.select(tables.grants)))
-    }
-    scopes = {
-        r.transaction_id: UsageScope(r.product, r.model, r.gpu)
-        for r in conn.execute(
-            sa.select(e.c.transaction_id, e.c.product, e.c.model, e.c.gpu).where(
-                e.c.transaction_id.is_not(None)
-            )
-        )
-    }
-    rows = conn.execute(
-        sa.select(
-            p.c.transaction_id,
-            p.c.grant_id,
-            p.c.account,
-            p.c.amount_nanos,
-            tx.c.team_id,
-            tx.c.type,
-            tx.c.occurred_at,
-            tx.c.created_at,
-        )
-        .join(tx, tx.c.id == p.c.transaction_id)
-        .order_by(p.c.seq)
-    ).all()
-    remaining: dict[str, int] = dict.fromkeys(grants, 0)
-    problems: list[str] = []
-    # A team whose usage a late event re-allocated ends as if charged in time order,
-    # not in arrival order: replaying arrival order does not apply to it. The
-    # arrival-order tests compare such teams with the same events charged in order.
-    reallocated = {r.team_id for r in rows if r.type == "adjustment"}
-    for tx_id, postings in itertools.groupby(rows, key=lambda r: r.transaction_id):
-        batch = list(postings)
-        first = batch[0]
-        if first.team_id in reallocated:
-            continue
-        if first.type != "usage":
-            for r in batch:
-                if r.grant_id is not None:
-                    remaining[r.grant_id] += r.amount_nanos
-            continue
-        usage = scopes[tx_id]
-        team_grants = [g for g in grants.values() if g.team_id == first.team_id]
-        eligible = [
-            g.id
-            for g in in_consumption_order(team_grants)
-            if is_eligible(g, remaining[g.id], usage, first.occurred_at)
-            and (g.expires_at is None or first.created_at < g.expires_at + window)
-        ]
-        drawn = [r.grant_id for r in batch if r.grant_id is not None]
-        uncovered = any(r.account.startswith("team_unpaid:") for r in batch)
-        for r in batch:
-            if r.grant_id is not None:
-                remaining[r.grant_id] += r.amount_nanos
-        for gid in drawn:
-            if gid not in eligible:
-                problems.append(f"I7: {tx_id} drew grant {gid}, not eligible for it")
-        last = max((eligible.index(g) for g in drawn if g in eligible), default=-1)
-        must_be_empty = eligible if uncovered else eligible[:last]
-        for gid in must_be_empty:
-            if remaining[gid] != 0:
-                problems.append(
-                    f"I7: {tx_id} left {remaining[gid]} on grant {gid}, ordered before what it "
-                    "drew or left unpaid"
-                )
-    return problems

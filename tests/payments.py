@@ -17,9 +17,10 @@ from creditledger.adapters.db import tables as t
 from creditledger.adapters.payments.delivery import ManualOutbox
 from creditledger.adapters.payments.sandbox import DECLINE_CARD, SUCCESS_CARD, SandboxProvider
 from creditledger.domain import ledger
-from creditledger.domain.grants import GrantStatus
+from creditledger.domain.consumption import Allocation
+from creditledger.domain.grants import GrantStatus, UsageScope
 from creditledger.services.context import Context
-from tests.helpers import Account
+from tests.helpers import Account, record_usage
 
 T = TypeVar("T")
 
@@ -136,7 +137,11 @@ def draw_down(ctx: Context, team_id: str, amount: int) -> None:
                 draws.append((grant.id, take))
                 left -= take
         tx = ledger.charge_usage(team_id, tuple(draws), left, now, "test usage", None)
-        uow.ledger.post(tx, uow.new_id("txn"), now)
+        tx_id = uow.new_id("txn")
+        uow.ledger.post(tx, tx_id, now)
+        record_usage(
+            uow, team_id, tx_id, UsageScope("serverless"), Allocation(tuple(draws), left), now
+        )
         uow.commit()
 
 

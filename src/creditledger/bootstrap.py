@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import sqlalchemy as sa
 
 from creditledger.adapters.clock import SystemClock
@@ -75,7 +77,7 @@ def build_context(
         clock=clock,
         passwords=Argon2Passwords(settings.password_time_cost, settings.password_memory_kib),
         settings=settings,
-        invariants=SqlInvariants(engine),
+        invariants=SqlInvariants(engine, timedelta(seconds=settings.late_arrival_window_seconds)),
         schema=SqlSchemaStatus(engine),
         rate_limiter=LimitsRateLimiter(settings.redis_url),
         payments=payments or build_payment_provider(settings, clock, engine),

@@ -183,7 +183,3 @@ class Settings(BaseSettings):
         if not table or table[0].reached_at != 0:
             raise ValueError("CREDITLEDGER_TIERS must start with a tier reached at 0.00")
         return table
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
 from creditledger.adapters.clock import FixedClock
+from creditledger.entrypoints.api.app import create_app
 from creditledger.services.context import Context
+from creditledger.services.ports import PasswordHasher
 from tests.helpers import (
     PASSWORD,
     Account,
@@ -319,3 +322,34 @@ def test_only_the_team_admins_list_its_members(client: TestClient, ctx: Context)
     assert (stranger.status_code, stranger.json()) == (404, missing.json())
     assert client.get(url, headers=bearer(operator_token(ctx))).status_code == 403
     assert client.get(url).status_code == 401
+
+
+class _CountingPasswords:
+    """The context's hasher, counting the argon2 runs a login costs."""
+
+    def __init__(self, inner: PasswordHasher) -> None:
+        self.inner = inner
+        self.runs = 0
+
+    def hash(self, password: str) -> str:
+        self.runs += 1
+        return self.inner.hash(password)
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        self.runs += 1
+        return self.inner.verify(password_hash, password)
+
+
+def test_an_unknown_email_costs_one_password_check_as_a_known_one_does(ctx: Context) -> None:
+    counting = _CountingPasswords(ctx.passwords)
+    counted = dataclasses.replace(ctx, passwords=counting)
+    with TestClient(create_app(counted), raise_server_exceptions=False) as client:
+        account = sign_up(client)
+        runs = []
+        for email in (account.email, "nobody@example.com", "nobody-else@example.com"):
+            before = counting.runs
+            client.post("/v1/login", json={"email": email, "password": "wrong-password-1"})
+            runs.append(counting.runs - before)
+    # The first unknown email may make the stand-in hash once; after that, one check each.
+    assert runs[0] == 1
+    assert runs[2] == 1

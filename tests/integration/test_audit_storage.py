@@ -14,11 +14,9 @@ from creditledger.adapters.db import tables as t
 from creditledger.adapters.db.engine import create_engine
 from creditledger.domain.accounts import TokenKind
 from creditledger.domain.audit import AuditEvent, AuditFilter
-from creditledger.domain.grants import GrantKind, GrantSource
 from creditledger.domain.money import dollars
 from creditledger.services import accounts, billing, grants
 from creditledger.services.context import Context
-from creditledger.services.grants import NewGrant
 from creditledger.services.ports import UnitOfWork
 from creditledger.services.tokens import authenticate, create_platform_token
 from tests.helpers import PASSWORD
@@ -94,7 +92,7 @@ def test_audit_events_can_not_be_changed_or_removed(
 def test_an_operator_action_whose_audit_event_fails_does_not_happen(ctx: Context) -> None:
     done = accounts.sign_up(ctx, "ada@example.com", PASSWORD, "Ada's team")
     operator = authenticate(ctx, create_platform_token(ctx, TokenKind.OPERATOR, "support"))
-    credit = NewGrant(GrantKind.PROMOTIONAL, GrantSource.MANUAL, dollars("2.00"), note="Thanks")
+    credit = grants.OperatorGrant(amount="2.00", note="Thanks")
     with ctx.uow() as uow:
         grant = grants.grant_operator_credit(uow, ctx, operator, done.team.id, credit)
         uow.commit()

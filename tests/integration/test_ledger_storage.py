@@ -11,7 +11,7 @@ from creditledger.domain.money import dollars
 from creditledger.services.context import Context
 from creditledger.services.grants import NewGrant, issue_grant
 from tests.conftest import START
-from tests.helpers import issue_prepaid
+from tests.helpers import issue_prepaid, record_usage
 
 
 def test_a_usage_charge_draws_grants_in_order_and_the_rest_becomes_unpaid(ctx: Context) -> None:
@@ -32,7 +32,9 @@ def test_a_usage_charge_draws_grants_in_order_and_the_rest_becomes_unpaid(ctx: C
             uow.grants.for_team(team_id), dollars("3.50"), UsageScope("serverless", "m"), START
         )
         tx = ledger.charge_usage(team_id, split.draws, split.uncovered, START, "usage", "evt_1")
-        uow.ledger.post(tx, uow.new_id("txn"), START)
+        tx_id = uow.new_id("txn")
+        uow.ledger.post(tx, tx_id, START)
+        record_usage(uow, team_id, tx_id, UsageScope("serverless", "m"), split, START)
         uow.commit()
 
     assert split.draws == ((promo.id, dollars("1.00")), (prepaid.id, dollars("2.00")))

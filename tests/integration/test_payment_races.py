@@ -31,7 +31,7 @@ from creditledger.domain.payments import PaymentOutcome, PaymentStatus
 from creditledger.domain.purchases import Purchase
 from creditledger.services import payments, purchases
 from creditledger.services.context import Context
-from creditledger.services.idempotency import request_fingerprint
+from creditledger.services.idempotency import IdempotentRequest
 from creditledger.services.tokens import authenticate
 from tests.helpers import sign_up
 from tests.payments import ROUNDS, balance, outbox, pay, start_purchase, together
@@ -64,16 +64,19 @@ def _purchase_twenty_times_with_one_key(
 ) -> None:
     ada = sign_up(client)
     principal = authenticate(ctx, ada.token)
-    fingerprint = request_fingerprint(b"purchase", b"10.00")
+    request = IdempotentRequest(
+        caller=principal.caller_id,
+        key="one-key",
+        method="POST",
+        path=f"/v1/teams/{ada.team_id}/purchases",
+    )
     checkouts = sandbox.checkouts_created
 
     def render(purchase: Purchase) -> tuple[int, str]:
         return 201, orjson.dumps({"id": purchase.id, "url": purchase.checkout_url}).decode()
 
     def attempt(_: int) -> tuple[int, str]:
-        return purchases.start_purchase(
-            ctx, principal, ada.team_id, dollars("10.00"), "one-key", fingerprint, render
-        )
+        return purchases.start_purchase(ctx, principal, ada.team_id, "10.00", request, render)
 
     answers, errors = together(20, attempt)
     assert all(isinstance(e, RequestInProgress) for e in errors), errors

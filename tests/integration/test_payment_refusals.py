@@ -76,7 +76,7 @@ def test_an_off_session_charge_for_another_amount_grants_nothing_and_stays_in_fl
     ada = sign_up(client)
     buy(client, sandbox, ada, "10.00")
     recharge.set_auto_recharge(
-        ctx, authenticate(ctx, ada.token), ada.team_id, True, dollars("5.00"), dollars("20.00")
+        ctx, authenticate(ctx, ada.token), ada.team_id, True, "5.00", "20.00"
     )
     draw_down(ctx, ada.team_id, dollars("12.00"))
     charge = sandbox.charge_off_session

@@ -48,8 +48,7 @@ from creditledger.adapters.db import tables as t
 from creditledger.adapters.ratelimit.limiter import LimitsRateLimiter
 from creditledger.domain.accounts import Principal
 from creditledger.domain.errors import CreditLedgerError
-from creditledger.domain.money import dollars
-from creditledger.domain.promo_codes import MAX_FAILED_ATTEMPTS, PromoCode, PromoTerms
+from creditledger.domain.promo_codes import MAX_FAILED_ATTEMPTS, PromoCode
 from creditledger.services import accounts
 from creditledger.services.access import system_operator
 from creditledger.services.context import Context
@@ -86,8 +85,8 @@ def admins(ctx: Context, count: int) -> list[Admin]:
 
 
 def fresh_code(ctx: Context, max_redemptions: int) -> PromoCode:
-    terms = PromoTerms(amount=dollars("1.00"), max_redemptions=max_redemptions)
-    (code,) = create_promo_codes(ctx, OPERATOR, NewPromoCodes(terms, count=1))
+    new = NewPromoCodes(amount="1.00", max_redemptions=max_redemptions, count=1)
+    (code,) = create_promo_codes(ctx, OPERATOR, new)
     return code
 
 

@@ -16,7 +16,7 @@ from creditledger.adapters.db.engine import create_engine
 from creditledger.bootstrap import build_context
 from creditledger.domain.grants import GrantKind, GrantSource
 from creditledger.domain.money import dollars
-from creditledger.domain.promo_codes import PromoCode, PromoTerms
+from creditledger.domain.promo_codes import PromoCode
 from creditledger.entrypoints.cli import app
 from creditledger.services import accounts
 from creditledger.services.access import system_operator
@@ -47,8 +47,8 @@ def redeemed(database_url: str) -> Iterator[Redeemed]:
     """A code of $2.00 (limit 3) redeemed by one team; the test may break the ledger."""
     ctx = build_context(make_settings(database_url), clock=FixedClock(START))
     done = accounts.sign_up(ctx, "ada@example.com", PASSWORD, "Ada's team")
-    terms = PromoTerms(amount=dollars("2.00"), max_redemptions=3)
-    (code,) = create_promo_codes(ctx, OPERATOR, NewPromoCodes(terms, code="SPRING"))
+    new = NewPromoCodes(amount="2.00", max_redemptions=3, code="SPRING")
+    (code,) = create_promo_codes(ctx, OPERATOR, new)
     redeem_promo_code(ctx, authenticate(ctx, done.token), done.team.id, "spring")
     yield Redeemed(ctx, code, done.team.id)
     ctx.uow.dispose()

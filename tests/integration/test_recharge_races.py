@@ -30,7 +30,7 @@ def _team_with_auto_recharge(
     ada = sign_up(client)
     buy(client, sandbox, ada, "10.00")
     recharge.set_auto_recharge(
-        ctx, authenticate(ctx, ada.token), ada.team_id, True, dollars(threshold), dollars("20.00")
+        ctx, authenticate(ctx, ada.token), ada.team_id, True, threshold, "20.00"
     )
     return ada
 

@@ -238,3 +238,29 @@ def test_concurrent_batches_spanning_several_teams_in_any_order_neither_deadlock
         assert platform.remaining(tid) == {grants[tid]: 0}
         assert platform.unpaid(tid) == nanos("0.30")
     assert usage_violations(ctx.settings.database_url) == []
+
+
+def test_a_late_event_reallocates_even_when_its_batch_brings_an_event_older_than_the_window(
+    platform: Platform, ctx: Context, clock: FixedClock
+) -> None:
+    """As above, but the late 12:30 event comes with a 12:00 event, older than the
+    window (which reaches back to 12:20): what was charged after 12:30 is still
+    allocated again, so every grant ends as in time order."""
+    noon = NOON
+    results = []
+    for late_first in (False, True):
+        clock.at = noon
+        tid = platform.team().team_id
+        promo = platform.promo(tid, "0.10", expires_at=noon + timedelta(days=1))
+        clock.at = noon + timedelta(hours=1)
+        prepaid = platform.prepaid(tid, "0.10")
+        clock.at = noon + timedelta(hours=1, minutes=20)
+        old = event(tid, "old", noon, requests=1)
+        early = event(tid, "early", noon + timedelta(minutes=30), requests=15)
+        late = event(tid, "late", noon + timedelta(hours=1, minutes=5), requests=10)
+        for batch in ([late], [old, early]) if late_first else ([old, early], [late]):
+            _ingest(ctx, batch)
+        results.append((platform.remaining(tid)[promo], platform.remaining(tid)[prepaid]))
+
+    assert results[0] == results[1] == (0, 0)
+    assert usage_violations(ctx.settings.database_url) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -12,12 +13,18 @@ from creditledger.adapters.clock import FixedClock
 from creditledger.adapters.db import tables as t
 from creditledger.adapters.db.engine import create_engine
 from creditledger.bootstrap import build_context
+from creditledger.domain.accounts import Principal, TokenKind
+from creditledger.domain.grants import GrantKind, GrantSource
+from creditledger.domain.money import dollars
 from creditledger.entrypoints.cli import app
 from creditledger.services import accounts
 from creditledger.services.context import Context
+from creditledger.services.grants import NewGrant, issue_grant
+from creditledger.services.prices import PriceInput, set_price_book
+from creditledger.services.usage import ingest_usage
 from creditledger.services.verify import verify_ledger
 from tests.conftest import START, make_settings
-from tests.helpers import PASSWORD
+from tests.helpers import PASSWORD, event, remaining_by_grant
 
 
 @pytest.fixture
@@ -104,3 +111,82 @@ def test_verify_finds_a_grant_without_its_issuing_entry(
         )
     problems = verify_ledger(unchecked_ctx)
     assert any(p.startswith("I2: grant grant_unfunded") for p in problems)
+
+
+def _charge_usage(ctx: Context, team_id: str, expiring_in: timedelta) -> tuple[str, str]:
+    """$1.00 of usage on a team holding its $5.00 sign-up credit and $2.00 that expires
+    sooner (so drawn first); returns the ids of (the expiring grant, the sign-up grant)."""
+    operator = Principal(TokenKind.OPERATOR, "tok_test_operator")
+    set_price_book(ctx, operator, [PriceInput("serverless", "llama", None, "requests", "0.01", 1)])
+    with ctx.uow(write=False) as uow:
+        (signup,) = uow.grants.for_team(team_id)
+    expiring = NewGrant(
+        kind=GrantKind.PROMOTIONAL,
+        source=GrantSource.MANUAL,
+        amount=dollars("2.00"),
+        expires_at=START + expiring_in,
+    )
+    with ctx.uow() as uow:
+        uow.teams.lock(team_id)
+        soon = issue_grant(uow, ctx, team_id, expiring, "Grant")
+        uow.commit()
+    service = Principal(TokenKind.SERVICE, "tok_test_gateway")
+    result = ingest_usage(ctx, service, [event(team_id, "ev-1", START, requests=100)])
+    assert result.accepted == 1
+    assert remaining_by_grant(ctx, team_id)[soon.id] == dollars("1.00")
+    return soon.id, signup.id
+
+
+def test_verify_finds_a_usage_charge_that_does_not_match_its_postings(
+    unchecked_ctx: Context, raw: sa.Engine, database_url: str
+) -> None:
+    team_id = _team_of(raw)
+    _charge_usage(unchecked_ctx, team_id, timedelta(days=1))
+    assert verify_ledger(unchecked_ctx) == []
+    with raw.begin() as conn:
+        conn.execute(t.usage_events.update().values(charge_nanos=t.usage_events.c.charge_nanos + 1))
+    problems = verify_ledger(unchecked_ctx)
+    assert any(p.startswith("I4: event ev-1 charge") for p in problems), problems
+    code, output = run_verify(database_url)
+    assert code == 1
+    assert "I4: event ev-1" in output
+
+
+def test_verify_finds_usage_the_ledger_charged_twice(
+    unchecked_ctx: Context, raw: sa.Engine
+) -> None:
+    team_id = _team_of(raw)
+    _charge_usage(unchecked_ctx, team_id, timedelta(days=1))
+    with raw.begin() as conn:
+        first = conn.execute(sa.select(t.usage_events)).one()._asdict()
+        conn.execute(t.usage_events.insert().values(first | {"event_id": "ev-2"}))
+    problems = verify_ledger(unchecked_ctx)
+    assert any(p.startswith("I4: transaction") and "several events" in p for p in problems)
+
+
+def test_verify_finds_usage_that_skipped_an_earlier_ordered_grant(
+    unchecked_ctx: Context, raw: sa.Engine, database_url: str
+) -> None:
+    team_id = _team_of(raw)
+    soon, signup = _charge_usage(unchecked_ctx, team_id, timedelta(days=1))
+    assert verify_ledger(unchecked_ctx) == []
+    # Make the grant the usage did not draw the one ordered first: the usage then
+    # skipped an eligible grant that still had credit.
+    with raw.begin() as conn:
+        conn.execute(
+            t.grants.update()
+            .where(t.grants.c.id == signup)
+            .values(expires_at=START + timedelta(hours=12))
+        )
+    problems = verify_ledger(unchecked_ctx)
+    assert any(p.startswith("I7:") and signup in p for p in problems), problems
+    assert not any(p.startswith(("I1:", "I2:", "I3:", "I4:")) for p in problems)
+    code, output = run_verify(database_url)
+    assert code == 1
+    assert "I7:" in output
+
+
+def _team_of(raw: sa.Engine) -> str:
+    with raw.connect() as conn:
+        team_id: str = conn.execute(sa.select(t.teams.c.id)).scalar_one()
+    return team_id

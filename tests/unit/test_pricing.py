@@ -26,7 +26,6 @@ from creditledger.domain.pricing import (
 )
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
-NANO = 1
 
 
 def book(*prices: Price, since: datetime = T0) -> PriceBook:

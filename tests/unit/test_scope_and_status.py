@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from creditledger.domain.errors import InvalidScope
-from creditledger.domain.grants import GrantStatus, Scope, UsageScope, scope_from_columns
+from creditledger.domain.grants import GrantStatus, Scope, UsageScope
 from tests.builders import grant, scope
 from tests.helpers import at
 
@@ -61,11 +61,6 @@ def test_usage_is_in_scope_only_when_every_listed_dimension_contains_it() -> Non
     assert not llama_on_serverless.contains(UsageScope("dedicated", "llama"))
     assert scope(gpus=["h100"]).contains(UsageScope("dedicated", None, "h100"))
     assert not scope(gpus=["h100"]).contains(UsageScope("dedicated", None, None))
-
-
-def test_scope_columns_without_any_dimension_are_unlimited() -> None:
-    assert scope_from_columns(None, None, None) is None
-    assert scope_from_columns(["serverless"], None, None) == scope(products=["serverless"])
 
 
 NOW = at("2026-11-24T12:00")

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from creditledger.domain.cursors import CursorCodec
 from creditledger.domain.errors import InvalidCursor, InvalidRequest
 from creditledger.domain.ids import is_id
+from creditledger.domain.money import Nanos
 from creditledger.domain.throttle import minutes
 
 
@@ -54,8 +55,8 @@ class Team:
     name: str
     billing_mode: BillingMode
     tier_level_override: int | None
-    lifetime_paid: int
-    unpaid: int
+    lifetime_paid: Nanos
+    unpaid: Nanos
     created_at: datetime
     revision: int = 0
     """Changes with every write that can change an authorization decision."""

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from creditledger.domain.availability import is_usable
 from creditledger.domain.grants import Grant, GrantKind, UsageScope
+from creditledger.domain.money import Nanos
 
 _NEVER = datetime.max.replace(tzinfo=UTC)
 
@@ -59,33 +61,30 @@ def in_consumption_order(grants: Iterable[Grant]) -> list[Grant]:
     return sorted(grants, key=consumption_order_key)
 
 
-def is_eligible(grant: Grant, remaining: int, usage: UsageScope, at: datetime) -> bool:
-    """May this grant pay for usage of ``usage`` scope at time ``at``?"""
-    return (
-        remaining > 0
-        and grant.is_usable_at(at)
-        and (grant.scope is None or grant.scope.contains(usage))
-    )
+def is_eligible(grant: Grant, remaining: Nanos, usage: UsageScope, at: datetime) -> bool:
+    """May this grant pay for usage of ``usage`` scope at time ``at``? (The rule is
+    :func:`creditledger.domain.availability.is_usable`.)"""
+    return is_usable(grant, usage, at, remaining)
 
 
 @dataclass(frozen=True, slots=True)
 class Allocation:
     """How one charge is paid: ``draws`` in order as (grant id, nanos), the rest uncovered."""
 
-    draws: tuple[tuple[str, int], ...]
-    uncovered: int
+    draws: tuple[tuple[str, Nanos], ...]
+    uncovered: Nanos
 
     @property
-    def covered(self) -> int:
+    def covered(self) -> Nanos:
         return sum(n for _, n in self.draws)
 
 
 def allocate(
     grants: Iterable[Grant],
-    charge: int,
+    charge: Nanos,
     usage: UsageScope,
     at: datetime,
-    remaining: Mapping[str, int] | None = None,
+    remaining: Mapping[str, Nanos] | None = None,
     *,
     presorted: bool = False,
 ) -> Allocation:
@@ -100,7 +99,7 @@ def allocate(
     if charge < 0:
         raise ValueError("a charge is never negative")
     left = charge
-    draws: list[tuple[str, int]] = []
+    draws: list[tuple[str, Nanos]] = []
     for grant in grants if presorted else in_consumption_order(grants):
         if left == 0:
             break

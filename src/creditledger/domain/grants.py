@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from creditledger.domain.errors import InvalidScope
+from creditledger.domain.money import Nanos
 
 
 class GrantKind(enum.StrEnum):
@@ -129,18 +130,6 @@ def default_effective_at(granted_at: datetime) -> datetime:
     return granted_at.replace(microsecond=0)
 
 
-def scope_from_columns(
-    products: Iterable[str] | None, models: Iterable[str] | None, gpus: Iterable[str] | None
-) -> Scope | None:
-    if products is None and models is None and gpus is None:
-        return None
-    return Scope(
-        products=frozenset(products) if products is not None else None,
-        models=frozenset(models) if models is not None else None,
-        gpus=frozenset(gpus) if gpus is not None else None,
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class Grant:
     """One grant as stored. ``remaining`` is the cached balance of its ledger account.
@@ -153,8 +142,8 @@ class Grant:
     team_id: str
     kind: GrantKind
     source: GrantSource
-    amount: int
-    remaining: int
+    amount: Nanos
+    remaining: Nanos
     scope: Scope | None
     effective_at: datetime
     expires_at: datetime | None

@@ -9,6 +9,7 @@ from datetime import datetime
 from creditledger.domain.cursors import CursorCodec
 from creditledger.domain.grants import GrantKind
 from creditledger.domain.ledger import EntryType
+from creditledger.domain.money import Nanos
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,11 +24,11 @@ class HistoryEntry:
     transaction_id: str
     type: EntryType
     occurred_at: datetime
-    amount: int
+    amount: Nanos
     grant_id: str | None
     kind: GrantKind | None
     description: str
-    balance_after: int
+    balance_after: Nanos
     reference: str | None
 
     @property

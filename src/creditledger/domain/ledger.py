@@ -20,6 +20,7 @@ from datetime import datetime
 
 from creditledger.domain.errors import UnbalancedTransaction
 from creditledger.domain.grants import Grant, GrantKind
+from creditledger.domain.money import Nanos
 
 PROMOTIONAL_EXPENSE = "platform:promotional_expense"
 USAGE_REVENUE = "platform:usage_revenue"
@@ -51,7 +52,7 @@ def unpaid_account(team_id: str) -> str:
 @dataclass(frozen=True, slots=True)
 class Posting:
     account: str
-    amount: int
+    amount: Nanos
     grant_id: str | None = None
 
 
@@ -94,7 +95,7 @@ def issue_grant(grant: Grant, description: str, reference: str | None = None) ->
 
 
 def write_off(
-    grant: Grant, amount: int, entry_type: EntryType, at: datetime, description: str
+    grant: Grant, amount: Nanos, entry_type: EntryType, at: datetime, description: str
 ) -> Transaction:
     """Remove what is left of a grant that expired or was voided."""
     target = EXPIRED_CREDIT if entry_type is EntryType.EXPIRY else VOIDED_CREDIT
@@ -113,8 +114,8 @@ def write_off(
 
 def charge_usage(
     team_id: str,
-    draws: tuple[tuple[str, int], ...],
-    uncovered: int,
+    draws: tuple[tuple[str, Nanos], ...],
+    uncovered: Nanos,
     at: datetime,
     description: str,
     reference: str | None,
@@ -136,7 +137,7 @@ def charge_usage(
 
 
 def refund_payment(
-    grant: Grant, amount: int, at: datetime, description: str, reference: str
+    grant: Grant, amount: Nanos, at: datetime, description: str, reference: str
 ) -> Transaction:
     """Take refunded money back out of the grant it bought: the credit returns to clearing."""
     return Transaction(
@@ -154,17 +155,17 @@ def refund_payment(
 
 def reallocate_usage(
     team_id: str,
-    old: tuple[tuple[str, int], ...],
-    old_uncovered: int,
-    new: tuple[tuple[str, int], ...],
-    new_uncovered: int,
+    old: tuple[tuple[str, Nanos], ...],
+    old_uncovered: Nanos,
+    new: tuple[tuple[str, Nanos], ...],
+    new_uncovered: Nanos,
     at: datetime,
     reference: str,
 ) -> Transaction | None:
     """Move an already charged event's cost between grants (and the unpaid balance)
     after a late event changed the order. The charge itself is unchanged, so usage
     revenue is untouched and the postings still sum to zero. None when nothing moves."""
-    deltas: dict[str, int] = {}
+    deltas: dict[str, Nanos] = {}
     for grant_id, nanos in old:
         deltas[grant_id] = deltas.get(grant_id, 0) + nanos
     for grant_id, nanos in new:

@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from typing import TypeAlias
 
 from creditledger.domain.errors import InvalidAmount
+
+Nanos: TypeAlias = int
+"""An amount of money in integer nano-dollars (1 USD = 10**9). A plain ``int`` at
+runtime; the name says the unit in every signature that carries money."""
 
 NANOS_PER_DOLLAR = 1_000_000_000
 NANOS_PER_CENT = 10_000_000
@@ -22,10 +27,10 @@ _AMOUNT_RE = re.compile(r"\A(?P<whole>[0-9]{1,15})(?:\.(?P<frac>[0-9]{1,9}))?\Z"
 
 # A generous absolute ceiling so no field ever holds an absurd amount:
 # one billion dollars in nanos still fits easily in a signed 64-bit column.
-ABSOLUTE_MAX_NANOS = 1_000_000_000 * NANOS_PER_DOLLAR
+ABSOLUTE_MAX_NANOS: Nanos = 1_000_000_000 * NANOS_PER_DOLLAR
 
 
-def dollars(text: str) -> int:
+def dollars(text: str) -> Nanos:
     """Nanos of a trusted literal such as ``"3.00"``; for code and tests, not for input."""
     return parse_amount(text, minimum=0)
 
@@ -34,10 +39,10 @@ def parse_amount(
     value: object,
     *,
     param: str = "amount",
-    minimum: int = 1,
-    maximum: int = ABSOLUTE_MAX_NANOS,
+    minimum: Nanos = 1,
+    maximum: Nanos = ABSOLUTE_MAX_NANOS,
     whole_cents: bool = False,
-) -> int:
+) -> Nanos:
     """Parse an API amount (a decimal string in dollars) into nano-dollars.
 
     ``minimum`` and ``maximum`` are inclusive bounds in nanos. Anything but a
@@ -85,7 +90,7 @@ def json_kind(value: object) -> str:
     return "this value"
 
 
-def format_amount(nanos: int) -> str:
+def format_amount(nanos: Nanos) -> str:
     """Render nanos as a dollar string with at least two decimals: ``"10.00"``,
     ``"0.0000074"``, ``"-1.50"``."""
     if isinstance(nanos, bool) or not isinstance(nanos, int):
@@ -96,7 +101,7 @@ def format_amount(nanos: int) -> str:
     return f"{sign}{whole}.{frac_text}"
 
 
-def round_half_even_to_cents(nanos: int) -> int:
+def round_half_even_to_cents(nanos: Nanos) -> Nanos:
     """Round nanos to a whole number of cents (still expressed in nanos), half to even."""
     cents = Decimal(nanos) / NANOS_PER_CENT
     return int(cents.quantize(Decimal(1), rounding="ROUND_HALF_EVEN")) * NANOS_PER_CENT

@@ -15,7 +15,7 @@ import enum
 from dataclasses import dataclass
 
 from creditledger.domain.errors import InvalidAmount, InvalidRequest
-from creditledger.domain.money import NANOS_PER_CENT
+from creditledger.domain.money import NANOS_PER_CENT, Nanos
 
 
 class PaymentStatus(enum.StrEnum):
@@ -68,9 +68,9 @@ class PaymentOutcome:
     provider_payment_id: str | None
     purpose: PaymentPurpose | None = None
     reference: str | None = None
-    amount: int = 0
+    amount: Nanos = 0
     """Nanos received (for a paid payment)."""
-    refunded: int = 0
+    refunded: Nanos = 0
     """Nanos refunded so far, cumulative."""
     customer_ref: str | None = None
     payment_method_ref: str | None = None
@@ -107,7 +107,7 @@ class Refusal(enum.StrEnum):
 class Bought:
     """What a provider payment must match: the purchase or recharge it names."""
 
-    amount: int
+    amount: Nanos
     """Nanos that were bought."""
     status: PaymentStatus
     """Its state now: only a ``pending`` one may still be paid."""
@@ -142,9 +142,9 @@ class PaymentReview:
 
     provider: str
     reason: Refusal
-    amount_claimed: int
+    amount_claimed: Nanos
     """Nanos the provider said were received: untrusted, any integer."""
-    amount_expected: int | None
+    amount_expected: Nanos | None
     """Nanos that were bought; None when it names nothing of ours."""
     provider_payment_id: str | None
     purpose: PaymentPurpose | None
@@ -184,7 +184,7 @@ class PaymentEvent:
 class CheckoutRequest:
     purchase_id: str
     team_id: str
-    amount: int
+    amount: Nanos
     customer_ref: str | None
     idempotency_key: str
 
@@ -199,7 +199,7 @@ class CheckoutSession:
 class OffSessionCharge:
     recharge_id: str
     team_id: str
-    amount: int
+    amount: Nanos
     customer_ref: str
     payment_method_ref: str
     idempotency_key: str
@@ -223,16 +223,16 @@ class Payment:
     purpose: PaymentPurpose
     purchase_id: str | None
     recharge_id: str | None
-    amount: int
-    refunded: int
-    refund_written_off: int
+    amount: Nanos
+    refunded: Nanos
+    refund_written_off: Nanos
     """Of ``refunded``, what was taken back out of the grant (the rest had been spent)."""
     status: PaymentStatus
     grant_id: str | None
     """Set in the same transaction that inserts the row."""
 
 
-def to_cents(nanos: int) -> int:
+def to_cents(nanos: Nanos) -> int:
     """Whole cents for a provider; refuses anything finer."""
     cents, rest = divmod(nanos, NANOS_PER_CENT)
     if rest:
@@ -240,7 +240,7 @@ def to_cents(nanos: int) -> int:
     return cents
 
 
-def from_cents(cents: int) -> int:
+def from_cents(cents: int) -> Nanos:
     return cents * NANOS_PER_CENT
 
 
@@ -258,5 +258,5 @@ class CheckoutPage:
     """What the sandbox's own payment page shows for one session."""
 
     session_id: str
-    amount: int
+    amount: Nanos
     state: CheckoutState

@@ -21,10 +21,11 @@ from creditledger.domain.errors import (
     UnknownPrice,
 )
 from creditledger.domain.grants import PRODUCTS
+from creditledger.domain.money import Nanos
 
 METER_RE = re.compile(r"\A[a-z][a-z0-9_]{0,63}\Z")
 MAX_PER_UNITS = 10**12
-MAX_EVENT_CHARGE = 10**6 * 10**9
+MAX_EVENT_CHARGE: Nanos = 10**6 * 10**9
 """$1,000,000 in nanos: far above any real event, and 5,000 of them still fit the
 64-bit ledger columns, where quantity × price alone could overflow them."""
 BASIS_POINTS = 10_000
@@ -36,7 +37,7 @@ class Price:
     model: str | None
     gpu: str | None
     meter: str
-    unit_price: int
+    unit_price: Nanos
     """Nano-dollars per ``per_units`` units."""
     per_units: int
 
@@ -296,7 +297,7 @@ def charge_for(
     gpu: str | None,
     book: PriceBook | None,
     team: TeamPricing | None,
-) -> int:
+) -> Nanos:
     """The exact charge of one event, in nanos, rounded once (half to even).
 
     Σ quantity × unit_price / per_units is kept as one fraction with a common

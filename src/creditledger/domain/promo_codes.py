@@ -28,6 +28,7 @@ from creditledger.domain.errors import (
     PromoCodeRefused,
 )
 from creditledger.domain.grants import Scope
+from creditledger.domain.money import Nanos
 from creditledger.domain.throttle import Counted, minutes
 
 MAX_INPUT_LENGTH = 64
@@ -110,7 +111,7 @@ class PromoTerms:
     ``credit_expires_at``, or ``credit_valid_days`` after redemption, or never.
     """
 
-    amount: int
+    amount: Nanos
     max_redemptions: int
     scope: Scope | None = None
     valid_from: datetime | None = None
@@ -173,7 +174,7 @@ class PromoCode:
     id: str
     code: str
     display_code: str
-    amount: int
+    amount: Nanos
     scope: Scope | None
     valid_from: datetime
     redeem_by: datetime | None

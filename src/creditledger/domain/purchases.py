@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from creditledger.domain.money import Nanos
 from creditledger.domain.payments import Bought, PaymentStatus, forward
-
-PurchaseStatus = PaymentStatus
 
 
 def expired_reason(ttl: timedelta) -> str:
@@ -26,7 +25,7 @@ def expired_reason(ttl: timedelta) -> str:
 class Purchase:
     id: str
     team_id: str
-    amount: int
+    amount: Nanos
     status: PaymentStatus
     checkout_session_id: str | None
     checkout_url: str | None

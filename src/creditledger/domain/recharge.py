@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from creditledger.domain.errors import InvalidAmount
-from creditledger.domain.money import NANOS_PER_CENT, NANOS_PER_DOLLAR, format_amount
+from creditledger.domain.money import NANOS_PER_CENT, NANOS_PER_DOLLAR, Nanos, format_amount
 
-MIN_GAP = 10 * NANOS_PER_DOLLAR
+MIN_GAP: Nanos = 10 * NANOS_PER_DOLLAR
 """``restore_to`` must be at least this much above ``threshold``."""
 
 
@@ -29,8 +29,8 @@ class AutoRecharge:
     """A team's auto-recharge settings. ``disabled_reason`` says why it was turned off."""
 
     enabled: bool
-    threshold: int
-    restore_to: int
+    threshold: Nanos
+    restore_to: Nanos
     disabled_reason: str | None = None
 
 
@@ -40,14 +40,14 @@ class Recharge:
 
     id: str
     team_id: str
-    amount: int
+    amount: Nanos
     status: RechargeStatus
     provider_payment_id: str | None
     failure_reason: str | None
     created_at: datetime
 
 
-def check_settings(threshold: int, restore_to: int, maximum: int) -> None:
+def check_settings(threshold: Nanos, restore_to: Nanos, maximum: Nanos) -> None:
     """``restore_to`` ≥ ``threshold`` + $10 and no more than the largest purchase."""
     if restore_to < threshold + MIN_GAP:
         raise InvalidAmount(
@@ -61,8 +61,12 @@ def check_settings(threshold: int, restore_to: int, maximum: int) -> None:
 
 
 def recharge_amount(
-    settings: AutoRecharge, available: int, charged_this_month: int, monthly_cap: int, minimum: int
-) -> int | None:
+    settings: AutoRecharge,
+    available: Nanos,
+    charged_this_month: Nanos,
+    monthly_cap: Nanos,
+    minimum: Nanos,
+) -> Nanos | None:
     """Nanos to charge now, or None when no recharge is due.
 
     The amount restores ``restore_to``, rounded up to a whole cent and never below

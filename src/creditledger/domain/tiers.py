@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from creditledger.domain.money import NANOS_PER_DOLLAR
+from creditledger.domain.money import NANOS_PER_DOLLAR, Nanos
 
 
 @dataclass(frozen=True, slots=True)
 class Tier:
     level: int
-    reached_at: int | None
+    reached_at: Nanos | None
     """Lifetime paid (nanos) that reaches this tier; ``None``: set by operators only."""
     requests_per_minute: int
     max_output_tokens: int
@@ -27,7 +27,7 @@ DEFAULT_TIERS: tuple[Tier, ...] = (
 
 
 def tier_for(
-    lifetime_paid: int, override: int | None, table: tuple[Tier, ...] = DEFAULT_TIERS
+    lifetime_paid: Nanos, override: int | None, table: tuple[Tier, ...] = DEFAULT_TIERS
 ) -> Tier:
     """The operator's override if set, else the highest tier the paid amount reaches."""
     if override is not None:
@@ -39,7 +39,7 @@ def tier_for(
     return best
 
 
-def next_level_at(current: Tier, table: tuple[Tier, ...] = DEFAULT_TIERS) -> int | None:
+def next_level_at(current: Tier, table: tuple[Tier, ...] = DEFAULT_TIERS) -> Nanos | None:
     """Lifetime paid that reaches the next self-serve tier, or None at the top."""
     for tier in table:
         if tier.level > current.level and tier.reached_at is not None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from creditledger.domain.errors import EventError
 from creditledger.domain.grants import PRODUCTS, UsageScope
+from creditledger.domain.money import Nanos
 
 MAX_EVENTS_PER_BATCH = 5_000
 MAX_AGE = timedelta(days=35)
@@ -51,11 +52,11 @@ class UsageRecord:
     model: str
     gpu: str | None
     occurred_at: datetime
-    charge: int
-    uncovered: int
+    charge: Nanos
+    uncovered: Nanos
     transaction_id: str | None
     received_at: datetime
-    draws: tuple[tuple[str, int], ...] = ()
+    draws: tuple[tuple[str, Nanos], ...] = ()
     """What each grant paid, in order: kept so a late event can re-allocate this one."""
 
     @property
@@ -63,11 +64,11 @@ class UsageRecord:
         return UsageScope(self.product, self.model, self.gpu)
 
 
-def encode_draws(draws: tuple[tuple[str, int], ...]) -> str:
+def encode_draws(draws: tuple[tuple[str, Nanos], ...]) -> str:
     return ";".join(f"{grant_id}={nanos}" for grant_id, nanos in draws)
 
 
-def decode_draws(text: str | None) -> tuple[tuple[str, int], ...]:
+def decode_draws(text: str | None) -> tuple[tuple[str, Nanos], ...]:
     if not text:
         return ()
     pairs = (item.split("=", 1) for item in text.split(";"))

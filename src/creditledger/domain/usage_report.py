@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from creditledger.domain.money import Nanos
+
 
 @dataclass(frozen=True, slots=True)
 class UsageRow:
     start: datetime
     product: str
     model: str | None
-    cost: int
-    covered_by_credits: int
-    unpaid: int
+    cost: Nanos
+    covered_by_credits: Nanos
+    unpaid: Nanos

@@ -23,12 +23,13 @@ from creditledger.config import Settings
 from creditledger.domain.accounts import TokenKind
 from creditledger.domain.errors import CreditLedgerError, InvalidRequest
 from creditledger.domain.grants import Scope
-from creditledger.domain.money import format_amount, parse_amount
-from creditledger.domain.promo_codes import PromoCode, PromoTerms
+from creditledger.domain.money import format_amount
+from creditledger.domain.promo_codes import PromoCode
 from creditledger.entrypoints.jobs import JOBS, JobRunner
 from creditledger.services.access import system_operator
 from creditledger.services.context import Context
 from creditledger.services.demo import load_demo
+from creditledger.services.grants import OperatorGrant, create_operator_grant
 from creditledger.services.health import readiness
 from creditledger.services.promo_codes import (
     NewPromoCodes,
@@ -47,6 +48,8 @@ jobs_app = typer.Typer(help="Periodic jobs, run once by hand.", no_args_is_help=
 app.add_typer(jobs_app, name="jobs")
 promo_app = typer.Typer(help="Promo codes (acts as an operator).", no_args_is_help=True)
 app.add_typer(promo_app, name="promo")
+grants_app = typer.Typer(help="Operator grants (acts as an operator).", no_args_is_help=True)
+app.add_typer(grants_app, name="grants")
 
 
 @contextmanager
@@ -190,7 +193,7 @@ def verify() -> None:
     if problems:
         typer.echo(f"{len(problems)} violation(s)", err=True)
         raise typer.Exit(1)
-    typer.echo("ledger ok: I1 I2 I3 I5 I6 I9 hold")
+    typer.echo("ledger ok: I1 I2 I3 I4 I5 I6 I7 I9 hold")
 
 
 PROMO_CSV_COLUMNS = (
@@ -237,25 +240,14 @@ def promo_create(
 
     Times are ISO 8601; without a zone they are UTC. Without --out the codes are printed.
     """
-    scope_raw = {
-        name: [v.strip() for item in values for v in item.split(",") if v.strip()]
-        for name, values in (
-            ("products", scope_products),
-            ("models", scope_models),
-            ("gpus", scope_gpus),
-        )
-        if values
-    }
     new = NewPromoCodes(
-        terms=PromoTerms(
-            amount=parse_amount(amount, param="--amount"),
-            max_redemptions=max_redemptions,
-            scope=Scope.parse(scope_raw or None),
-            valid_from=_cli_time(valid_from, "--valid-from"),
-            redeem_by=_cli_time(redeem_by, "--redeem-by"),
-            credit_expires_at=_cli_time(credit_expires_at, "--credit-expires-at"),
-            credit_valid_days=credit_valid_days,
-        ),
+        amount=amount,
+        max_redemptions=max_redemptions,
+        scope=_cli_scope(scope_products, scope_models, scope_gpus),
+        valid_from=_cli_time(valid_from, "--valid-from"),
+        redeem_by=_cli_time(redeem_by, "--redeem-by"),
+        credit_expires_at=_cli_time(credit_expires_at, "--credit-expires-at"),
+        credit_valid_days=credit_valid_days,
         code=code,
         count=count,
     )
@@ -299,6 +291,44 @@ def promo_enable(promo_id: Annotated[str, typer.Argument(help="The code's id (pr
     with _context() as ctx:
         promo = set_promo_code_disabled(ctx, system_operator("cli"), promo_id, False)
     typer.echo(f"{promo.id} enabled ({promo.redemptions} of {promo.max_redemptions} redeemed)")
+
+
+@grants_app.command("create")
+def grants_create(
+    team: Annotated[str, typer.Option(help="The team's id (team_…)")],
+    amount: Annotated[str, typer.Option(help="Promotional credit in dollars, e.g. 25.00")],
+    note: Annotated[str, typer.Option(help="Why the credit is granted (kept with it)")],
+    effective_at: Annotated[
+        str | None, typer.Option(help="ISO time the credit starts (default: now)")
+    ] = None,
+    expires_at: Annotated[str | None, typer.Option(help="ISO time the credit expires")] = None,
+    scope_products: _ScopeOption = None,
+    scope_models: _ScopeOption = None,
+    scope_gpus: _ScopeOption = None,
+) -> None:
+    """Grant a team promotional credit, as an operator does through the API (the same
+    limits: at most CREDITLEDGER_OPERATOR_GRANT_MAX at once, a note is required)."""
+    asked = OperatorGrant(
+        amount=amount,
+        note=note,
+        scope=_cli_scope(scope_products, scope_models, scope_gpus),
+        effective_at=_cli_time(effective_at, "--effective-at"),
+        expires_at=_cli_time(expires_at, "--expires-at"),
+    )
+    with _context() as ctx:
+        grant = create_operator_grant(ctx, system_operator("cli"), team, asked)
+    typer.echo(f"{grant.id} granted {format_amount(grant.amount)} dollars to {grant.team_id}")
+
+
+def _cli_scope(
+    products: list[str] | None, models: list[str] | None, gpus: list[str] | None
+) -> Scope | None:
+    raw = {
+        name: [v.strip() for item in values for v in item.split(",") if v.strip()]
+        for name, values in (("products", products), ("models", models), ("gpus", gpus))
+        if values
+    }
+    return Scope.parse(raw or None)
 
 
 def _cli_time(text: str | None, param: str) -> datetime | None:

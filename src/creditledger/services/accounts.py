@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -32,7 +33,7 @@ from creditledger.domain.throttle import Budget, Counted, budget_key, digest
 from creditledger.services.access import Need, check_team_access, require_user
 from creditledger.services.context import Context
 from creditledger.services.grants import NewGrant, issue_grant
-from creditledger.services.ports import UnitOfWork
+from creditledger.services.ports import PasswordHasher, UnitOfWork
 from creditledger.services.throttle import check_budgets, spend, take
 from creditledger.services.tokens import issue_token
 
@@ -105,7 +106,7 @@ def log_in(ctx: Context, email: str, password: str, client: str | None = None) -
     with ctx.uow(write=False) as uow:
         found = uow.users.find_by_email(email) if email else None
     if found is None:
-        ctx.passwords.verify(ctx.passwords.hash(_DUMMY_HASH_PASSWORD), password)
+        ctx.passwords.verify(_dummy_hash(ctx.passwords), password)
         spend(ctx, budgets)
         raise InvalidCredentials("The email or password is wrong.")
     user_id, password_hash = found
@@ -116,6 +117,13 @@ def log_in(ctx: Context, email: str, password: str, client: str | None = None) -
         token = issue_token(uow, ctx, TokenKind.PERSONAL, user_id, "login")
         uow.commit()
     return token
+
+
+@functools.lru_cache(maxsize=8)
+def _dummy_hash(passwords: PasswordHasher) -> str:
+    """A hash to check an unknown email's password against, made once per hasher, so an
+    unknown email costs one password check, as a known one does (no timing tell)."""
+    return passwords.hash(_DUMMY_HASH_PASSWORD)
 
 
 def _login_budgets(ctx: Context, account: str, client: str | None) -> list[Budget]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from creditledger.domain.accounts import BillingMode, Principal, Team
-from creditledger.domain.consumption import is_eligible
+from creditledger.domain.availability import usable_credit
 from creditledger.domain.errors import NotFound, UnknownPrice
 from creditledger.domain.grants import Grant, UsageScope
 from creditledger.domain.pricing import (
@@ -43,10 +43,6 @@ class Decision:
     retry_after_seconds: int | None = None
 
 
-def available_for(grants: list[Grant], usage: UsageScope, at: datetime) -> int:
-    return sum(g.remaining for g in grants if is_eligible(g, g.remaining, usage, at))
-
-
 def decide(
     team: Team,
     grants: list[Grant],
@@ -56,7 +52,7 @@ def decide(
 ) -> tuple[Tier, int, bool]:
     """(tier, available credit for this usage, has the credit side allowed it)."""
     tier = tier_for(team.lifetime_paid, team.tier_level_override, tiers)
-    available = available_for(grants, usage, at)
+    available = usable_credit(grants, usage, at)
     allowed = team.billing_mode is BillingMode.PAY_AS_YOU_GO or available > 0
     return tier, available, allowed
 

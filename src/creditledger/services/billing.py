@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from creditledger.domain.accounts import Principal, Team
 from creditledger.domain.audit import AuditAction
+from creditledger.domain.availability import usable_credit
 from creditledger.domain.errors import InvalidCursor
 from creditledger.domain.grants import Grant, GrantKind, GrantStatus
 from creditledger.domain.tiers import Tier, next_level_at, tier_for
@@ -33,10 +34,9 @@ def get_balance(ctx: Context, principal: Principal, team_id: str) -> Balance:
         grants = uow.grants.for_team(team_id)
     audit.record_read(ctx, principal, AuditAction.BALANCE_READ, team_id)
     now = ctx.clock.now()
-    available = {GrantKind.PROMOTIONAL: 0, GrantKind.PREPAID: 0}
-    for g in grants:
-        if g.status_at(now) is GrantStatus.ACTIVE:
-            available[g.kind] += g.remaining
+    available = {
+        kind: usable_credit([g for g in grants if g.kind is kind], None, now) for kind in GrantKind
+    }
     table = ctx.settings.tier_table
     tier = tier_for(team.lifetime_paid, team.tier_level_override, table)
     return Balance(

@@ -16,7 +16,7 @@ from creditledger.domain.errors import PromoCodeTaken
 from creditledger.domain.grants import GrantKind, GrantSource, Scope
 from creditledger.domain.money import dollars
 from creditledger.domain.pricing import Price
-from creditledger.domain.promo_codes import PromoTerms, chosen_code
+from creditledger.domain.promo_codes import chosen_code
 from creditledger.services.access import system_operator
 from creditledger.services.accounts import log_in, sign_up
 from creditledger.services.context import Context
@@ -29,7 +29,9 @@ from creditledger.services.usage import ingest_usage
 DEMO_EMAIL = "demo@creditledger.local"
 DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - printed for the demo login
 DEMO_PROMO_CODE = "WELCOME-DEMO"
-DEMO_PROMO_TERMS = PromoTerms(amount=dollars("5.00"), max_redemptions=1000, credit_valid_days=30)
+DEMO_PROMO = NewPromoCodes(
+    amount="5.00", max_redemptions=1000, credit_valid_days=30, code=DEMO_PROMO_CODE
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +70,8 @@ def _demo_promo_code(ctx: Context) -> None:
     with ctx.uow(write=False) as uow:
         if uow.promo_codes.find(normal) is not None:
             return
-    new = NewPromoCodes(terms=DEMO_PROMO_TERMS, code=DEMO_PROMO_CODE)
     with contextlib.suppress(PromoCodeTaken):  # a concurrent `demo` made it first
-        create_promo_codes(ctx, system_operator("demo"), new)
+        create_promo_codes(ctx, system_operator("demo"), DEMO_PROMO)
 
 
 def _demo_team(ctx: Context) -> tuple[str, str]:

@@ -8,6 +8,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 
 from creditledger.domain import ledger
+from creditledger.domain.availability import expiry_due, late_arrival_cutoff
 from creditledger.services.context import Context
 
 BATCH = 500
@@ -16,7 +17,7 @@ BATCH = 500
 def expire_credits(ctx: Context, at: datetime | None = None) -> int:
     """Write off expired grants whose window closed by ``at`` (default now). Returns how many."""
     now = at or ctx.clock.now()
-    cutoff = now - timedelta(seconds=ctx.settings.late_arrival_window_seconds)
+    cutoff = late_arrival_cutoff(now, timedelta(seconds=ctx.settings.late_arrival_window_seconds))
     done = 0
     while True:
         with ctx.uow(write=False) as uow:
@@ -41,13 +42,8 @@ def _expire_team(
         uow.teams.lock(team_id)
         txs = []
         for grant in uow.grants.for_team(team_id):
-            if (
-                grant.id in grant_ids
-                and grant.remaining > 0
-                and grant.voided_at is None
-                and grant.expires_at is not None
-                and grant.expires_at <= cutoff
-            ):
+            if grant.id in grant_ids and expiry_due(grant, cutoff):
+                assert grant.expires_at is not None  # a grant that never expires is never due
                 tx = ledger.write_off(
                     grant,
                     grant.remaining,

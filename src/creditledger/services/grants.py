@@ -17,7 +17,7 @@ from creditledger.domain.grants import (
     default_effective_at,
 )
 from creditledger.domain.ids import is_id
-from creditledger.domain.money import format_amount
+from creditledger.domain.money import Nanos, format_amount, parse_amount
 from creditledger.services import audit
 from creditledger.services.access import Need, check_team_access
 from creditledger.services.context import Context
@@ -30,7 +30,7 @@ MAX_NOTE_LENGTH = 500
 class NewGrant:
     kind: GrantKind
     source: GrantSource
-    amount: int
+    amount: Nanos
     scope: Scope | None = None
     effective_at: datetime | None = None
     """None: from the start of the second it is granted in (``default_effective_at``)."""
@@ -69,21 +69,45 @@ def issue_grant(
     return grant
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OperatorGrant:
+    """Promotional credit an operator grants by hand (the API or the command line), as
+    asked for: :func:`grant_operator_credit` checks every field."""
+
+    amount: object
+    """Decimal dollars as sent, e.g. ``"25.00"``: at most ``CREDITLEDGER_OPERATOR_GRANT_MAX``."""
+    note: str | None
+    """Why the credit is granted; required."""
+    scope: Scope | None = None
+    effective_at: datetime | None = None
+    expires_at: datetime | None = None
+
+
 def grant_operator_credit(
-    uow: UnitOfWork, ctx: Context, principal: Principal, team_id: str, new: NewGrant
+    uow: UnitOfWork, ctx: Context, principal: Principal, team_id: str, asked: OperatorGrant
 ) -> Grant:
     """POST /teams/{id}/grants: a promotional grant by an operator, inside the caller's
-    idempotent unit of work."""
+    (idempotent) unit of work."""
     check_team_access(uow, principal, team_id, Need.OPERATOR, lock=True)
-    note = (new.note or "").strip()
+    amount = parse_amount(asked.amount, maximum=ctx.settings.operator_grant_max_nanos)
+    note = (asked.note or "").strip()
     if not 1 <= len(note) <= MAX_NOTE_LENGTH or not note.isprintable():
         raise InvalidRequest(
             "`note` must say why the credit is granted "
             f"(1 to {MAX_NOTE_LENGTH} printable characters on one line).",
             param="note",
         )
-    if new.expires_at is not None and new.expires_at <= ctx.clock.now():
+    if asked.expires_at is not None and asked.expires_at <= ctx.clock.now():
         raise InvalidRequest("`expires_at` must be in the future.", param="expires_at")
+    new = NewGrant(
+        kind=GrantKind.PROMOTIONAL,
+        source=GrantSource.MANUAL,
+        amount=amount,
+        scope=asked.scope,
+        effective_at=asked.effective_at,
+        expires_at=asked.expires_at,
+        note=asked.note,
+    )
     grant = issue_grant(uow, ctx, team_id, new, f"Operator grant: {note}", principal.token_id)
     audit.record(
         uow,
@@ -93,6 +117,16 @@ def grant_operator_credit(
         team_id,
         {"grant_id": grant.id, "amount": format_amount(grant.amount), "note": note},
     )
+    return grant
+
+
+def create_operator_grant(
+    ctx: Context, principal: Principal, team_id: str, asked: OperatorGrant
+) -> Grant:
+    """An operator's grant in a transaction of its own (the command line)."""
+    with ctx.uow() as uow:
+        grant = grant_operator_credit(uow, ctx, principal, team_id, asked)
+        uow.commit()
     return grant
 
 

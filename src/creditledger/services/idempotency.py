@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
 
@@ -52,6 +53,52 @@ def request_fingerprint(*parts: bytes) -> str:
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IdempotentRequest:
+    """One call that moves money, under its caller's ``Idempotency-Key``.
+
+    ``key`` has passed :func:`check_key`; it is None only on a call whose key is
+    optional and was not sent, which then simply runs once. ``method`` and ``path``
+    (the concrete path, ids filled in) with the request's body make its fingerprint.
+    """
+
+    caller: str
+    """The identity keys are scoped to (``Principal.caller_id``)."""
+    key: str | None
+    method: str
+    path: str
+
+    def fingerprint(self, body: bytes) -> str:
+        return request_fingerprint(self.method.encode(), self.path.encode(), body)
+
+
+def idempotent_request(
+    caller: str, key: str | None, method: str, path: str, *, required: bool
+) -> IdempotentRequest:
+    """The request with its key checked: a missing key is refused only when ``required``."""
+    checked = check_key(key) if required or key is not None else None
+    return IdempotentRequest(caller=caller, key=checked, method=method, path=path)
+
+
+def run_request(
+    ctx: Context,
+    request: IdempotentRequest,
+    body: bytes,
+    effect: Callable[[UnitOfWork], T],
+    render: Callable[[T], tuple[int, str]],
+) -> tuple[int, str]:
+    """Run ``effect`` once for ``request`` with this ``body``; return the (status, body) to
+    send. Without a key, ``effect`` runs in a transaction of its own."""
+    if request.key is None:
+        with ctx.uow() as uow:
+            result = effect(uow)
+            uow.commit()
+        return render(result)
+    return run_idempotent(
+        ctx, request.caller, request.key, request.fingerprint(body), effect, render
+    )
 
 
 def run_idempotent(

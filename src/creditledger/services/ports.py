@@ -17,6 +17,7 @@ from creditledger.domain.audit import AuditEvent, AuditFilter
 from creditledger.domain.grants import Grant
 from creditledger.domain.history import HistoryEntry, HistoryFilter
 from creditledger.domain.ledger import Transaction
+from creditledger.domain.money import Nanos
 from creditledger.domain.payments import (
     CheckoutPage,
     CheckoutRequest,
@@ -63,8 +64,8 @@ class Teams(Protocol):
         ...
 
     def set_billing(self, team_id: str, mode: BillingMode, tier_override: int | None) -> None: ...
-    def add_lifetime_paid(self, team_id: str, amount: int) -> None: ...
-    def credit_balance(self, team_id: str) -> int:
+    def add_lifetime_paid(self, team_id: str, amount: Nanos) -> None: ...
+    def credit_balance(self, team_id: str) -> Nanos:
         """Σ remaining of the team's grants (the cached credit balance)."""
         ...
 
@@ -199,7 +200,6 @@ class Payments(Protocol):
 
     def add_purchase(self, purchase: Purchase, provider: str) -> None: ...
     def purchase(self, purchase_id: str) -> Purchase | None: ...
-    def purchase_by_session(self, session_id: str) -> Purchase | None: ...
     def attach_checkout(self, purchase_id: str, session: CheckoutSession, at: datetime) -> None: ...
     def set_purchase_status(
         self,
@@ -219,8 +219,8 @@ class Payments(Protocol):
         self,
         payment_id: str,
         status: PaymentStatus,
-        refunded: int,
-        refund_written_off: int,
+        refunded: Nanos,
+        refund_written_off: Nanos,
         at: datetime,
     ) -> None: ...
     def pending_purchases_before(self, before: datetime, limit: int) -> list[Purchase]:
@@ -269,7 +269,7 @@ class Recharges(Protocol):
         failure_reason: str | None,
         at: datetime,
     ) -> None: ...
-    def charged_since(self, team_id: str, since: datetime) -> int:
+    def charged_since(self, team_id: str, since: datetime) -> Nanos:
         """Σ amount of the team's pending and succeeded recharges created since ``since``."""
         ...
 

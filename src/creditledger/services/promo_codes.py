@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 from creditledger.domain.accounts import Principal
 from creditledger.domain.audit import AuditAction, JsonValue
@@ -24,9 +25,9 @@ from creditledger.domain.errors import (
     PromoCodeRefused,
     PromoCodeTaken,
 )
-from creditledger.domain.grants import Grant, GrantKind, GrantSource
+from creditledger.domain.grants import Grant, GrantKind, GrantSource, Scope
 from creditledger.domain.ids import is_id
-from creditledger.domain.money import format_amount
+from creditledger.domain.money import Nanos, format_amount, parse_amount
 from creditledger.domain.promo_codes import (
     ATTEMPT_WINDOW_SECONDS,
     CODE_SPACE,
@@ -55,13 +56,35 @@ AUDITED_IDS = 100
 """A batch up to this size lists its codes' ids in the audit log; a larger one its count."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NewPromoCodes:
-    """One code with a chosen ``code`` text, or ``count`` random codes, on the same terms."""
+    """One code with a chosen ``code`` text, or ``count`` random codes, on the same terms,
+    as an operator asks for them (the API or the command line): :func:`issue_promo_codes`
+    checks every field. The terms are those of :class:`PromoTerms`."""
 
-    terms: PromoTerms
+    amount: object
+    """Credit per redemption, decimal dollars as sent (``"5.00"``): at most
+    ``CREDITLEDGER_OPERATOR_GRANT_MAX``, like an operator's grant."""
+    max_redemptions: int
+    scope: Scope | None = None
+    valid_from: datetime | None = None
+    redeem_by: datetime | None = None
+    credit_expires_at: datetime | None = None
+    credit_valid_days: int | None = None
     code: str | None = None
     count: int | None = None
+
+    def terms(self, maximum: Nanos) -> PromoTerms:
+        """The terms, with the amount read and held to ``maximum``."""
+        return PromoTerms(
+            amount=parse_amount(self.amount, maximum=maximum),
+            max_redemptions=self.max_redemptions,
+            scope=self.scope,
+            valid_from=self.valid_from,
+            redeem_by=self.redeem_by,
+            credit_expires_at=self.credit_expires_at,
+            credit_valid_days=self.credit_valid_days,
+        )
 
 
 def issue_promo_codes(
@@ -69,8 +92,8 @@ def issue_promo_codes(
 ) -> list[PromoCode]:
     """Create the codes inside the caller's unit of work (operators only)."""
     require_operator(principal)
-    codes = _new_codes(uow, ctx, principal, new)
-    terms = new.terms
+    terms = new.terms(ctx.settings.operator_grant_max_nanos)
+    codes = _new_codes(uow, ctx, principal, new, terms)
     detail: dict[str, JsonValue] = {
         "count": len(codes),
         "amount": format_amount(terms.amount),
@@ -83,15 +106,15 @@ def issue_promo_codes(
 
 
 def _new_codes(
-    uow: UnitOfWork, ctx: Context, principal: Principal, new: NewPromoCodes
+    uow: UnitOfWork, ctx: Context, principal: Principal, new: NewPromoCodes, terms: PromoTerms
 ) -> list[PromoCode]:
     now = ctx.clock.now()
-    new.terms.check(now)
+    terms.check(now)
     if (new.code is None) == (new.count is None):
         raise InvalidRequest("Give either `code` or `count`.", param="count")
     if new.code is not None:
         normal, display = chosen_code(new.code)
-        code = new.terms.new_code(uow.new_id("promo"), normal, display, now)
+        code = terms.new_code(uow.new_id("promo"), normal, display, now)
         if not uow.promo_codes.add(code, principal.token_id):
             raise PromoCodeTaken(
                 "A promo code with this text already exists; choose another.", param="code"
@@ -103,7 +126,7 @@ def _new_codes(
     codes: list[PromoCode] = []
     while len(codes) < new.count:
         display = generated_code(secrets.randbelow(CODE_SPACE))
-        code = new.terms.new_code(uow.new_id("promo"), normalise_code(display), display, now)
+        code = terms.new_code(uow.new_id("promo"), normalise_code(display), display, now)
         # A clash with an existing code (odds about 2^-98) just draws again.
         if uow.promo_codes.add(code, principal.token_id):
             codes.append(code)

@@ -17,12 +17,19 @@ from dataclasses import replace
 from creditledger.domain.accounts import Principal
 from creditledger.domain.audit import AuditAction
 from creditledger.domain.errors import CreditLedgerError, NotFound
+from creditledger.domain.money import Nanos, parse_amount
 from creditledger.domain.payments import CheckoutRequest, CheckoutSession, PaymentStatus
 from creditledger.domain.purchases import Purchase
 from creditledger.services import audit
 from creditledger.services.access import Need, check_team_access
 from creditledger.services.context import Context
-from creditledger.services.idempotency import claim_key, finish_claimed, release_key
+from creditledger.services.idempotency import (
+    IdempotentRequest,
+    check_key,
+    claim_key,
+    finish_claimed,
+    release_key,
+)
 from creditledger.services.payments import apply_outcome
 from creditledger.services.ports import SandboxCheckout, UnitOfWork
 
@@ -35,37 +42,52 @@ def start_purchase(
     ctx: Context,
     principal: Principal,
     team_id: str,
-    amount: int,
-    key: str,
-    fingerprint: str,
+    amount_text: object,
+    request: IdempotentRequest,
     render: Callable[[Purchase], tuple[int, str]],
 ) -> tuple[int, str]:
     """A pending purchase with its checkout page; the same key replays the first answer.
 
-    ``amount`` is already checked against the configured bounds.
+    ``amount_text`` is decimal dollars as sent: whole cents between
+    ``CREDITLEDGER_PURCHASE_MIN`` and ``CREDITLEDGER_PURCHASE_MAX``. The request's
+    fingerprint is the amount read, so ``"10"`` and ``"10.00"`` are the same purchase.
     """
-    replay = claim_key(ctx, principal.caller_id, key, fingerprint)
+    amount = parse_amount(
+        amount_text,
+        minimum=ctx.settings.purchase_min_nanos,
+        maximum=ctx.settings.purchase_max_nanos,
+        whole_cents=True,
+    )
+    key = check_key(request.key)
+    caller = request.caller
+    replay = claim_key(ctx, caller, key, request.fingerprint(str(amount).encode()))
     if replay is not None:
         return replay
     try:
         purchase, customer_ref = _open_purchase(ctx, principal, team_id, amount)
     except CreditLedgerError:
-        release_key(ctx, principal.caller_id, key)
+        release_key(ctx, caller, key)
         raise
     try:
         session = ctx.payments.create_checkout(
-            CheckoutRequest(purchase.id, team_id, amount, customer_ref, f"checkout:{purchase.id}")
+            CheckoutRequest(
+                purchase_id=purchase.id,
+                team_id=team_id,
+                amount=amount,
+                customer_ref=customer_ref,
+                idempotency_key=f"checkout:{purchase.id}",
+            )
         )
     except CreditLedgerError as exc:
         _abandon(ctx, purchase, exc.message)
-        release_key(ctx, principal.caller_id, key)
+        release_key(ctx, caller, key)
         raise
 
     def effect(uow: UnitOfWork) -> Purchase:
         uow.payments.attach_checkout(purchase.id, session, ctx.clock.now())
         return _with_checkout(purchase, session)
 
-    return finish_claimed(ctx, principal.caller_id, key, effect, render)
+    return finish_claimed(ctx, caller, key, effect, render)
 
 
 def get_purchase(ctx: Context, principal: Principal, team_id: str, purchase_id: str) -> Purchase:
@@ -88,7 +110,7 @@ def get_purchase(ctx: Context, principal: Principal, team_id: str, purchase_id: 
 
 
 def _open_purchase(
-    ctx: Context, principal: Principal, team_id: str, amount: int
+    ctx: Context, principal: Principal, team_id: str, amount: Nanos
 ) -> tuple[Purchase, str | None]:
     with ctx.uow() as uow:
         check_team_access(uow, principal, team_id, Need.ADMIN, lock=True)

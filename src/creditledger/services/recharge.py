@@ -17,12 +17,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from creditledger.domain.accounts import Principal
 from creditledger.domain.audit import AuditAction
+from creditledger.domain.availability import usable_credit
 from creditledger.domain.errors import CreditLedgerError, InvalidRequest, PaymentMethodRequired
-from creditledger.domain.grants import GrantStatus
+from creditledger.domain.money import Nanos, parse_amount
 from creditledger.domain.payments import (
     OffSessionCharge,
     PaymentOutcome,
@@ -70,10 +71,19 @@ def set_auto_recharge(
     principal: Principal,
     team_id: str,
     enabled: bool,
-    threshold: int | None,
-    restore_to: int | None,
+    threshold_text: object | None,
+    restore_to_text: object | None,
 ) -> AutoRechargeView:
-    """Turn auto-recharge on (with a saved card) or off; amounts are checked nanos."""
+    """Turn auto-recharge on (with a saved card) or off. The amounts are decimal dollars as
+    sent (None: keep the current one): whole cents, ``threshold`` up to the largest
+    purchase, ``restore_to`` a purchase's amount, and at least $10 above ``threshold``."""
+    threshold = _setting(threshold_text, "threshold", 0, ctx.settings.purchase_max_nanos)
+    restore_to = _setting(
+        restore_to_text,
+        "restore_to",
+        ctx.settings.purchase_min_nanos,
+        ctx.settings.purchase_max_nanos,
+    )
     with ctx.uow() as uow:
         check_team_access(uow, principal, team_id, Need.ADMIN, lock=True)
         current = uow.recharges.settings(team_id)
@@ -93,10 +103,16 @@ def set_auto_recharge(
             raise PaymentMethodRequired(
                 "Auto-recharge needs a saved card: buy credits once, then turn it on."
             )
-        settings = AutoRecharge(enabled, threshold, restore_to, None)
+        settings = AutoRecharge(enabled=enabled, threshold=threshold, restore_to=restore_to)
         uow.recharges.save_settings(team_id, settings, ctx.clock.now())
         uow.commit()
     return AutoRechargeView(settings, method)
+
+
+def _setting(text: object | None, param: str, minimum: Nanos, maximum: Nanos) -> Nanos | None:
+    if text is None:
+        return None
+    return parse_amount(text, param=param, minimum=minimum, maximum=maximum, whole_cents=True)
 
 
 def recharge_if_needed(ctx: Context, team_id: str) -> bool:
@@ -153,7 +169,7 @@ def _due(ctx: Context, uow: UnitOfWork, team_id: str) -> int | None:
     if settings is None or not settings.enabled:
         return None
     now = ctx.clock.now()
-    available = _available(uow, team_id, now)
+    available = usable_credit(uow.grants.for_team(team_id), None, now)
     if available >= settings.threshold:
         return None  # the common case: spare the month's sum
     return recharge_amount(
@@ -208,10 +224,3 @@ def _charge(ctx: Context, recharge: Recharge, method: SavedPaymentMethod | None)
     if outcome.reference is None:
         outcome = replace(outcome, purpose=PaymentPurpose.AUTO_RECHARGE, reference=recharge.id)
     apply_outcome(ctx, outcome)
-
-
-def _available(uow: UnitOfWork, team_id: str, now: datetime) -> int:
-    """Σ remaining of the grants usable now, as the balance shows it."""
-    return sum(
-        g.remaining for g in uow.grants.for_team(team_id) if g.status_at(now) is GrantStatus.ACTIVE
-    )

@@ -8,21 +8,31 @@ the same batch gives the same result whatever order its events arrived in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from creditledger.domain import ledger
 from creditledger.domain.accounts import Principal, TokenKind
-from creditledger.domain.consumption import Allocation, allocate, order_can_matter
+from creditledger.domain.availability import late_arrival_cutoff, open_to_late_usage
+from creditledger.domain.consumption import order_can_matter
 from creditledger.domain.errors import EventError, Forbidden, InvalidRequest, PricingError
-from creditledger.domain.grants import Grant, UsageScope
+from creditledger.domain.grants import Grant
 from creditledger.domain.pricing import (
     PriceBook,
     TeamPricing,
     charge_for,
     effective,
     effective_team,
+)
+from creditledger.domain.reallocation import (
+    Charged,
+    NewCharge,
+    Reallocated,
+    TimeOrderedCharges,
+    after_late_event,
+    charge_in_time_order,
+    first_late_event,
 )
 from creditledger.domain.usage import (
     MAX_AHEAD,
@@ -87,191 +97,116 @@ def ingest_usage(ctx: Context, principal: Principal, raw_events: object) -> Inge
 def _charge_batch(
     uow: UnitOfWork, ctx: Context, events: list[tuple[int, UsageEvent]], result: IngestResult
 ) -> None:
+    """Charge each team's new events in time order against the grants open to usage,
+    re-allocating the events a late one comes before; write it all set-based."""
     now = ctx.clock.now()
     teams = uow.teams.lock_many([e.team_id for _, e in events])
-    events = _drop_unknown_teams(events, teams, result)
-    fresh = _drop_duplicates(uow, events, result)
+    fresh = _drop_duplicates(uow, _drop_unknown_teams(events, teams, result), result)
     if not fresh:
         return
     team_ids = sorted({e.team_id for _, e in fresh})
-    books = ctx.price_books.current(uow)
-    team_pricing = uow.pricing.for_teams(team_ids)
-    priced = _price(fresh, books, team_pricing, result)
-    closed_before = now - timedelta(seconds=ctx.settings.late_arrival_window_seconds)
-    grants = {
-        team_id: _open_to_usage(team_grants, closed_before)
-        for team_id, team_grants in uow.grants.for_teams(team_ids).items()
-    }
-    remaining = {g.id: g.remaining for gs in grants.values() for g in gs}
-    by_team: dict[str, list[tuple[UsageEvent, int]]] = {}
-    for _, event, charge in sorted(priced, key=lambda item: (item[1].timestamp, item[1].id)):
-        by_team.setdefault(event.team_id, []).append((event, charge))
-    txs: list[tuple[str, ledger.Transaction]] = []
-    rows: list[UsageRecord] = []
-    moved: list[UsageRecord] = []
-    for team_id, items in sorted(by_team.items()):
-        replay = _to_replay(uow, items[0][0], now, closed_before, grants[team_id])
-        work = _Work(uow, grants[team_id], remaining, txs)
-        work.release(replay)
-        for usage in _in_time_order(items, replay):
-            if isinstance(usage, UsageRecord):
-                again = work.recharge(usage)
-                if again is not None:
-                    moved.append(again)
-                continue
-            event, charge = usage
-            tx_id, allocation = work.charge(event, charge)
-            rows.append(
-                UsageRecord(
-                    event.team_id,
-                    event.id,
-                    event.fingerprint,
-                    event.product,
-                    event.model,
-                    event.gpu,
-                    event.timestamp,
-                    charge,
-                    allocation.uncovered,
-                    tx_id,
-                    now,
-                    allocation.draws,
-                )
-            )
+    priced = _price(fresh, ctx.price_books.current(uow), uow.pricing.for_teams(team_ids), result)
+    window = timedelta(seconds=ctx.settings.late_arrival_window_seconds)
+    cutoff = late_arrival_cutoff(now, window)
+    grants = uow.grants.for_teams(team_ids)
+    writes = _Writes(uow, now)
+    for team_id, new in _by_team(priced):
+        open_grants = [g for g in grants[team_id] if open_to_late_usage(g, cutoff)]
+        charged_after = _charged_after_late_event(uow, new, now, cutoff, open_grants)
+        writes.add(charge_in_time_order(open_grants, charged_after, new))
         result.charged_teams.add(team_id)
-    uow.usage.add(rows)
-    uow.usage.reallocate(moved)
-    uow.ledger.post_many(txs, now)
-    result.accepted += len(rows)
+    writes.flush()
+    result.accepted += writes.accepted
 
 
-def _to_replay(
+def _by_team(priced: list[tuple[int, UsageEvent, int]]) -> list[tuple[str, list[NewCharge]]]:
+    by_team: dict[str, list[NewCharge]] = {}
+    for _, event, charge in priced:
+        by_team.setdefault(event.team_id, []).append(NewCharge(event, charge))
+    return sorted(by_team.items())
+
+
+def _charged_after_late_event(
     uow: UnitOfWork,
-    first: UsageEvent,
+    new: list[NewCharge],
     now: datetime,
-    closed_before: datetime,
+    cutoff: datetime,
     grants: list[Grant],
 ) -> list[UsageRecord]:
-    """Events already charged that come after ``first`` in (time, id) order, when
-    ``first`` is inside the late-arrival window: they are allocated again with it, so
-    arrival order inside the window never changes what each grant pays (SPEC §5).
+    """The already charged events that the first new event inside the late-arrival
+    window comes before: they are allocated again with it, so arrival order inside the
+    window never changes what each grant pays (SPEC §5).
 
-    When every grant is eligible alike for all usage from ``first`` on (no scope, no
+    When every grant is eligible alike for all usage from that event on (no scope, no
     start or end in between), each grant pays the same whatever the order, and nothing
     is read: the usual case costs no query."""
-    if first.timestamp < closed_before:
+    late = first_late_event(new, cutoff)
+    if late is None or not order_can_matter(grants, late.timestamp, now + MAX_AHEAD):
         return []
-    if not order_can_matter(grants, first.timestamp, now + MAX_AHEAD):
+    latest = uow.usage.latest(late.team_id)
+    if latest is None or (late.timestamp, late.id) > latest:
         return []
-    latest = uow.usage.latest(first.team_id)
-    if latest is None or (first.timestamp, first.id) > latest:
+    if not order_can_matter(grants, late.timestamp, latest[0]):
         return []
-    if not order_can_matter(grants, first.timestamp, latest[0]):
-        return []
-    key = (first.timestamp, first.id)
-    return [
-        r
-        for r in uow.usage.charged_since(first.team_id, first.timestamp)
-        if (r.occurred_at, r.event_id) > key and r.charge > 0 and (r.draws or r.uncovered)
-    ]
+    return after_late_event(late, uow.usage.charged_since(late.team_id, late.timestamp))
 
 
-def _in_time_order(
-    new: list[tuple[UsageEvent, int]], replay: list[UsageRecord]
-) -> list[tuple[UsageEvent, int] | UsageRecord]:
-    keyed: list[tuple[tuple[datetime, str], tuple[UsageEvent, int] | UsageRecord]] = [
-        ((e.timestamp, e.id), (e, c)) for e, c in new
-    ]
-    keyed += [((r.occurred_at, r.event_id), r) for r in replay]
-    keyed.sort(key=lambda pair: pair[0])
-    return [usage for _, usage in keyed]
+class _Writes:
+    """The rows and ledger transactions of a batch, gathered to be written set-based."""
 
-
-class _Work:
-    """Allocation of one team's usage in a batch, against live remaining credit."""
-
-    def __init__(
-        self,
-        uow: UnitOfWork,
-        grants: list[Grant],
-        remaining: dict[str, int],
-        txs: list[tuple[str, ledger.Transaction]],
-    ) -> None:
+    def __init__(self, uow: UnitOfWork, now: datetime) -> None:
         self.uow = uow
-        self.grants = grants
-        self.open = {g.id for g in grants if g.voided_at is None}
-        self.remaining = remaining
-        self.txs = txs
+        self.now = now
+        self.records: list[UsageRecord] = []
+        self.reallocated: list[UsageRecord] = []
+        self.txs: list[tuple[str, ledger.Transaction]] = []
 
-    def _allocate(self, charge: int, usage: UsageScope, at: datetime) -> Allocation:
-        allocation = allocate(self.grants, charge, usage, at, self.remaining, presorted=True)
-        for grant_id, taken in allocation.draws:
-            self.remaining[grant_id] -= taken
-        return allocation
+    @property
+    def accepted(self) -> int:
+        return len(self.records)
 
-    def charge(self, event: UsageEvent, charge: int) -> tuple[str | None, Allocation]:
-        """Allocate a new event and queue its ledger transaction."""
-        if charge == 0:
-            return None, Allocation((), 0)
-        allocation = self._allocate(charge, event.scope, event.timestamp)
-        tx_id = self.uow.new_id("txn")
-        description = f"Usage {event.product} {event.model}" + (
-            f" on {event.gpu}" if event.gpu else ""
-        )
-        self.txs.append(
-            (
-                tx_id,
-                ledger.charge_usage(
-                    event.team_id,
-                    allocation.draws,
-                    allocation.uncovered,
-                    event.timestamp,
-                    description,
-                    event.id,
-                ),
+    def add(self, charges: TimeOrderedCharges) -> None:
+        for step in charges.steps:
+            if isinstance(step, Reallocated):
+                self.reallocated.append(step.record)
+                if step.adjustment is not None:
+                    self.txs.append((self.uow.new_id("txn"), step.adjustment))
+            else:
+                self.records.append(self._record(step))
+
+    def _record(self, charged: Charged) -> UsageRecord:
+        event, allocation = charged.event, charged.allocation
+        tx_id = None
+        if charged.charge > 0:
+            tx_id = self.uow.new_id("txn")
+            tx = ledger.charge_usage(
+                event.team_id,
+                allocation.draws,
+                allocation.uncovered,
+                event.timestamp,
+                f"Usage {event.product} {event.model}" + (f" on {event.gpu}" if event.gpu else ""),
+                event.id,
             )
-        )
-        return tx_id, allocation
-
-    def _pinned(self, old: UsageRecord) -> tuple[tuple[str, int], ...]:
-        """What it drew from grants that are voided or past their window: that stays put."""
-        return tuple((g, n) for g, n in old.draws if g not in self.open or g not in self.remaining)
-
-    def release(self, replay: list[UsageRecord]) -> None:
-        """Give back what the events to allocate again had drawn, before any is."""
-        for old in replay:
-            pinned = self._pinned(old)
-            for grant_id, nanos in old.draws:
-                if (grant_id, nanos) not in pinned:
-                    self.remaining[grant_id] += nanos
-
-    def recharge(self, old: UsageRecord) -> UsageRecord | None:
-        """Allocate an already charged (and released) event again; queue the
-        correction if its split moved."""
-        pinned = self._pinned(old)
-        rest = old.charge - sum(n for _, n in pinned)
-        allocation = self._allocate(rest, old.scope, old.occurred_at)
-        draws = pinned + allocation.draws
-        if (draws, allocation.uncovered) == (old.draws, old.uncovered):
-            return None
-        tx = ledger.reallocate_usage(
-            old.team_id,
-            old.draws,
-            old.uncovered,
-            draws,
+            self.txs.append((tx_id, tx))
+        return UsageRecord(
+            event.team_id,
+            event.id,
+            event.fingerprint,
+            event.product,
+            event.model,
+            event.gpu,
+            event.timestamp,
+            charged.charge,
             allocation.uncovered,
-            old.occurred_at,
-            old.event_id,
+            tx_id,
+            self.now,
+            allocation.draws,
         )
-        if tx is not None:
-            self.txs.append((self.uow.new_id("txn"), tx))
-        return replace(old, draws=draws, uncovered=allocation.uncovered)
 
-
-def _open_to_usage(grants: list[Grant], closed_before: datetime) -> list[Grant]:
-    """Leave out grants whose late-arrival window has closed (expired at or before
-    ``closed_before``): their rest is written off by the expiry job whenever it runs,
-    so late usage arriving after the window never depends on when that was."""
-    return [g for g in grants if g.expires_at is None or g.expires_at > closed_before]
+    def flush(self) -> None:
+        self.uow.usage.add(self.records)
+        self.uow.usage.reallocate(self.reallocated)
+        self.uow.ledger.post_many(self.txs, self.now)
 
 
 def _drop_unknown_teams(

@@ -1,23 +1,32 @@
-"""Invariants I1–I3, I5, I6 and I9 of QUALITY.md, checked against the live database.
+"""Invariants I1–I7 and I9 of QUALITY.md, checked against the live database.
 
 Each check yields a sentence per violation; nothing here writes.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
 
 import sqlalchemy as sa
 
 from creditledger.adapters.db import tables as t
+from creditledger.adapters.db.rows import grant_from_row
+from creditledger.domain.consumption import in_consumption_order, is_eligible
+from creditledger.domain.grants import UsageScope
 
 _FLOAT_TYPES = ("REAL", "FLOAT", "DOUBLE", "NUMERIC", "DECIMAL")
 _APPEND_ONLY = ("ledger_transactions", "postings", "audit_events")
 
 
 class SqlInvariants:
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(
+        self, engine: sa.Engine, late_arrival_window: timedelta = timedelta(hours=1)
+    ) -> None:
         self.engine = engine
+        self.late_arrival_window = late_arrival_window
 
     def violations(self) -> Iterator[str]:
         with self.engine.connect() as conn:
@@ -28,6 +37,8 @@ class SqlInvariants:
             yield from _ledger_append_only(conn)
             yield from _one_grant_per_payment(conn)
             yield from _promo_redemptions(conn)
+            yield from usage_charged_once(conn)
+            yield from consumption_order(conn, self.late_arrival_window)
 
 
 def _balanced_transactions(conn: sa.Connection) -> Iterator[str]:
@@ -309,3 +320,174 @@ def _promo_redemptions(conn: sa.Connection) -> Iterator[str]:
     )
     for (redemption_id,) in orphans:
         yield f"I5: redemption {redemption_id} points at a grant that is not a promo grant"
+
+
+def usage_charged_once(conn: sa.Connection) -> Iterator[str]:
+    """I4: each usage event is charged at most once, by a transaction of its own whose
+    postings draw ``charge − uncovered`` from grants and leave ``uncovered`` unpaid (after
+    any re-allocation a late event caused); Σ uncovered = the team's unpaid balance."""
+    e, p, tx, teams = t.usage_events, t.postings, t.ledger_transactions, t.teams
+    per_tx = (
+        sa.select(
+            p.c.transaction_id,
+            sa.func.sum(sa.case((p.c.grant_id.is_not(None), -p.c.amount_nanos), else_=0)).label(
+                "drawn"
+            ),
+            sa.func.sum(
+                sa.case((p.c.account.like("team_unpaid:%"), -p.c.amount_nanos), else_=0)
+            ).label("unpaid"),
+            sa.func.sum(
+                sa.case((p.c.account == "platform:usage_revenue", p.c.amount_nanos), else_=0)
+            ).label("revenue"),
+        )
+        .group_by(p.c.transaction_id)
+        .subquery()
+    )
+    rows = conn.execute(
+        sa.select(
+            e.c.team_id,
+            e.c.event_id,
+            e.c.charge_nanos,
+            e.c.uncovered_nanos,
+            e.c.transaction_id,
+            per_tx.c.drawn,
+            per_tx.c.unpaid,
+            per_tx.c.revenue,
+        ).outerjoin(per_tx, per_tx.c.transaction_id == e.c.transaction_id)
+    )
+    # A late event may re-allocate later ones: their adjustments move the split.
+    moved: dict[tuple[str, str], tuple[int, int]] = {}
+    adjustments = conn.execute(
+        sa.select(
+            tx.c.team_id,
+            tx.c.reference,
+            sa.func.sum(sa.case((p.c.grant_id.is_not(None), -p.c.amount_nanos), else_=0)),
+            sa.func.sum(sa.case((p.c.account.like("team_unpaid:%"), -p.c.amount_nanos), else_=0)),
+        )
+        .join(p, p.c.transaction_id == tx.c.id)
+        .where(tx.c.type == "adjustment")
+        .group_by(tx.c.team_id, tx.c.reference)
+    )
+    for team_id, reference, drawn, unpaid in adjustments:
+        moved[(team_id, reference)] = (int(drawn), int(unpaid))
+    for r in rows:
+        if r.transaction_id is None:
+            if r.charge_nanos != 0 or r.uncovered_nanos != 0:
+                yield f"I4: event {r.event_id} charged {r.charge_nanos} without postings"
+            continue
+        extra_drawn, extra_unpaid = moved.get((r.team_id, r.event_id), (0, 0))
+        if ((r.drawn or 0) + extra_drawn, (r.unpaid or 0) + extra_unpaid, r.revenue) != (
+            r.charge_nanos - r.uncovered_nanos,
+            r.uncovered_nanos,
+            r.charge_nanos,
+        ):
+            yield (
+                f"I4: event {r.event_id} charge {r.charge_nanos} (uncovered {r.uncovered_nanos}) "
+                f"but postings drew {r.drawn}, unpaid {r.unpaid}, revenue {r.revenue}"
+            )
+    shared = conn.execute(
+        sa.select(e.c.transaction_id)
+        .where(e.c.transaction_id.is_not(None))
+        .group_by(e.c.transaction_id)
+        .having(sa.func.count() > 1)
+    )
+    for (tx_id,) in shared:
+        yield f"I4: transaction {tx_id} charges several events"
+    orphans = conn.execute(
+        sa.select(tx.c.id).where(
+            tx.c.type == "usage", ~sa.exists().where(e.c.transaction_id == tx.c.id)
+        )
+    )
+    for (tx_id,) in orphans:
+        yield f"I4: usage transaction {tx_id} belongs to no event"
+    totals = conn.execute(
+        sa.select(
+            teams.c.id,
+            teams.c.unpaid_nanos,
+            sa.select(sa.func.coalesce(sa.func.sum(e.c.uncovered_nanos), 0))
+            .where(e.c.team_id == teams.c.id)
+            .scalar_subquery()
+            .label("uncovered"),
+        )
+    )
+    for team in totals:
+        # Nothing settles an unpaid balance yet: every uncovered nano is still owed.
+        if team.unpaid_nanos != team.uncovered:
+            yield (
+                f"I4: team {team.id} unpaid {team.unpaid_nanos} "
+                f"but its events left {team.uncovered}"
+            )
+
+
+def consumption_order(conn: sa.Connection, window: timedelta) -> Iterator[str]:
+    """I7: replaying the ledger in order, no usage transaction drew a grant while an
+    earlier-ordered grant eligible for it still had credit, nor left usage unpaid while
+    an eligible grant had any.
+
+    ``window`` is the late-arrival window: a grant stops being eligible for usage that
+    arrives once its expiry is that far past, whatever the usage's own time.
+    """
+    p, tx, e = t.postings, t.ledger_transactions, t.usage_events
+    grants = {
+        g.id: replace(g, remaining=0, voided_at=None)
+        for g in (grant_from_row(r) for r in conn.execute(sa.select(t.grants)))
+    }
+    scopes = {
+        r.transaction_id: UsageScope(r.product, r.model, r.gpu)
+        for r in conn.execute(
+            sa.select(e.c.transaction_id, e.c.product, e.c.model, e.c.gpu).where(
+                e.c.transaction_id.is_not(None)
+            )
+        )
+    }
+    rows = conn.execute(
+        sa.select(
+            p.c.transaction_id,
+            p.c.grant_id,
+            p.c.account,
+            p.c.amount_nanos,
+            tx.c.team_id,
+            tx.c.type,
+            tx.c.occurred_at,
+            tx.c.created_at,
+        )
+        .join(tx, tx.c.id == p.c.transaction_id)
+        .order_by(p.c.seq)
+    ).all()
+    remaining: dict[str, int] = dict.fromkeys(grants, 0)
+    # A team whose usage a late event re-allocated ends as if charged in time order, not
+    # in arrival order: replaying arrival order does not apply to it.
+    reallocated = {r.team_id for r in rows if r.type == "adjustment"}
+    for tx_id, postings in itertools.groupby(rows, key=lambda r: r.transaction_id):
+        batch = list(postings)
+        first = batch[0]
+        if first.team_id in reallocated:
+            continue
+        if first.type != "usage" or tx_id not in scopes:
+            for r in batch:
+                if r.grant_id is not None:
+                    remaining[r.grant_id] += r.amount_nanos
+            continue
+        usage = scopes[tx_id]
+        team_grants = [g for g in grants.values() if g.team_id == first.team_id]
+        eligible = [
+            g.id
+            for g in in_consumption_order(team_grants)
+            if is_eligible(g, remaining[g.id], usage, first.occurred_at)
+            and (g.expires_at is None or first.created_at < g.expires_at + window)
+        ]
+        drawn = [r.grant_id for r in batch if r.grant_id is not None]
+        uncovered = any(r.account.startswith("team_unpaid:") for r in batch)
+        for r in batch:
+            if r.grant_id is not None:
+                remaining[r.grant_id] += r.amount_nanos
+        for grant_id in drawn:
+            if grant_id not in eligible:
+                yield f"I7: {tx_id} drew grant {grant_id}, not eligible for it"
+        last = max((eligible.index(g) for g in drawn if g in eligible), default=-1)
+        for grant_id in eligible if uncovered else eligible[:last]:
+            if remaining[grant_id] != 0:
+                yield (
+                    f"I7: {tx_id} left {remaining[grant_id]} on grant {grant_id}, ordered "
+                    "before what it drew or left unpaid"
+                )

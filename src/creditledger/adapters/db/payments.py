@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from creditledger.adapters.db import tables as t
-from creditledger.adapters.db.repositories import insert_ignoring_conflicts
+from creditledger.adapters.db.repositories import insert_ignoring_conflicts, usable_at
 from creditledger.domain.money import format_amount
 from creditledger.domain.payments import (
     CheckoutSession,
@@ -94,12 +94,6 @@ class SqlPayments:
     def purchase(self, purchase_id: str) -> Purchase | None:
         row = self.conn.execute(
             sa.select(t.purchases).where(t.purchases.c.id == purchase_id)
-        ).first()
-        return None if row is None else _purchase(row)
-
-    def purchase_by_session(self, session_id: str) -> Purchase | None:
-        row = self.conn.execute(
-            sa.select(t.purchases).where(t.purchases.c.checkout_session_id == session_id)
         ).first()
         return None if row is None else _purchase(row)
 
@@ -374,9 +368,7 @@ class SqlRecharges:
             sa.select(g.c.team_id, sa.func.sum(g.c.remaining_nanos).label("available"))
             .where(
                 g.c.team_id.in_(sa.select(s.c.team_id).where(s.c.enabled.is_(True))),
-                g.c.voided_at.is_(None),
-                g.c.effective_at <= now,
-                sa.or_(g.c.expires_at.is_(None), g.c.expires_at > now),
+                usable_at(now),
             )
             .group_by(g.c.team_id)
             .subquery()

@@ -55,6 +55,30 @@ CONSUMPTION_ORDER = (
 )
 
 
+def usable_at(now: datetime) -> sa.ColumnElement[bool]:
+    """``domain.availability.is_usable`` for usage of any scope, as a WHERE clause on
+    ``grants``; tests/integration/test_availability_sql.py checks that both agree."""
+    g = t.grants
+    return sa.and_(
+        g.c.voided_at.is_(None),
+        g.c.remaining_nanos > 0,
+        g.c.effective_at <= now,
+        sa.or_(g.c.expires_at.is_(None), g.c.expires_at > now),
+    )
+
+
+def expiry_due_by(cutoff: datetime) -> sa.ColumnElement[bool]:
+    """``domain.availability.expiry_due`` as a WHERE clause on ``grants``;
+    tests/integration/test_availability_sql.py checks that both agree."""
+    g = t.grants
+    return sa.and_(
+        g.c.voided_at.is_(None),
+        g.c.remaining_nanos > 0,
+        g.c.expires_at.is_not(None),
+        g.c.expires_at <= cutoff,
+    )
+
+
 class _Repo:
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
@@ -306,11 +330,7 @@ class SqlGrants(_Repo):
         g = t.grants
         rows = self.conn.execute(
             sa.select(g.c.team_id, g.c.id)
-            .where(
-                g.c.expires_at <= cutoff,
-                g.c.remaining_nanos > 0,
-                g.c.voided_at.is_(None),
-            )
+            .where(expiry_due_by(cutoff))
             .order_by(g.c.team_id, g.c.id)
             .limit(limit)
         )

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, TypeVar
 
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Header, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 
 from creditledger.domain.accounts import Principal
 from creditledger.domain.throttle import MAX_CLIENT_LENGTH
 from creditledger.services.context import Context
+from creditledger.services.idempotency import IdempotentRequest, idempotent_request, run_request
+from creditledger.services.ports import UnitOfWork
 from creditledger.services.tokens import authenticate
+
+T = TypeVar("T")
 
 _bearer = HTTPBearer(auto_error=False, description="A personal, operator or service token")
 
@@ -45,3 +52,75 @@ IdempotencyKey = Annotated[
     # Documented by ``openapi.idempotency_key`` per route: required or optional there.
     Header(alias="Idempotency-Key", include_in_schema=False),
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class Idempotent:
+    """An idempotent route's caller and checked ``Idempotency-Key``: :meth:`run` makes the
+    answer, which a retry with the same key and body gets again, status and body."""
+
+    ctx: Context
+    caller: Principal
+    request: IdempotentRequest
+
+    def run(
+        self,
+        body: BaseModel,
+        effect: Callable[[UnitOfWork], T],
+        render_model: Callable[[T], BaseModel],
+        status_code: int = 201,
+    ) -> Response:
+        """Run ``effect`` once for this key and ``body``, answering ``render_model`` of it."""
+        answer = run_request(
+            self.ctx,
+            self.request,
+            body.model_dump_json().encode(),
+            effect,
+            self.renderer(render_model, status_code),
+        )
+        return self.respond(answer)
+
+    def call(
+        self,
+        service: Callable[[IdempotentRequest, Callable[[T], tuple[int, str]]], tuple[int, str]],
+        render_model: Callable[[T], BaseModel],
+        status_code: int = 201,
+    ) -> Response:
+        """For a service that runs the key itself (it calls a provider between the claim
+        and the answer): ``service(request, render)`` gives the (status, body) to send."""
+        return self.respond(service(self.request, self.renderer(render_model, status_code)))
+
+    @staticmethod
+    def renderer(
+        render_model: Callable[[T], BaseModel], status_code: int
+    ) -> Callable[[T], tuple[int, str]]:
+        def render(result: T) -> tuple[int, str]:
+            return status_code, render_model(result).model_dump_json()
+
+        return render
+
+    @staticmethod
+    def respond(answer: tuple[int, str]) -> Response:
+        status, content = answer
+        return Response(content=content, status_code=status, media_type="application/json")
+
+
+def _idempotent(*, required: bool) -> Callable[..., Idempotent]:
+    def dependency(
+        request: Request, ctx: Ctx, caller: Caller, idempotency_key: IdempotencyKey = None
+    ) -> Idempotent:
+        # The concrete path (ids filled in) and the method identify the request in its
+        # fingerprint, together with the body.
+        path = request.scope["route"].path_format.format(**request.path_params)
+        checked = idempotent_request(
+            caller.caller_id, idempotency_key, request.method, path, required=required
+        )
+        return Idempotent(ctx, caller, checked)
+
+    return dependency
+
+
+IdempotentRequired = Annotated[Idempotent, Depends(_idempotent(required=True))]
+"""The route needs an ``Idempotency-Key`` (document it: ``openapi.idempotency_key``)."""
+IdempotentOptional = Annotated[Idempotent, Depends(_idempotent(required=False))]
+"""The route takes an ``Idempotency-Key`` if sent; without one it simply runs once."""

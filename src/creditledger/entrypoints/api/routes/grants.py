@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from creditledger.domain.grants import Grant, GrantKind, GrantSource, Scope
-from creditledger.domain.money import parse_amount
-from creditledger.entrypoints.api.deps import Caller, Ctx, IdempotencyKey
+from creditledger.domain.grants import Scope
+from creditledger.entrypoints.api.deps import Caller, Ctx, IdempotentRequired
 from creditledger.entrypoints.api.openapi import answer, errors, idempotency_key
 from creditledger.entrypoints.api.schemas import GrantCreate, GrantPublic, grant_public
-from creditledger.services.grants import NewGrant, grant_operator_credit, void_grant
-from creditledger.services.idempotency import check_key, request_fingerprint, run_idempotent
-from creditledger.services.ports import UnitOfWork
+from creditledger.services.grants import OperatorGrant, grant_operator_credit, void_grant
 
 router = APIRouter(prefix="/v1/teams/{team_id}/grants", tags=["operators"])
 
@@ -24,35 +21,21 @@ router = APIRouter(prefix="/v1/teams/{team_id}/grants", tags=["operators"])
     openapi_extra=idempotency_key(required=True),
 )
 def create_grant(
-    team_id: str,
-    body: GrantCreate,
-    ctx: Ctx,
-    caller: Caller,
-    idempotency_key: IdempotencyKey = None,
+    team_id: str, body: GrantCreate, ctx: Ctx, idempotent: IdempotentRequired
 ) -> Response:
     """A promotional grant by an operator. Needs an `Idempotency-Key`."""
-    key = check_key(idempotency_key)
-    new = NewGrant(
-        kind=GrantKind.PROMOTIONAL,
-        source=GrantSource.MANUAL,
-        amount=parse_amount(body.amount, maximum=ctx.settings.operator_grant_max_nanos),
+    asked = OperatorGrant(
+        amount=body.amount,
+        note=body.note,
         scope=Scope.parse(body.scope.model_dump(exclude_none=True) if body.scope else None),
         effective_at=body.effective_at,
         expires_at=body.expires_at,
-        note=body.note,
     )
-    fingerprint = request_fingerprint(
-        b"POST", f"/v1/teams/{team_id}/grants".encode(), body.model_dump_json().encode()
+    return idempotent.run(
+        body,
+        lambda uow: grant_operator_credit(uow, ctx, idempotent.caller, team_id, asked),
+        lambda grant: grant_public(grant, ctx.clock.now()),
     )
-
-    def effect(uow: UnitOfWork) -> Grant:
-        return grant_operator_credit(uow, ctx, caller, team_id, new)
-
-    def render(grant: Grant) -> tuple[int, str]:
-        return 201, grant_public(grant, ctx.clock.now()).model_dump_json()
-
-    status, content = run_idempotent(ctx, caller.caller_id, key, fingerprint, effect, render)
-    return Response(content=content, status_code=status, media_type="application/json")
 
 
 @router.post("/{grant_id}/void", responses=errors(409))

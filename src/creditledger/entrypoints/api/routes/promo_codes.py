@@ -5,9 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from creditledger.domain.grants import Scope
-from creditledger.domain.money import parse_amount
-from creditledger.domain.promo_codes import PromoCode, PromoTerms
-from creditledger.entrypoints.api.deps import Caller, Ctx, IdempotencyKey
+from creditledger.entrypoints.api.deps import Caller, Ctx, IdempotentOptional
 from creditledger.entrypoints.api.openapi import answer, errors, idempotency_key
 from creditledger.entrypoints.api.schemas import (
     GrantPublic,
@@ -20,11 +18,8 @@ from creditledger.entrypoints.api.schemas import (
     promo_code_public,
     promo_codes_created,
 )
-from creditledger.services.idempotency import check_key, request_fingerprint, run_idempotent
-from creditledger.services.ports import UnitOfWork
 from creditledger.services.promo_codes import (
     NewPromoCodes,
-    create_promo_codes,
     get_promo_code,
     issue_promo_codes,
     redeem_promo_code,
@@ -42,45 +37,26 @@ router = APIRouter(prefix="/v1")
     responses=answer(PromoCodesCreated, 201),
     openapi_extra=idempotency_key(required=False),
 )
-def create(
-    body: PromoCodeCreate,
-    ctx: Ctx,
-    caller: Caller,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
+def create(body: PromoCodeCreate, ctx: Ctx, idempotent: IdempotentOptional) -> Response:
     """One code with the chosen text, or `count` random codes. An `Idempotency-Key` is
     optional: with one, a retried request answers with the same codes instead of making
     a second batch."""
     new = NewPromoCodes(
-        terms=PromoTerms(
-            amount=parse_amount(body.amount, maximum=ctx.settings.operator_grant_max_nanos),
-            max_redemptions=body.max_redemptions,
-            scope=Scope.parse(body.scope.model_dump(exclude_none=True) if body.scope else None),
-            valid_from=body.valid_from,
-            redeem_by=body.redeem_by,
-            credit_expires_at=body.credit_expires_at,
-            credit_valid_days=body.credit_valid_days,
-        ),
+        amount=body.amount,
+        max_redemptions=body.max_redemptions,
+        scope=Scope.parse(body.scope.model_dump(exclude_none=True) if body.scope else None),
+        valid_from=body.valid_from,
+        redeem_by=body.redeem_by,
+        credit_expires_at=body.credit_expires_at,
+        credit_valid_days=body.credit_valid_days,
         code=body.code,
         count=body.count,
     )
-
-    def render(codes: list[PromoCode]) -> tuple[int, str]:
-        return 201, promo_codes_created(codes).model_dump_json()
-
-    if idempotency_key is None:
-        status, content = render(create_promo_codes(ctx, caller, new))
-    else:
-        key = check_key(idempotency_key)
-        fingerprint = request_fingerprint(
-            b"POST", b"/v1/promo-codes", body.model_dump_json().encode()
-        )
-
-        def effect(uow: UnitOfWork) -> list[PromoCode]:
-            return issue_promo_codes(uow, ctx, caller, new)
-
-        status, content = run_idempotent(ctx, caller.caller_id, key, fingerprint, effect, render)
-    return Response(content=content, status_code=status, media_type="application/json")
+    return idempotent.run(
+        body,
+        lambda uow: issue_promo_codes(uow, ctx, idempotent.caller, new),
+        promo_codes_created,
+    )
 
 
 @router.get("/promo-codes/{promo_id}", tags=["operators"])

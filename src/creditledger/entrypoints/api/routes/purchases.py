@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import APIRouter, Response
 
-from creditledger.domain.money import parse_amount
-from creditledger.domain.purchases import Purchase
-from creditledger.entrypoints.api.deps import Caller, Ctx, IdempotencyKey
+from creditledger.entrypoints.api.deps import Caller, Ctx, IdempotentRequired
 from creditledger.entrypoints.api.openapi import answer, errors, idempotency_key
 from creditledger.entrypoints.api.schemas import (
     AutoRechargePublic,
@@ -21,7 +21,6 @@ from creditledger.entrypoints.api.schemas import (
 )
 from creditledger.services import purchases, recharge
 from creditledger.services.billing_settings import set_billing_settings
-from creditledger.services.idempotency import check_key, request_fingerprint
 
 router = APIRouter(prefix="/v1/teams/{team_id}", tags=["billing"])
 
@@ -34,34 +33,14 @@ router = APIRouter(prefix="/v1/teams/{team_id}", tags=["billing"])
     openapi_extra=idempotency_key(required=True),
 )
 def create_purchase(
-    team_id: str,
-    body: PurchaseCreate,
-    ctx: Ctx,
-    caller: Caller,
-    idempotency_key: IdempotencyKey = None,
+    team_id: str, body: PurchaseCreate, ctx: Ctx, idempotent: IdempotentRequired
 ) -> Response:
     """Start buying prepaid credit: answers `pending` with the provider's `checkout_url`.
 
     Credit is granted once the provider confirms the payment. Needs an `Idempotency-Key`.
     """
-    key = check_key(idempotency_key)
-    amount = parse_amount(
-        body.amount,
-        minimum=ctx.settings.purchase_min_nanos,
-        maximum=ctx.settings.purchase_max_nanos,
-        whole_cents=True,
-    )
-    fingerprint = request_fingerprint(
-        b"POST", f"/v1/teams/{team_id}/purchases".encode(), str(amount).encode()
-    )
-
-    def render(purchase: Purchase) -> tuple[int, str]:
-        return 201, purchase_public(purchase).model_dump_json()
-
-    status, content = purchases.start_purchase(
-        ctx, caller, team_id, amount, key, fingerprint, render
-    )
-    return Response(content=content, status_code=status, media_type="application/json")
+    start = partial(purchases.start_purchase, ctx, idempotent.caller, team_id, body.amount)
+    return idempotent.call(start, purchase_public)
 
 
 @router.get("/purchases/{purchase_id}")
@@ -83,26 +62,9 @@ def put_auto_recharge(
 
     `restore_to` ≥ `threshold` + 10.00; turning it on needs a card saved by a purchase.
     """
-    maximum = ctx.settings.purchase_max_nanos
-    threshold = (
-        None
-        if body.threshold is None
-        else parse_amount(
-            body.threshold, param="threshold", minimum=0, maximum=maximum, whole_cents=True
-        )
+    view = recharge.set_auto_recharge(
+        ctx, caller, team_id, body.enabled, body.threshold, body.restore_to
     )
-    restore_to = (
-        None
-        if body.restore_to is None
-        else parse_amount(
-            body.restore_to,
-            param="restore_to",
-            minimum=ctx.settings.purchase_min_nanos,
-            maximum=maximum,
-            whole_cents=True,
-        )
-    )
-    view = recharge.set_auto_recharge(ctx, caller, team_id, body.enabled, threshold, restore_to)
     return auto_recharge_public(view)
 
 
