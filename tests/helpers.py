@@ -147,15 +147,11 @@ def issue_prepaid(uow: UnitOfWork, ctx: Context, team_id: str, new: NewGrant) ->
     (prepaid credit without a payment would break invariant I6)."""
     now = ctx.clock.now()
     purchase = Purchase(
-        uow.new_id("pur"),
-        team_id,
-        new.amount,
-        PaymentStatus.PENDING,
-        None,
-        None,
-        None,
-        None,
-        now,
+        id=uow.new_id("pur"),
+        team_id=team_id,
+        amount=new.amount,
+        status=PaymentStatus.PENDING,
+        created_at=now,
     )
     uow.payments.add_purchase(purchase, ctx.payments.name)
     payment = Payment(

@@ -6,8 +6,11 @@ from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner, Result
 
 from creditledger.adapters.clock import FixedClock
+from creditledger.domain.errors import InvalidAmount, InvalidRequest
+from creditledger.entrypoints.cli import app as cli_app
 from creditledger.services.context import Context
 from tests.helpers import bearer, error_code, operator_grant, operator_token, sign_up, snapshot
 
@@ -219,3 +222,46 @@ def test_times_with_any_zone_are_stored_and_written_back_in_utc(
         client, operator_token(ctx), ada.team_id, expires_at="2027-01-01T02:30:00+02:30"
     ).json()
     assert body["expires_at"] == "2027-01-01T00:00:00Z"
+
+
+# --- the command line: the same rules as the API --------------------------------------------
+
+
+def grant_by_cli(database_url: str, team_id: str, amount: str, *extra: str) -> Result:
+    args = ["grants", "create", "--team", team_id, "--amount", amount, *extra]
+    return CliRunner().invoke(cli_app, args, env={"CREDITLEDGER_DATABASE_URL": database_url})
+
+
+def test_the_cli_grants_promotional_credit_as_the_api_does(
+    client: TestClient, ctx: Context, database_url: str
+) -> None:
+    ada = sign_up(client)
+    result = grant_by_cli(database_url, ada.team_id, "25.00", "--note", "Outage credit")
+    assert result.exit_code == 0, result.output
+    assert f"granted 25.00 dollars to {ada.team_id}" in result.output
+    credits = client.get(f"/v1/teams/{ada.team_id}/credits", headers=ada.auth).json()["data"]
+    cli_grant = next(g for g in credits if g["source"] == "manual")
+    assert (cli_grant["kind"], cli_grant["amount"]) == ("promotional", "25.00")
+
+
+def test_the_cli_refuses_an_operator_grant_above_the_configured_maximum(
+    client: TestClient, ctx: Context, database_url: str
+) -> None:
+    ada = sign_up(client)
+    before = snapshot(client, ada)
+    result = grant_by_cli(database_url, ada.team_id, "100000.01", "--note", "Too generous")
+    assert result.exit_code != 0
+    assert isinstance(result.exception, InvalidAmount)
+    assert result.exception.param == "amount"
+    assert snapshot(client, ada) == before
+
+
+def test_the_cli_refuses_an_operator_grant_without_a_reason(
+    client: TestClient, ctx: Context, database_url: str
+) -> None:
+    ada = sign_up(client)
+    before = snapshot(client, ada)
+    result = grant_by_cli(database_url, ada.team_id, "5.00", "--note", "  ")
+    assert isinstance(result.exception, InvalidRequest)
+    assert result.exception.param == "note"
+    assert snapshot(client, ada) == before

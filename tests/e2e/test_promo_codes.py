@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from creditledger.adapters.clock import FixedClock
+from creditledger.domain.errors import InvalidAmount
 from creditledger.domain.promo_codes import MAX_FAILED_ATTEMPTS
 from creditledger.entrypoints.cli import app as cli_app
 from creditledger.services.context import Context
@@ -767,6 +768,17 @@ def test_the_cli_refuses_bad_terms_and_leaves_no_file(database_url: str, tmp_pat
     assert result.exit_code != 0
     assert "count" in str(result.exception)
     assert not out.exists()
+
+
+def test_the_cli_refuses_a_promo_amount_above_the_operator_maximum_as_the_api_does(
+    client: TestClient, op: dict[str, str], database_url: str
+) -> None:
+    result = run_cli(database_url, "promo", "create", "--amount", "100000.01", "--code", "TOO-MUCH")
+    assert isinstance(result.exception, InvalidAmount)
+    assert result.exception.param == "amount"
+    assert error_code(redeem(client, sign_up(client), "TOO-MUCH")) == "promo_code_invalid"
+    made = run_cli(database_url, "promo", "create", "--amount", "100000.00", "--code", "MOST")
+    assert made.exit_code == 0, made.output
 
 
 def test_the_cli_creates_a_chosen_code_and_disables_it(

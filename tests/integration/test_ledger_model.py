@@ -81,7 +81,7 @@ class ModelGrant:
         """SPEC §4: promotional first; expiring first; scoped first; soonest expiry;
         earliest start (the id, last, is applied by a stable sort before)."""
         return (
-            self.promotional,
+            not self.promotional,
             self.expires_at is None,
             not self.llama_only,
             self.expires_at or datetime.max.replace(tzinfo=self.effective_at.tzinfo),

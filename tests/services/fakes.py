@@ -38,7 +38,6 @@ from creditledger.services.ports import (
     Ledger,
     Payments,
     Pricing,
-    PromoCodes,
     Recharges,
     Tokens,
     Usage,
@@ -267,7 +266,7 @@ class FakeUnitOfWork:
         return FakeMembers(self.state)
 
     @property
-    def promo_codes(self) -> PromoCodes:
+    def promo_codes(self) -> FakePromoCodes:
         return FakePromoCodes(self.state)
 
     @property
@@ -366,6 +365,7 @@ class World:
     ctx: Context
     uow: FakeUnitOfWorkFactory
     clock: FixedClock
+    sandbox: SandboxProvider
 
     @property
     def state(self) -> State:
@@ -393,6 +393,9 @@ SERVICE = Principal(TokenKind.SERVICE, "tok_service", name="gateway")
 def world(at: datetime, **settings: object) -> World:
     clock = FixedClock(at)
     uow = FakeUnitOfWorkFactory()
+    sandbox = SandboxProvider(
+        SANDBOX_SECRET, "http://testserver", ManualOutbox(SANDBOX_SECRET), clock.now
+    )
     ctx = Context(
         uow=uow,
         clock=clock,
@@ -401,9 +404,7 @@ def world(at: datetime, **settings: object) -> World:
         invariants=NoInvariants(),
         schema=MigratedSchema(),
         rate_limiter=LimitsRateLimiter(),
-        payments=SandboxProvider(
-            SANDBOX_SECRET, "http://testserver", ManualOutbox(SANDBOX_SECRET), clock.now
-        ),
+        payments=sandbox,
         cursor_secret=lambda: "fake-cursor-secret",
     )
-    return World(ctx, uow, clock)
+    return World(ctx, uow, clock, sandbox)

@@ -48,7 +48,9 @@ def test_a_late_decline_after_a_success_changes_nothing() -> None:
 
 def _purchase(status: PaymentStatus) -> Purchase:
     at = datetime(2026, 11, 24, tzinfo=UTC)
-    return Purchase("pur_1", "team_1", dollars("10.00"), status, None, None, None, None, at)
+    return Purchase(
+        id="pur_1", team_id="team_1", amount=dollars("10.00"), status=status, created_at=at
+    )
 
 
 def test_a_failed_purchase_stays_failed_whatever_arrives_after() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from creditledger.domain.cursors import CursorCodec
@@ -60,6 +60,18 @@ class Team:
     created_at: datetime
     revision: int = 0
     """Changes with every write that can change an authorization decision."""
+
+
+def after_payment(team: Team, amount: Nanos) -> Team:
+    """The team once a payment of ``amount`` has succeeded (SPEC §6, §8): its lifetime
+    paid grows by it (the tier follows, ``domain.tiers.tier_for``), and its first
+    payment switches a prepaid team to pay-as-you-go. A mode an operator set after
+    that first payment is kept."""
+    first = team.lifetime_paid == 0
+    mode = team.billing_mode
+    if first and mode is BillingMode.PREPAID:
+        mode = BillingMode.PAY_AS_YOU_GO
+    return replace(team, billing_mode=mode, lifetime_paid=team.lifetime_paid + amount)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,17 +21,22 @@ def expired_reason(ttl: timedelta) -> str:
     return f"The checkout expired: it was not paid within {hours} hours."
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Purchase:
+    """Built by keyword only: the optional fields are None until the purchase gets them."""
+
     id: str
     team_id: str
     amount: Nanos
     status: PaymentStatus
-    checkout_session_id: str | None
-    checkout_url: str | None
-    provider_payment_id: str | None
-    failure_reason: str | None
     created_at: datetime
+    checkout_session_id: str | None = None
+    """None until the provider has made the checkout page."""
+    checkout_url: str | None = None
+    provider_payment_id: str | None = None
+    """None until the provider reports a payment for it."""
+    failure_reason: str | None = None
+    """Why it failed; None unless ``failed``."""
 
     def after(self, seen: PaymentStatus) -> PaymentStatus:
         """The state after the provider reports ``seen``: forward only, and a failed

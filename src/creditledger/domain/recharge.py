@@ -34,17 +34,19 @@ class AutoRecharge:
     disabled_reason: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Recharge:
-    """One off-session charge started by auto-recharge."""
+    """One off-session charge started by auto-recharge (built by keyword only)."""
 
     id: str
     team_id: str
     amount: Nanos
     status: RechargeStatus
-    provider_payment_id: str | None
-    failure_reason: str | None
     created_at: datetime
+    provider_payment_id: str | None = None
+    """None until the provider reports the payment."""
+    failure_reason: str | None = None
+    """Why it failed; None unless ``failed``."""
 
 
 def check_settings(threshold: Nanos, restore_to: Nanos, maximum: Nanos) -> None:

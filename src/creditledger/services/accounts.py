@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import functools
+import weakref
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -119,11 +119,16 @@ def log_in(ctx: Context, email: str, password: str, client: str | None = None) -
     return token
 
 
-@functools.lru_cache(maxsize=8)
+_DUMMY_HASHES: weakref.WeakKeyDictionary[PasswordHasher, str] = weakref.WeakKeyDictionary()
+
+
 def _dummy_hash(passwords: PasswordHasher) -> str:
     """A hash to check an unknown email's password against, made once per hasher, so an
     unknown email costs one password check, as a known one does (no timing tell)."""
-    return passwords.hash(_DUMMY_HASH_PASSWORD)
+    made = _DUMMY_HASHES.get(passwords)
+    if made is None:
+        made = _DUMMY_HASHES[passwords] = passwords.hash(_DUMMY_HASH_PASSWORD)
+    return made
 
 
 def _login_budgets(ctx: Context, account: str, client: str | None) -> list[Budget]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from creditledger.domain import ledger
-from creditledger.domain.accounts import BillingMode
+from creditledger.domain.accounts import after_payment
 from creditledger.domain.errors import CreditLedgerError, NotFound, PaymentNotYetKnown
 from creditledger.domain.grants import GrantKind, GrantSource
 from creditledger.domain.money import format_amount
@@ -326,8 +326,9 @@ def _grant_once(
     uow.payments.set_payment_grant(payment.id, grant.id)
     team = uow.teams.get(owner.team_id)
     assert team is not None
-    if team.lifetime_paid == 0 and team.billing_mode is BillingMode.PREPAID:
-        uow.teams.set_billing(team.id, BillingMode.PAY_AS_YOU_GO, team.tier_level_override)
+    paid = after_payment(team, amount)
+    if paid.billing_mode is not team.billing_mode:
+        uow.teams.set_billing(team.id, paid.billing_mode, team.tier_level_override)
     uow.teams.add_lifetime_paid(team.id, amount)
     return replace(payment, grant_id=grant.id)
 
@@ -388,7 +389,12 @@ def _record_failure(uow: UnitOfWork, owner: _Owner, outcome: PaymentOutcome, now
 def disable_auto_recharge(uow: UnitOfWork, team_id: str, reason: str, now: datetime) -> None:
     current = uow.recharges.settings(team_id)
     if current is not None and current.enabled:
-        off = AutoRecharge(False, current.threshold, current.restore_to, reason)
+        off = AutoRecharge(
+            enabled=False,
+            threshold=current.threshold,
+            restore_to=current.restore_to,
+            disabled_reason=reason,
+        )
         uow.recharges.save_settings(team_id, off, now)
 
 
@@ -399,15 +405,11 @@ def settle_offline_purchase(ctx: Context, team_id: str, amount: int, reference: 
     with ctx.uow() as uow:
         now = ctx.clock.now()
         purchase = Purchase(
-            uow.new_id("pur"),
-            team_id,
-            amount,
-            PaymentStatus.PENDING,
-            None,
-            None,
-            None,
-            None,
-            now,
+            id=uow.new_id("pur"),
+            team_id=team_id,
+            amount=amount,
+            status=PaymentStatus.PENDING,
+            created_at=now,
         )
         uow.payments.add_purchase(purchase, ctx.payments.name)
         uow.commit()
@@ -415,7 +417,11 @@ def settle_offline_purchase(ctx: Context, team_id: str, amount: int, reference: 
     apply_outcome(
         ctx,
         PaymentOutcome(
-            PaymentStatus.SUCCEEDED, payment_ref, PaymentPurpose.PURCHASE, purchase.id, amount
+            status=PaymentStatus.SUCCEEDED,
+            provider_payment_id=payment_ref,
+            purpose=PaymentPurpose.PURCHASE,
+            reference=purchase.id,
+            amount=amount,
         ),
     )
     with ctx.uow(write=False) as uow:

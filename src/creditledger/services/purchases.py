@@ -119,10 +119,6 @@ def _open_purchase(
             team_id=team_id,
             amount=amount,
             status=PaymentStatus.PENDING,
-            checkout_session_id=None,
-            checkout_url=None,
-            provider_payment_id=None,
-            failure_reason=None,
             created_at=ctx.clock.now(),
         )
         uow.payments.add_purchase(purchase, ctx.payments.name)

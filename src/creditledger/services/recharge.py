@@ -138,7 +138,11 @@ def recharge_if_needed(ctx: Context, team_id: str) -> bool:
             uow.commit()
             return False
         recharge = Recharge(
-            uow.new_id("rch"), team_id, amount, RechargeStatus.PENDING, None, None, now
+            id=uow.new_id("rch"),
+            team_id=team_id,
+            amount=amount,
+            status=RechargeStatus.PENDING,
+            created_at=now,
         )
         if not uow.recharges.start(recharge):
             return False  # another one is in flight
@@ -210,12 +214,12 @@ def _charge(ctx: Context, recharge: Recharge, method: SavedPaymentMethod | None)
         try:
             outcome = ctx.payments.charge_off_session(
                 OffSessionCharge(
-                    recharge.id,
-                    recharge.team_id,
-                    recharge.amount,
-                    method.customer_ref,
-                    method.payment_method_ref,
-                    f"recharge:{recharge.id}",
+                    recharge_id=recharge.id,
+                    team_id=recharge.team_id,
+                    amount=recharge.amount,
+                    customer_ref=method.customer_ref,
+                    payment_method_ref=method.payment_method_ref,
+                    idempotency_key=f"recharge:{recharge.id}",
                 )
             )
         except CreditLedgerError as exc:
