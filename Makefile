@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export CREDITLEDGER_DATABASE_URL ?= sqlite:///./creditledger.db
 PORT ?= 8000
 
-.PHONY: install run test check format lint typecheck contracts fuzz-api bench clean
+.PHONY: install run test soak check format lint typecheck contracts fuzz-api bench clean
 
 $(BIN)/creditledger: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ run: install  ## migrate, load the demo team and serve on http://127.0.0.1:$(POR
 
 test: install  ## the whole suite, on SQLite and (when it answers) PostgreSQL
 	$(BIN)/pytest -n 2 -p no:cacheprovider
+
+SOAK_SEEDS ?= 50
+MODEL_EXAMPLES ?= 200
+soak: install  ## long fault runs: kill -9 over SOAK_SEEDS seeds, the ledger model for MODEL_EXAMPLES
+	CREDITLEDGER_SOAK_SEEDS=$(SOAK_SEEDS) CREDITLEDGER_MODEL_EXAMPLES=$(MODEL_EXAMPLES) \
+		$(BIN)/pytest -p no:cacheprovider -m soak tests/e2e/test_usage_kill.py tests/integration/test_ledger_model.py
 
 format: install
 	$(BIN)/ruff format src tests bench

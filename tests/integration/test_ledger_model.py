@@ -381,6 +381,7 @@ class LedgerModel(RuleBasedStateMachine):
         self.ledger.close()
 
 
+@pytest.mark.soak
 def test_the_ledger_matches_a_model_of_plain_integers(database_url: str) -> None:
     class Machine(LedgerModel):
         pass
@@ -398,6 +399,7 @@ def test_the_ledger_matches_a_model_of_plain_integers(database_url: str) -> None
     )
 
 
+@pytest.mark.soak
 def test_the_same_steps_give_the_same_balances_on_sqlite_and_postgresql(
     request: pytest.FixtureRequest, tmp_path: Any
 ) -> None:
