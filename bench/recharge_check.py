@@ -40,15 +40,11 @@ def main() -> None:
         team = sign_up(ctx, "bench@example.com", "bench-password", "Bench").team.id
         with ctx.uow() as uow:
             purchase = Purchase(
-                "pur_bench",
-                team,
-                dollars("100.00"),
-                PaymentStatus.PENDING,
-                None,
-                None,
-                None,
-                None,
-                ctx.clock.now(),
+                id="pur_bench",
+                team_id=team,
+                amount=dollars("100.00"),
+                status=PaymentStatus.PENDING,
+                created_at=ctx.clock.now(),
             )
             uow.payments.add_purchase(purchase, ctx.payments.name)
             uow.commit()

@@ -176,7 +176,10 @@ def test_sixteen_writers_at_once_never_show_a_client_database_is_locked(
     client: TestClient, ctx: Context, database_url: str
 ) -> None:
     """Eight server threads posting usage and eight CLI processes creating promo codes,
-    all against one database at once."""
+    all against one database at once. SQLite's writers queue on one file lock, so this is
+    its test; PostgreSQL's row locks are covered by the race tests."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("a SQLite property: one writer at a time on the file")
     platform = Platform.on(client, ctx)
     platform.put_prices(price("llama", "requests", "0.01"))
     teams = [platform.team().team_id for _ in range(4)]

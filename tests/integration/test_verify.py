@@ -168,7 +168,7 @@ def test_verify_finds_usage_that_skipped_an_earlier_ordered_grant(
     unchecked_ctx: Context, raw: sa.Engine, database_url: str
 ) -> None:
     team_id = _team_of(raw)
-    soon, signup = _charge_usage(unchecked_ctx, team_id, timedelta(days=1))
+    _, signup = _charge_usage(unchecked_ctx, team_id, timedelta(days=1))
     assert verify_ledger(unchecked_ctx) == []
     # Make the grant the usage did not draw the one ordered first: the usage then
     # skipped an eligible grant that still had credit.
