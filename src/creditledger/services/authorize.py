@@ -20,6 +20,7 @@ from creditledger.domain.accounts import BillingMode, Principal, Team
 from creditledger.domain.availability import usable_credit
 from creditledger.domain.errors import NotFound, UnknownPrice
 from creditledger.domain.grants import Grant, UsageScope
+from creditledger.domain.money import Nanos
 from creditledger.domain.pricing import (
     PriceBook,
     TeamPricing,
@@ -43,18 +44,31 @@ class Decision:
     retry_after_seconds: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class CreditDecision:
+    """What the team's credit and tier say, before pricing and the rate limit."""
+
+    tier: Tier
+    available: Nanos
+    """Credit usable for this usage now."""
+    allowed: bool
+    """Pay-as-you-go, or some usable credit left."""
+
+
 def decide(
     team: Team,
     grants: list[Grant],
     usage: UsageScope,
     at: datetime,
     tiers: tuple[Tier, ...] = DEFAULT_TIERS,
-) -> tuple[Tier, int, bool]:
-    """(tier, available credit for this usage, has the credit side allowed it)."""
-    tier = tier_for(team.lifetime_paid, team.tier_level_override, tiers)
+) -> CreditDecision:
+    """The credit side of an authorization: tier, usable credit, and whether it allows."""
     available = usable_credit(grants, usage, at)
-    allowed = team.billing_mode is BillingMode.PAY_AS_YOU_GO or available > 0
-    return tier, available, allowed
+    return CreditDecision(
+        tier=tier_for(team.lifetime_paid, team.tier_level_override, tiers),
+        available=available,
+        allowed=team.billing_mode is BillingMode.PAY_AS_YOU_GO or available > 0,
+    )
 
 
 def refusal_for_pricing(
@@ -92,13 +106,12 @@ class Authorizer:
         require_service(principal)
         team, state, books = self._load(team_id)
         now = self.ctx.clock.now()
-        tier, available, allowed = decide(
-            team, state.grants, usage, now, self.ctx.settings.tier_table
-        )
+        credit = decide(team, state.grants, usage, now, self.ctx.settings.tier_table)
+        tier, available = credit.tier, credit.available
         unbillable = refusal_for_pricing(usage, books, state.pricing, now)
         if unbillable is not None:
             return Decision(False, unbillable, tier, available)
-        if not allowed:
+        if not credit.allowed:
             return Decision(False, "insufficient_credits", tier, available)
         limiter = self.ctx.rate_limiter
         key = f"authorize:{team_id}"
