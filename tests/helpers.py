@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -395,3 +397,25 @@ def usage_violations(database_url: str, window: timedelta = timedelta(hours=1)) 
             return [*usage_charged_once(conn), *consumption_order(conn, window)]
     finally:
         engine.dispose()
+
+
+def at_once(jobs: Sequence[Callable[[], Any]]) -> list[Any]:
+    """Run each job in its own thread, released together by a barrier."""
+    barrier = threading.Barrier(len(jobs))
+    results: list[Any] = [None] * len(jobs)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = jobs[i]()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    return results

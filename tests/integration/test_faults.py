@@ -29,6 +29,7 @@ from tests.conftest import make_settings
 from tests.helpers import (
     Platform,
     at,
+    at_once,
     bearer,
     error_code,
     event,
@@ -40,28 +41,6 @@ from tests.helpers import (
 
 GATEWAY = Principal(TokenKind.SERVICE, "tok_gateway")
 MIDNIGHT = at("2026-11-25T00:00")
-
-
-def _at_once(jobs: list[Callable[[], Any]]) -> list[Any]:
-    """Each job in its own thread, released together by a barrier; their results."""
-    barrier = threading.Barrier(len(jobs))
-    results: list[Any] = [None] * len(jobs)
-    errors: list[BaseException] = []
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = jobs[i]()
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    return results
 
 
 # --- a connection dropped mid-request (PostgreSQL) --------------------------------------
@@ -212,7 +191,7 @@ def test_sixteen_writers_at_once_never_show_a_client_database_is_locked(
 
         return run
 
-    results = _at_once([post(i) for i in range(8)] + [cli(i) for i in range(8)])
+    results = at_once([post(i) for i in range(8)] + [cli(i) for i in range(8)])
 
     responses, processes = results[:8], results[8:]
     for response in responses:
@@ -259,7 +238,7 @@ def test_the_expiry_job_racing_usage_keeps_consumed_plus_expired_equal_to_grante
 
     try:
         jobs = [usage(tid, part) for tid in teams for part in range(2)]
-        _at_once([*jobs, lambda: expire_credits(job), lambda: expire_credits(job)])
+        at_once([*jobs, lambda: expire_credits(job), lambda: expire_credits(job)])
         expire_credits(job)
     finally:
         job.uow.dispose()

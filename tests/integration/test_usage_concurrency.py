@@ -8,8 +8,7 @@ their grants and dedupes its events."""
 from __future__ import annotations
 
 import random
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -21,7 +20,7 @@ from creditledger.adapters.clock import FixedClock
 from creditledger.domain.accounts import Principal, TokenKind
 from creditledger.services.context import Context
 from creditledger.services.usage import IngestResult, ingest_usage
-from tests.helpers import Platform, at, event, nanos, price, usage_violations
+from tests.helpers import Platform, at, at_once, event, nanos, price, usage_violations
 
 GATEWAY = Principal(TokenKind.SERVICE, "tok_gateway")
 NOON = at("2026-11-24T12:00")
@@ -31,28 +30,6 @@ ARRIVAL = MIDNIGHT + timedelta(minutes=55)
 
 def _ingest(ctx: Context, events: Sequence[dict[str, Any]]) -> IngestResult:
     return ingest_usage(ctx, GATEWAY, list(events))
-
-
-def _at_once(jobs: Sequence[Callable[[], Any]]) -> list[Any]:
-    """Run each job in its own thread, released together by a barrier."""
-    barrier = threading.Barrier(len(jobs))
-    results: list[Any] = [None] * len(jobs)
-    errors: list[BaseException] = []
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = jobs[i]()
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    return results
 
 
 def _window_team(platform: Platform, clock: FixedClock) -> tuple[str, list[str]]:
@@ -161,16 +138,16 @@ def test_concurrent_batches_for_one_team_equal_the_same_batches_one_by_one(
     for seed in range(3):
         rng = random.Random(seed)
         one_by_one, grants_1 = _window_team(platform, clock)
-        at_once, grants_2 = _window_team(platform, clock)
+        together, grants_2 = _window_team(platform, clock)
         sequential = _batches(_window_events(one_by_one, random.Random(seed)), rng)
-        concurrent = [[e | {"team_id": at_once} for e in batch] for batch in sequential]
+        concurrent = [[e | {"team_id": together} for e in batch] for batch in sequential]
 
         for batch in sequential:
             _ingest(ctx, batch)
-        results = _at_once([partial(_ingest, ctx, b) for b in concurrent])
+        results = at_once([partial(_ingest, ctx, b) for b in concurrent])
 
         assert sum(r.accepted for r in results) == 40
-        assert _result(platform, at_once, grants_2) == _result(platform, one_by_one, grants_1)
+        assert _result(platform, together, grants_2) == _result(platform, one_by_one, grants_1)
     assert usage_violations(ctx.settings.database_url) == []
 
 
@@ -183,7 +160,7 @@ def test_the_same_events_sent_in_concurrent_batches_are_charged_once(
     tid, _ = _window_team(platform, clock)
     events = _window_events(tid, random.Random(7))
 
-    results = _at_once([lambda: _ingest(ctx, events) for _ in range(4)])
+    results = at_once([lambda: _ingest(ctx, events) for _ in range(4)])
 
     assert sorted((r.accepted, r.duplicates) for r in results) == [(0, 40)] * 3 + [(40, 0)]
     assert usage_violations(ctx.settings.database_url) == []
@@ -205,7 +182,7 @@ def test_32_simultaneous_10_cent_charges_on_1_dollar_draw_1_dollar_and_leave_the
 
         charges = [[event(tid, f"r{round_}-{i}", when, requests=10)] for i in range(32)]
 
-        results = _at_once([partial(_ingest, ctx, c) for c in charges])
+        results = at_once([partial(_ingest, ctx, c) for c in charges])
 
         assert sum(r.accepted for r in results) == 32
         assert platform.remaining(tid) == {grant: 0}
@@ -231,7 +208,7 @@ def test_concurrent_batches_spanning_several_teams_in_any_order_neither_deadlock
         rng.shuffle(order)
         batches.append([event(tid, f"b{b}-{tid}", when, requests=10) for tid in order])
 
-    results = _at_once([partial(_ingest, ctx, batch) for batch in batches])
+    results = at_once([partial(_ingest, ctx, batch) for batch in batches])
 
     assert sum(r.accepted for r in results) == 32
     for tid in teams:
