@@ -10,15 +10,22 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from creditledger.adapters.clock import FixedClock
 from creditledger.adapters.db import tables
+from creditledger.bootstrap import build_context
 from creditledger.domain.accounts import Principal, TokenKind
+from creditledger.domain.ledger import EntryType
 from creditledger.services.context import Context
+from creditledger.services.expiry import expire_credits
+from creditledger.services.usage import ingest_usage
+from tests.conftest import make_settings
 from tests.helpers import (
     Platform,
     at,
@@ -201,4 +208,69 @@ def test_sixteen_writers_at_once_never_show_a_client_database_is_locked(
         ).scalar_one()
     engine.dispose()
     assert made == 8
+    assert usage_violations(database_url) == []
+
+
+# --- the expiry job racing usage --------------------------------------------------------
+
+
+def test_the_expiry_job_racing_usage_keeps_consumed_plus_expired_equal_to_granted(
+    client: TestClient, ctx: Context, clock: FixedClock, database_url: str
+) -> None:
+    """The usage process's clock is inside the late-arrival window (so 23:59 usage may
+    still draw credit that expired at midnight) while the expiry job's clock has just
+    passed it: whichever commits first, no nano is both spent and written off."""
+    platform = Platform.on(client, ctx)
+    platform.put_prices(price("llama", "requests", "0.01"))
+    teams = [platform.team().team_id for _ in range(6)]
+    expiring = {tid: platform.promo(tid, "1.00", expires_at=MIDNIGHT) for tid in teams}
+    for tid in teams:
+        platform.promo(tid, "1.00")
+    clock.at = MIDNIGHT + timedelta(minutes=59, seconds=59)
+    job = build_context(
+        make_settings(database_url), clock=FixedClock(MIDNIGHT + timedelta(hours=1))
+    )
+    late = MIDNIGHT - timedelta(minutes=1)
+
+    def usage(tid: str, part: int) -> Callable[[], Any]:
+        events = [event(tid, f"{tid}-{part}-{n}", late, requests=3) for n in range(10)]
+        return lambda: ingest_usage(ctx, GATEWAY, events)
+
+    try:
+        jobs = [usage(tid, part) for tid in teams for part in range(2)]
+        at_once([*jobs, lambda: expire_credits(job), lambda: expire_credits(job)])
+        expire_credits(job)
+    finally:
+        job.uow.dispose()
+
+    g, p, tx, e = tables.grants, tables.postings, tables.ledger_transactions, tables.usage_events
+    engine = sa.create_engine(database_url, poolclass=sa.NullPool)
+    with engine.connect() as conn:
+        for tid in teams:
+            grant_id = expiring[tid]
+            by_type = dict(
+                conn.execute(
+                    sa.select(tx.c.type, sa.func.sum(p.c.amount_nanos))
+                    .join(tx, tx.c.id == p.c.transaction_id)
+                    .where(p.c.grant_id == grant_id)
+                    .group_by(tx.c.type)
+                ).all()
+            )
+            granted = by_type.pop(EntryType.GRANT.value)
+            expired = -by_type.pop(EntryType.EXPIRY.value, 0)
+            assert set(by_type) <= {EntryType.USAGE.value, EntryType.ADJUSTMENT.value}
+            consumed = -sum(by_type.values())
+            assert granted == nanos("1.00")
+            assert consumed + expired == granted, (tid, consumed, expired)
+            remaining = conn.execute(
+                sa.select(g.c.remaining_nanos).where(g.c.id == grant_id)
+            ).scalar_one()
+            assert remaining == 0
+            charged, uncovered = conn.execute(
+                sa.select(sa.func.sum(e.c.charge_nanos), sa.func.sum(e.c.uncovered_nanos)).where(
+                    e.c.team_id == tid
+                )
+            ).one()
+            assert (charged, uncovered) == (nanos("0.60"), 0)
+    engine.dispose()
     assert usage_violations(database_url) == []

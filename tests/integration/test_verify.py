@@ -15,6 +15,7 @@ from creditledger.adapters.db.engine import create_engine
 from creditledger.bootstrap import build_context
 from creditledger.domain.accounts import Principal, TokenKind
 from creditledger.domain.grants import GrantKind, GrantSource
+from creditledger.domain.ledger import USAGE_REVENUE
 from creditledger.domain.money import dollars
 from creditledger.entrypoints.cli import app
 from creditledger.services import accounts
@@ -190,3 +191,26 @@ def _team_of(raw: sa.Engine) -> str:
     with raw.connect() as conn:
         team_id: str = conn.execute(sa.select(t.teams.c.id)).scalar_one()
     return team_id
+
+
+def test_verify_replays_a_transaction_whole_when_its_postings_interleave_with_another(
+    unchecked_ctx: Context, raw: sa.Engine
+) -> None:
+    """On PostgreSQL, transactions committing at once take ``seq`` values turn about, so
+    one usage charge's postings may sit on both sides of another's: the order check
+    replays each transaction whole, and a sound ledger stays clean."""
+    team_id = _team_of(raw)
+    _charge_usage(unchecked_ctx, team_id, timedelta(days=1))
+    service = Principal(TokenKind.SERVICE, "tok_test_gateway")
+    assert ingest_usage(unchecked_ctx, service, [event(team_id, "ev-2", START, requests=10)])
+    with raw.begin() as conn:
+        first_charge = conn.execute(
+            sa.select(t.usage_events.c.transaction_id).where(t.usage_events.c.event_id == "ev-1")
+        ).scalar_one()
+        for amount in (1, -1):
+            conn.execute(
+                t.postings.insert().values(
+                    transaction_id=first_charge, account=USAGE_REVENUE, amount_nanos=amount
+                )
+            )
+    assert verify_ledger(unchecked_ctx) == []

@@ -5,10 +5,10 @@ Each check yields a sentence per violation; nothing here writes.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -458,8 +458,14 @@ def consumption_order(conn: sa.Connection, window: timedelta) -> Iterator[str]:
     # A team whose usage a late event re-allocated ends as if charged in time order, not
     # in arrival order: replaying arrival order does not apply to it.
     reallocated = {r.team_id for r in rows if r.type == "adjustment"}
-    for tx_id, postings in itertools.groupby(rows, key=lambda r: r.transaction_id):
-        batch = list(postings)
+    # Postings of transactions committing at once interleave in ``seq`` (PostgreSQL hands
+    # out sequence values before commit), so gather each transaction's postings first and
+    # replay transactions in the order of their first posting: for one team, whose writers
+    # hold its lock, that is the order they committed in.
+    by_transaction: dict[str, list[sa.Row[Any]]] = {}
+    for r in rows:
+        by_transaction.setdefault(r.transaction_id, []).append(r)
+    for tx_id, batch in by_transaction.items():
         first = batch[0]
         if first.team_id in reallocated:
             continue
@@ -484,8 +490,9 @@ def consumption_order(conn: sa.Connection, window: timedelta) -> Iterator[str]:
         for grant_id in drawn:
             if grant_id not in eligible:
                 yield f"I7: {tx_id} drew grant {grant_id}, not eligible for it"
-        last = max((eligible.index(g) for g in drawn if g in eligible), default=-1)
-        for grant_id in eligible if uncovered else eligible[:last]:
+        drawn_at = [eligible.index(g) for g in drawn if g in eligible]
+        passed_over = eligible if uncovered else eligible[: max(drawn_at, default=0)]
+        for grant_id in passed_over:
             if remaining[grant_id] != 0:
                 yield (
                     f"I7: {tx_id} left {remaining[grant_id]} on grant {grant_id}, ordered "
