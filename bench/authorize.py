@@ -32,7 +32,7 @@ from creditledger.services.context import Context
 TEAMS = 1_000
 SCOPE = UsageScope("serverless", "llama-3.1-8b")
 
-# PERFORMANCE.md, "Goals".
+# The goals, as the tables of bench/README.md give them.
 GOAL_P99_1_MS = 1.0
 GOAL_P99_16_MS = 3.0
 GOAL_P99_LOADED_MS = 5.0

@@ -41,7 +41,7 @@ DEEP_PAGE = 10_000
 CHUNK = 500_000
 CHARGE_NANOS = 1_000_000  # $0.001 per usage entry
 
-# PERFORMANCE.md, "Goals".
+# The goals, as the tables of bench/README.md give them.
 GOAL_P99_MS = 5.0
 GOAL_EXPORT_RSS_MB = 100.0
 

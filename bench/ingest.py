@@ -6,7 +6,7 @@
 Matrix: {in-process, in-process with 2 worker processes, HTTP with 1 and 2 uvicorn
 workers} × {PostgreSQL, SQLite} × {1 team, 1,000 teams}, plus single-event POSTs (8
 connections, PostgreSQL) to spread teams and to one hot team. The raw ceilings of
-PERFORMANCE.md are measured in the same run (C_batch, C_evt, C_hot with pgbench, C_lite
+bench/README.md are measured in the same run (C_batch, C_evt, C_hot with pgbench, C_lite
 with plain sqlite3, C_asgi with a bare ASGI app) and every figure is printed with its ratio
 to its ceiling and its goal. Each figure is the median of ``--runs`` runs after a warm-up.
 """
@@ -38,7 +38,7 @@ TEAMS = 1_000
 HTTP_CONNECTIONS = 4
 SINGLE_CONNECTIONS = 8
 
-# PERFORMANCE.md, "Goals".
+# The goals, as the tables of bench/README.md give them.
 GOAL_HTTP_PG = 0.30  # × C_batch
 GOAL_INPROC_2P_PG = 0.45  # × C_batch
 GOAL_SQLITE = 0.60  # × C_lite

@@ -119,18 +119,18 @@ def record_usage(
     transaction without its event, charged as its postings say)."""
     charge = sum(n for _, n in split.draws) + split.uncovered
     record = UsageRecord(
-        team_id,
-        f"usage-{next(_counter)}",
-        "test",
-        usage.product,
-        usage.model or "",
-        usage.gpu,
-        now,
-        charge,
-        split.uncovered,
-        tx_id,
-        now,
-        split.draws,
+        team_id=team_id,
+        event_id=f"usage-{next(_counter)}",
+        fingerprint="test",
+        product=usage.product,
+        model=usage.model or "",
+        gpu=usage.gpu,
+        occurred_at=now,
+        charge=charge,
+        uncovered=split.uncovered,
+        transaction_id=tx_id,
+        received_at=now,
+        draws=split.draws,
     )
     uow.usage.add([record])
 
@@ -337,7 +337,7 @@ def set_billing(
         uow.commit()
 
 
-# --- I4 and I7 of QUALITY.md, rebuilt from the rows ------------------------------------
+# --- I4 and I7 of docs/quality.md, rebuilt from the rows ------------------------------------
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from tests.helpers import Account, record_usage
 T = TypeVar("T")
 
 ROUNDS = int(os.environ.get("CREDITLEDGER_RACE_ROUNDS", "20"))
-"""How many times each race runs per test (QUALITY.md asks for 20: set it so)."""
+"""How many times each race runs per test (docs/quality.md asks for 20: set it so)."""
 
 __all__ = ["DECLINE_CARD", "SUCCESS_CARD"]
 

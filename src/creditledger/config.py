@@ -63,14 +63,14 @@ class Settings(BaseSettings):
     comes with free credit)."""
     signup_window_seconds: int = Field(default=3600, ge=1)
     promo_failures_per_team: int = Field(default=MAX_FAILED_ATTEMPTS, ge=1)
-    """Refused promo code redemptions by one team in an hour (SPEC §9: 10)."""
+    """Refused promo code redemptions by one team in an hour (default 10)."""
     promo_failures_per_user: int = Field(default=20, ge=1)
     """Refused redemptions by one user in an hour, whichever of their teams they try."""
     promo_failures_per_address: int = Field(default=30, ge=1)
     """Refused redemptions from one client address in an hour, whoever tries."""
 
     tiers: str | None = None
-    """Rate-limit tiers as JSON, replacing the defaults of SPEC §6: a list of
+    """Rate-limit tiers as JSON, replacing the default tiers: a list of
     ``{"level": 1, "reached_at": "10.00", "requests_per_minute": 100,
     "max_output_tokens": 16384}`` (``reached_at`` null: operators only)."""
 

@@ -1,4 +1,4 @@
-"""Sign-up, login, teams and members over HTTP (API.md, Accounts and teams)."""
+"""Sign-up, login, teams and members over HTTP (docs/api.md, Accounts and teams)."""
 
 from __future__ import annotations
 

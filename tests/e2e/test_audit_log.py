@@ -1,4 +1,4 @@
-"""The operator audit log (SPEC §1, API.md "Operators"): every operator action and every
+"""The operator audit log (docs/api.md, Operators): every operator action and every
 operator read of a team's billing is recorded, and operators read it back, newest first."""
 
 from __future__ import annotations

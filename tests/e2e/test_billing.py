@@ -1,4 +1,4 @@
-"""Balance and credits over HTTP (API.md, Billing)."""
+"""Balance and credits over HTTP (docs/api.md, Billing)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Credit history over HTTP: newest first, paginated, filterable, exportable (SPEC §10)."""
+"""Credit history over HTTP: newest first, paginated, filterable, exportable."""
 
 from __future__ import annotations
 

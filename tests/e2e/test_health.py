@@ -13,7 +13,7 @@ from creditledger.bootstrap import build_context
 from creditledger.entrypoints.api.app import create_app
 from tests.conftest import START, make_settings
 
-# Every endpoint of API.md that exists so far.
+# Every endpoint of docs/api.md that exists so far.
 ENDPOINTS = {
     ("POST", "/v1/signup"),
     ("POST", "/v1/login"),

@@ -1,4 +1,4 @@
-"""Operator grants with Idempotency-Key, and voids (API.md, Operators)."""
+"""Operator grants with Idempotency-Key, and voids (docs/api.md, Operators)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Promo codes through the HTTP API and the CLI, on both backends (SPEC §9, API.md)."""
+"""Promo codes through the HTTP API and the CLI, on both backends (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Buying credit through the API with the sandbox provider (SPEC §6, §8)."""
+"""Buying credit through the API with the sandbox provider."""
 
 from __future__ import annotations
 
@@ -326,7 +326,7 @@ def test_a_team_that_bought_credit_stays_allowed_once_its_credit_is_spent(
     assert answer["tier"]["level"] == 1
 
 
-# -- payments that do not match what was bought (SPEC §1: refused and recorded) ----------
+# -- payments that do not match what was bought (refused and recorded) --------------
 
 
 @pytest.mark.parametrize(

@@ -510,3 +510,17 @@ def test_the_api_reference_lists_every_usage_rejection_code() -> None:
                 used.add(code.group(1))
     assert "unknown_model" in used  # the scan finds what it looks for
     assert used - listed == set()
+
+
+def test_code_cites_only_documents_of_this_repository() -> None:
+    """Docstrings and comments point at ``docs/`` and ``bench/``, never at a
+    specification that does not ship with the code."""
+    outside = re.compile(r"\b(SPEC|QUALITY|PERFORMANCE|ARCHITECTURE)\.md|SPEC §|\.\./shared")
+    offenders = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for folder in ("src", "tests", "bench")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if outside.search(line) and path != Path(__file__)
+    ]
+    assert offenders == []

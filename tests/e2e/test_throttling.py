@@ -1,4 +1,4 @@
-"""Brute force is throttled (SPEC §1, QUALITY.md "Who may do what"): login per account and
+"""Brute force is throttled (docs/quality.md): login per account and
 per client address, sign-up per address, promo code guessing per team, per user and per
 address. Every refusal is 429 `too_many_attempts` with `Retry-After`."""
 

@@ -1,5 +1,5 @@
 """kill -9 of a real server in the middle of usage batches, then redelivery of every
-batch (QUALITY.md "Faults"): no event is lost and none is charged twice, because each
+batch (docs/quality.md "Faults"): no event is lost and none is charged twice, because each
 batch commits as one transaction and a redelivered event is a duplicate.
 
 Each seed picks its own kill points. The normal run tries a few seeds; ``make soak``

@@ -1,4 +1,4 @@
-"""POST /v1/authorize (SPEC §6): may the team make another request, at which tier, with
+"""POST /v1/authorize: may the team make another request, at which tier, with
 how much credit available for that product, model and GPU."""
 
 from __future__ import annotations
@@ -343,7 +343,7 @@ def test_when_redis_does_not_answer_each_instance_still_limits_on_its_own(
     assert "Redis unavailable" in caplog.text
 
 
-# --- what usage would reject is never served (SPEC §6) -----------------------------------
+# --- what usage would reject is never served -----------------------------------
 
 
 def _usage_code(platform: Platform, team_id: str, **where: Any) -> str | None:

@@ -1,4 +1,4 @@
-"""Faults (QUALITY.md): a database connection dropped in the middle of a request, sixteen
+"""Faults (docs/quality.md): a database connection dropped in the middle of a request, sixteen
 SQLite writers at once, and the expiry job racing usage. None of them reaches a client as
 a 500 or a "database is locked", and none leaves the books wrong."""
 

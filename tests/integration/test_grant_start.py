@@ -1,5 +1,5 @@
-"""A grant without a chosen start is usable from the start of the second it was made in
-(SPEC §3): the platform reports usage to the second, so credit granted at 12:00:00.700
+"""A grant without a chosen start is usable from the start of the second it was made in:
+the platform reports usage to the second, so credit granted at 12:00:00.700
 pays for a request stamped 12:00:00. The rule lives in ``domain.grants`` and every
 grant source takes it: sign-up, promo codes, operator grants, purchases."""
 

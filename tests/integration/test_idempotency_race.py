@@ -1,6 +1,6 @@
 """Twenty simultaneous requests with one Idempotency-Key make exactly one grant.
 
-How this test was seen to fail with the guard taken out (QUALITY.md, Concurrency),
+How this test was seen to fail with the guard taken out (docs/quality.md, Concurrency),
 on both backends, each edit restored afterwards:
 
 - ``SqlIdempotency.claim`` made to ``return None`` before touching the table: with no

@@ -1,14 +1,14 @@
-"""The ledger against a model of plain integers (QUALITY.md "Model-based").
+"""The ledger against a model of plain integers (docs/quality.md "Model-based").
 
 A Hypothesis state machine signs teams up and drives operator grants (scoped, expiring),
 voids, promo-code redemptions, purchases whose sandbox webhooks arrive duplicated and
 out of order, usage (with duplicates and late events inside the window), clock ticks and
 the expiry job through the API. A reference model keeps, per team, each grant's remaining
-credit and the unpaid balance as integers, charging usage by SPEC §4's consumption order.
+credit and the unpaid balance as integers, charging usage in the order of consumption.
 After every step the API must show exactly the model's figures, and every invariant
 (``creditledger verify``'s checks, I1–I7 and I9) must hold.
 
-A late event re-allocates the team's later usage in time order (SPEC §5): for it the model
+A late event re-allocates the team's later usage in time order: for it the model
 checks that the team's credit and unpaid balance move by exactly the event's charge, then
 takes the ledger's split of the credit as its own (I4 and I7 check that split).
 
@@ -92,8 +92,8 @@ class ModelGrant:
     voided: bool = False
 
     def order_key(self) -> tuple[Any, ...]:
-        """SPEC §4: promotional first; expiring first; scoped first; soonest expiry;
-        earliest start (the id, last, is applied by a stable sort before)."""
+        """The order of consumption: promotional first; expiring first; scoped first;
+        soonest expiry; earliest start (the id, last, is applied by a stable sort before)."""
         return (
             not self.promotional,
             self.expires_at is None,

@@ -1,4 +1,4 @@
-"""Purchases and webhooks under concurrency and faults (QUALITY.md), on both backends.
+"""Purchases and webhooks under concurrency and faults (docs/quality.md), on both backends.
 
 Each race releases real threads together with a barrier. A race test is only
 trusted once it was seen to fail with its guard taken out; each docstring says how.

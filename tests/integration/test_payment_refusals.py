@@ -1,4 +1,4 @@
-"""A payment grants exactly what was bought, whoever reports it (SPEC §1, §8; QUALITY.md
+"""A payment grants exactly what was bought, whoever reports it (docs/quality.md
 Faults): a webhook, the status poll, an off-session charge or reconciliation. What does
 not match is refused, kept for review once, and never granted, on both backends."""
 

@@ -1,4 +1,4 @@
-"""Promo code redemptions under a burst of simultaneous requests (QUALITY.md, SPEC §9).
+"""Promo code redemptions under a burst of simultaneous requests (docs/quality.md).
 
 Each case runs 20 rounds on each backend, with a fresh code per round, on real threads
 released together by a barrier and calling the service function, each on its own

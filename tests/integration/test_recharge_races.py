@@ -1,4 +1,4 @@
-"""Auto-recharge under concurrency and faults (SPEC §8, QUALITY.md), on both backends."""
+"""Auto-recharge under concurrency and faults (docs/quality.md), on both backends."""
 
 from __future__ import annotations
 

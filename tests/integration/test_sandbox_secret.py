@@ -1,4 +1,4 @@
-"""No signing secret has a public default (SPEC §1): without
+"""No signing secret has a public default: without
 ``CREDITLEDGER_SANDBOX_WEBHOOK_SECRET`` the sandbox signs with a random secret made once
 per database and kept there; the old published value is never accepted. On both
 backends."""

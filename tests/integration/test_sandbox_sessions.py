@@ -1,4 +1,4 @@
-"""The sandbox keeps its checkouts and payments in the database (SPEC §8): a restart,
+"""The sandbox keeps its checkouts and payments in the database: a restart,
 another worker process and the command line's reconciliation all see the same ones; a
 pending purchase expires through the reconciliation job and its checkout can not be paid
 any more. On both backends."""

@@ -1,4 +1,4 @@
-"""Who may call the usage, authorization and pricing endpoints (SPEC §1, API.md):
+"""Who may call the usage, authorization and pricing endpoints (docs/api.md):
 usage events and authorization need a service token; prices and team pricing are for
 operators; a team's usage report is for its admins and operators, a member gets 403
 and anyone else 404, exactly as for a missing team."""

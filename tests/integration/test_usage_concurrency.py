@@ -1,4 +1,4 @@
-"""Arrival order and concurrency (SPEC §5, QUALITY.md "Concurrency").
+"""Arrival order and concurrency (docs/quality.md).
 
 The same events give the same per-grant result whatever order and batches they arrive
 in (inside the late-arrival window), and batches charged at the same moment give what
@@ -169,7 +169,7 @@ def test_the_same_events_sent_in_concurrent_batches_are_charged_once(
 def test_32_simultaneous_10_cent_charges_on_1_dollar_draw_1_dollar_and_leave_the_rest_unpaid(
     platform: Platform, ctx: Context, clock: FixedClock
 ) -> None:
-    """QUALITY.md: never negative, never more than the balance drawn. Seen to fail
+    """docs/quality.md: never negative, never more than the balance drawn. Seen to fail
     without its lock: on PostgreSQL with `SqlTeams.lock_many`'s `FOR UPDATE` removed,
     concurrent charges drew from the same `remaining`; commits broke
     `ck_grants_remaining_nonnegative` and the ledger invariants (I3) failed after."""

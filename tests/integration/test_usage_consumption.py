@@ -1,4 +1,4 @@
-"""Usage drawn from credits (SPEC §4): the five buckets, scopes, several grants per
+"""Usage drawn from credits: the five buckets, scopes, several grants per
 event, and what no grant covers going to the unpaid balance. Everything goes through
 the HTTP API: prices by an operator, usage by the gateway's service token."""
 

@@ -1,4 +1,4 @@
-"""Late usage and expiry (SPEC §5): usage is charged against the grants valid at its own
+"""Late usage and expiry: usage is charged against the grants valid at its own
 time, so credit expiring at midnight pays for 23:59 usage that arrives at 00:10; the
 expiry write-off waits for the late-arrival window (1 hour by default), and once the
 window has closed late usage no longer draws the expired credit."""

@@ -1,4 +1,4 @@
-"""POST /v1/usage-events (SPEC §5): each event taken or rejected on its own with a code,
+"""POST /v1/usage-events: each event taken or rejected on its own with a code,
 duplicates charged once, conflicting payloads refused, limits on the batch."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Prices (SPEC §5): exact fractions, each event rounded once to the nano-dollar (half to
+"""Prices: exact fractions, each event rounded once to the nano-dollar (half to
 even), the most specific price, price book versions, and a team's custom prices and
 discount from their effective date. Charges are read back from the stored events."""
 

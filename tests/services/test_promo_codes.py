@@ -1,4 +1,4 @@
-"""Promo code redemption refusals, in SPEC §9's order, over the in-memory unit of work."""
+"""Promo code redemption refusals, in the order of refusals, over the in-memory unit of work."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The order of consumption (SPEC §4), against hand-written lists of ids.
+"""The order of consumption, against hand-written lists of ids.
 
 Key 6 ("smaller grant id last") is read literally: ids sort descending as the
 last tie-break (docs/decisions/0001).

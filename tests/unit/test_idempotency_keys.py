@@ -1,4 +1,4 @@
-"""Idempotency-Key headers and request fingerprints (API.md, Conventions)."""
+"""Idempotency-Key headers and request fingerprints (docs/api.md, Conventions)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Money: decimal strings in dollars at the edge, integer nano-dollars inside (SPEC §2)."""
+"""Money: decimal strings in dollars at the edge, integer nano-dollars inside."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Payment states, purchases and the auto-recharge decision (SPEC §8)."""
+"""Payment states, purchases and the auto-recharge decision."""
 
 from __future__ import annotations
 

@@ -249,7 +249,7 @@ FULL = {"redemptions": 10}
         (CREDIT_GONE, False, Refusal.EXPIRED),
         ({}, True, Refusal.ALREADY_REDEEMED),
         (FULL, False, Refusal.LIMIT_REACHED),
-        # When several apply, the first in SPEC §9's order wins.
+        # When several apply, the first in the order of refusals wins.
         (DISABLED | PAST_REDEEM_BY | FULL, True, Refusal.INVALID),
         (NOT_YET | FULL, True, Refusal.INVALID),
         (PAST_REDEEM_BY | FULL, True, Refusal.EXPIRED),

@@ -1,4 +1,4 @@
-"""Re-allocation of usage after a late event (SPEC §5: arrival order inside the window
+"""Re-allocation of usage after a late event (arrival order inside the window
 never changes what each grant pays)."""
 
 from __future__ import annotations
@@ -100,18 +100,18 @@ def charge_of(event_id: str, when: datetime, nanos: int, model: str = MODELS[0])
 def as_record(charged: Charged) -> UsageRecord:
     e, allocation = charged.event, charged.allocation
     return UsageRecord(
-        e.team_id,
-        e.id,
-        e.fingerprint,
-        e.product,
-        e.model,
-        e.gpu,
-        e.timestamp,
-        charged.charge,
-        allocation.uncovered,
-        None,
-        e.timestamp,
-        allocation.draws,
+        team_id=e.team_id,
+        event_id=e.id,
+        fingerprint=e.fingerprint,
+        product=e.product,
+        model=e.model,
+        gpu=e.gpu,
+        occurred_at=e.timestamp,
+        charge=charged.charge,
+        uncovered=allocation.uncovered,
+        transaction_id=None,
+        received_at=e.timestamp,
+        draws=allocation.draws,
     )
 
 
@@ -176,18 +176,18 @@ def test_what_an_event_drew_from_a_voided_grant_stays_put() -> None:
     voided = grant("promo", "1.00", remaining="0", voided="2026-11-24T12:40")
     prepaid = grant("prepaid", "1.00", remaining="0.50")
     drawn = UsageRecord(
-        "team_test",
-        "b",
-        "b",
-        "serverless",
-        MODELS[0],
-        None,
-        at("2026-11-24T12:30"),
-        dollars("1.00"),
-        0,
-        None,
-        START,
-        ((voided.id, dollars("0.50")), (prepaid.id, dollars("0.50"))),
+        team_id="team_test",
+        event_id="b",
+        fingerprint="b",
+        product="serverless",
+        model=MODELS[0],
+        gpu=None,
+        occurred_at=at("2026-11-24T12:30"),
+        charge=dollars("1.00"),
+        uncovered=0,
+        transaction_id=None,
+        received_at=START,
+        draws=((voided.id, dollars("0.50")), (prepaid.id, dollars("0.50"))),
     )
     result = charge_in_time_order(
         [voided, prepaid], [drawn], [usage("a", "2026-11-24T12:10", "1.00")]
@@ -202,18 +202,18 @@ def test_what_an_event_drew_from_a_grant_closed_by_its_window_stays_put() -> Non
     prepaid = grant("prepaid", "1.00", remaining="0.50")
     closed = "grant_closed"  # expired long ago: the caller leaves it out of the grants
     drawn = UsageRecord(
-        "team_test",
-        "b",
-        "b",
-        "serverless",
-        MODELS[0],
-        None,
-        at("2026-11-24T12:30"),
-        dollars("1.00"),
-        0,
-        None,
-        START,
-        ((closed, dollars("0.50")), (prepaid.id, dollars("0.50"))),
+        team_id="team_test",
+        event_id="b",
+        fingerprint="b",
+        product="serverless",
+        model=MODELS[0],
+        gpu=None,
+        occurred_at=at("2026-11-24T12:30"),
+        charge=dollars("1.00"),
+        uncovered=0,
+        transaction_id=None,
+        received_at=START,
+        draws=((closed, dollars("0.50")), (prepaid.id, dollars("0.50"))),
     )
     result = charge_in_time_order([prepaid], [drawn], [usage("a", "2026-11-24T12:10", "1.00")])
     assert splits(result)["b"] == (((closed, dollars("0.50")),), dollars("0.50"))
@@ -235,7 +235,18 @@ def test_only_events_after_the_late_one_that_paid_something_are_charged_again() 
     late = usage("m", "2026-11-24T12:10", "1.00").event
     records = [
         UsageRecord(
-            "t", eid, eid, "serverless", MODELS[0], None, at(when), charge, unc, None, START, dr
+            team_id="t",
+            event_id=eid,
+            fingerprint=eid,
+            product="serverless",
+            model=MODELS[0],
+            gpu=None,
+            occurred_at=at(when),
+            charge=charge,
+            uncovered=unc,
+            transaction_id=None,
+            received_at=START,
+            draws=dr,
         )
         for eid, when, charge, unc, dr in [
             ("a", "2026-11-24T12:10", 5, 0, (("g", 5),)),  # same time, smaller id: before

@@ -1,4 +1,4 @@
-"""Rate-limit tiers follow lifetime paid amount (SPEC §6)."""
+"""Rate-limit tiers follow lifetime paid amount."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Users, teams, memberships and who may do what (SPEC §1)."""
+"""Users, teams, memberships and who may do what."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ class Team:
 
 
 def after_payment(team: Team, amount: Nanos) -> Team:
-    """The team once a payment of ``amount`` has succeeded (SPEC §6, §8): its lifetime
+    """The team once a payment of ``amount`` has succeeded: its lifetime
     paid grows by it (the tier follows, ``domain.tiers.tier_for``), and its first
     payment switches a prepaid team to pay-as-you-go. A mode an operator set after
     that first payment is kept."""

@@ -1,4 +1,4 @@
-"""The operator audit log (SPEC §1): every operator action and every operator read of
+"""The operator audit log: every operator action and every operator read of
 a team's billing, as facts that are never changed or removed.
 
 An event says who (the operator token's id and name, or ``system:<name>`` for the

@@ -1,4 +1,4 @@
-"""Usable credit and the late-arrival window: one definition of each (SPEC §4, §5).
+"""Usable credit and the late-arrival window: one definition of each.
 
 *Usable credit* is what a team can spend at a time: grants not voided, with
 ``remaining > 0``, ``effective_at ≤ t < expires_at``, whose scope contains the usage.
@@ -75,5 +75,5 @@ def expiry_due(grant: Grant, cutoff: datetime) -> bool:
 
 def within_late_arrival_window(at: datetime, cutoff: datetime) -> bool:
     """Is usage stamped ``at`` inside the window, so that arriving late must not change
-    what it and the usage after it pay (SPEC §5)?"""
+    what it and the usage after it pay?"""
     return at >= cutoff

@@ -1,7 +1,7 @@
-"""The order of consumption and the allocation of a charge across grants (SPEC §4).
+"""The order of consumption and the allocation of a charge across grants.
 
 This module is the one definition of the order. The database query that loads
-grants for a charge sorts by the same keys (see ``adapters/db/grants.py``) and an
+grants for a charge sorts by the same keys (``adapters/db/repositories.py``) and an
 integration test checks that both agree.
 """
 
@@ -20,7 +20,7 @@ _NEVER = datetime.max.replace(tzinfo=UTC)
 
 
 class _Descending:
-    """Wraps a string so that it sorts in reverse: SPEC §4 key 6 puts smaller ids last."""
+    """Wraps a string so that it sorts in reverse: the order's last key puts smaller ids last."""
 
     __slots__ = ("value",)
 
@@ -38,7 +38,7 @@ class _Descending:
 
 
 def consumption_order_key(grant: Grant) -> tuple[Any, ...]:
-    """The total order of SPEC §4, first key first:
+    """The total order of consumption, first key first:
 
     1. promotional before prepaid;
     2. with an expiry date before without;
@@ -116,7 +116,7 @@ def order_can_matter(grants: Iterable[Grant], start: datetime, end: datetime) ->
     """Could charging usage from ``start`` to ``end`` in another order change what
     each grant pays? Not when every grant is eligible for all of it alike: unlimited
     scope, and no grant starting or ending in between. Then greedy allocation in the
-    one order of SPEC §4 leaves each grant the same, whatever the order of the usage."""
+    one order of consumption leaves each grant the same, whatever the order of the usage."""
     for grant in grants:
         if grant.voided_at is not None:
             continue

@@ -33,7 +33,7 @@
     │   ├── PromoCodeTaken                promo_code_taken (an operator chose a code in use)
     │   └── PricesInUse                   prices_in_use (a new price book drops prices in use)
     ├── IdempotencyKeyReused              idempotency_key_reused (422)
-    ├── PromoCodeRefused                  a redemption refused (SPEC §9), in precedence order:
+    ├── PromoCodeRefused                  a redemption refused, in precedence order:
     │   ├── PromoCodeInvalid              promo_code_invalid (422)
     │   ├── PromoCodeExpired              promo_code_expired (422)
     │   ├── PromoCodeAlreadyRedeemed      promo_code_already_redeemed (409)

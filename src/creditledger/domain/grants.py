@@ -1,4 +1,4 @@
-"""Credit grants: one block of credit given to a team (SPEC §3)."""
+"""Credit grants: one block of credit given to a team."""
 
 from __future__ import annotations
 

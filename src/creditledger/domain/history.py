@@ -1,4 +1,4 @@
-"""Credit history entries and the opaque cursor that pages through them (SPEC §10)."""
+"""Credit history entries and the opaque cursor that pages through them."""
 
 from __future__ import annotations
 

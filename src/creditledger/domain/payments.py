@@ -1,4 +1,4 @@
-"""What a payment provider tells us, in our own words (SPEC §8).
+"""What a payment provider tells us, in our own words.
 
 Providers speak their own dialects (Stripe's objects, the sandbox's copies of
 them); their adapters translate every answer and every webhook into these types

@@ -1,4 +1,4 @@
-"""The price book and team pricing, as exact fractions (SPEC §5).
+"""The price book and team pricing, as exact fractions.
 
 A price is ``unit_price`` nano-dollars per ``per_units`` units of a meter, for a
 (product, model or GPU, meter). An event's charge is Σ quantity × price over its

@@ -1,4 +1,4 @@
-"""Promo codes (SPEC §9): the code text, generated codes, and when a code may be redeemed.
+"""Promo codes: the code text, generated codes, and when a code may be redeemed.
 
 A code is matched case-insensitively, ignoring spaces and dashes: its *normal form*
 is the upper-case letters and digits alone. What an admin types is checked before any
@@ -47,7 +47,7 @@ MAX_REDEMPTIONS = 1_000_000_000
 MAX_CREDIT_VALID_DAYS = 3650
 
 # The throttle: a team may fail this many redemptions in any window of this many seconds
-# (SPEC §9). The user's and the client address's budgets over the same window are
+# . The user's and the client address's budgets over the same window are
 # settings; with them, neither a new team nor a new account buys fresh guesses.
 MAX_FAILED_ATTEMPTS = 10
 ATTEMPT_WINDOW_SECONDS = 3600
@@ -202,7 +202,7 @@ class Refusal(enum.IntEnum):
 
 
 def refusal(code: PromoCode | None, now: datetime, *, already_redeemed: bool) -> Refusal | None:
-    """The first reason, in SPEC §9's order, that refuses redeeming ``code`` at ``now``.
+    """The first reason, in the order of refusals, that refuses redeeming ``code`` at ``now``.
 
     A code whose credit would already be expired counts as expired itself.
     """

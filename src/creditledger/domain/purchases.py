@@ -1,4 +1,4 @@
-"""Purchases of prepaid credit (SPEC §8).
+"""Purchases of prepaid credit.
 
 A purchase is ``pending`` until the provider reports the payment. A decline or an
 expiry makes it ``failed``, which is final: the checkout can not be paid any more,

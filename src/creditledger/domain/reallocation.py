@@ -1,10 +1,10 @@
 """Charging one team's new usage in time order, re-allocating what a late event moves
-(SPEC §5: arrival order never changes the result for events inside the window).
+(arrival order never changes the result for events inside the window).
 
 A late event is charged as if it had arrived in (timestamp, id) order: the events
 already charged after it give back what they drew, then every event (the new ones
 and those already charged) is allocated again in that order against the grants
-valid at its own timestamp (SPEC §4). An already charged event whose split moved
+valid at its own timestamp. An already charged event whose split moved
 gets a ledger adjustment; its charge never changes, so no credit is created or lost.
 
 What an already charged event drew from a grant that can no longer pay for usage

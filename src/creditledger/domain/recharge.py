@@ -1,4 +1,4 @@
-"""Auto-recharge: the settings rule and the decision to charge (SPEC §8).
+"""Auto-recharge: the settings rule and the decision to charge.
 
 When a team's available credit falls below ``threshold``, one off-session charge
 brings it back to ``restore_to``. The charge is whole cents, at least the

@@ -1,4 +1,4 @@
-"""Budgets of attempts (SPEC §1): how often a caller may get something wrong in a
+"""Budgets of attempts: how often a caller may get something wrong in a
 window before the next attempt is refused with ``too_many_attempts``.
 
 A budget names what it counts (an account, a client address, a user, a team), the

@@ -1,4 +1,4 @@
-"""Rate-limit tiers from lifetime paid amount (SPEC §6)."""
+"""Rate-limit tiers from lifetime paid amount."""
 
 from __future__ import annotations
 

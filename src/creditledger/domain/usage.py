@@ -1,4 +1,4 @@
-"""Usage events: what the platform reports, and the per-event validation rules (SPEC §5)."""
+"""Usage events: what the platform reports, and the per-event validation rules."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ class UsageEvent:
         return UsageScope(self.product, self.model, self.gpu)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UsageRecord:
     """A charged event as stored: what it cost and how much credits did not cover."""
 

@@ -1,4 +1,4 @@
-"""Sign-up, login, teams and members (SPEC §1)."""
+"""Sign-up, login, teams and members."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The operator audit log (SPEC §1): writing it, and reading it (operators only).
+"""The operator audit log: writing it, and reading it (operators only).
 
 An operator's action is written in the action's own transaction, so the log holds
 exactly what was done: an action that fails leaves no row, one that commits always

@@ -1,4 +1,4 @@
-"""May this team make another request? (SPEC §6, POST /v1/authorize)
+"""May this team make another request? (POST /v1/authorize)
 
 The decision needs the team's billing state, its grants, its custom prices and the
 price book. The team's grants and custom prices are cached in this process per team

@@ -1,4 +1,4 @@
-"""The team's balance and its credits in consumption order (SPEC §3, §6, §10)."""
+"""The team's balance and its credits in consumption order."""
 
 from __future__ import annotations
 

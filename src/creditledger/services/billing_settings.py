@@ -1,4 +1,4 @@
-"""Operators set a team's billing mode and tier (SPEC §6)."""
+"""Operators set a team's billing mode and tier."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The expiry job: write off what is left of grants once their late-arrival window
-has passed (SPEC §5). Safe to run twice at once: each grant is re-read under its
+has passed. Safe to run twice at once: each grant is re-read under its
 team's lock and only written off while it still has remaining credit."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The credit history: every posting to a team's own accounts, newest first (SPEC §10)."""
+"""The credit history: every posting to a team's own accounts, newest first."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Idempotency-Key semantics for calls that move money (API.md, Conventions).
+"""Idempotency-Key semantics for calls that move money (docs/api.md, Conventions).
 
 The first request with a key claims it in a short transaction of its own, so a
 concurrent duplicate sees the claim and gets ``request_in_progress``. The effect

@@ -1,4 +1,4 @@
-"""Provider payments become credit here, exactly once (SPEC §6, §8).
+"""Provider payments become credit here, exactly once.
 
 Webhooks, status polls, off-session charges and reconciliation all report what
 the provider says about a payment as a :class:`PaymentOutcome`, and all of them go

@@ -1,4 +1,4 @@
-"""The price book and team pricing (bulk discounts), set by operators (SPEC §5)."""
+"""The price book and team pricing (bulk discounts), set by operators."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Promo codes (SPEC §9): operators create and disable them, team admins redeem them.
+"""Promo codes: operators create and disable them, team admins redeem them.
 
 A redemption is one transaction under the team's lock: the guarded UPDATE of the
 code's count, the grant with its ledger entry, and the redemption row whose UNIQUE
@@ -214,7 +214,7 @@ def _redeem(
     if promo is None:
         raise refusal_error(Refusal.INVALID)
     if not uow.promo_codes.claim(promo.id, now):
-        # The database refused; the fresh row says why, in SPEC §9's order.
+        # The database refused; the fresh row says why, in the order of refusals.
         fresh = uow.promo_codes.get(promo.id)
         already = uow.promo_codes.redeemed_by_team(promo.id, team_id)
         raise refusal_error(refusal(fresh, now, already_redeemed=already) or Refusal.LIMIT_REACHED)

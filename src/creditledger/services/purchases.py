@@ -1,4 +1,4 @@
-"""Buying prepaid credit through the payment provider (SPEC §8, API.md purchases).
+"""Buying prepaid credit through the payment provider (docs/api.md, Purchases).
 
 Starting a purchase never holds a database transaction across the provider call:
 the Idempotency-Key is claimed first (so 20 simultaneous requests with one key

@@ -1,4 +1,4 @@
-"""Auto-recharge: settings, the charge, and the periodic job (SPEC §8).
+"""Auto-recharge: settings, the charge, and the periodic job.
 
 At most one recharge is in flight per team: the pending ``recharges`` row is
 inserted with ``ON CONFLICT DO NOTHING`` against a partial UNIQUE index on

@@ -1,8 +1,8 @@
 """Usage ingestion: validate and price a batch in memory, then charge it in one
-transaction with set-based writes (SPEC §4, §5; PERFORMANCE.md "How").
+transaction with set-based writes (bench/README.md says why).
 
 Events are charged against the grants valid at their own timestamp, in the order
-of SPEC §4. Within a batch they are applied per team in (timestamp, id) order, so
+of consumption. Within a batch they are applied per team in (timestamp, id) order, so
 the same batch gives the same result whatever order its events arrived in.
 """
 
@@ -135,7 +135,7 @@ def _charged_after_late_event(
 ) -> list[UsageRecord]:
     """The already charged events that the first new event inside the late-arrival
     window comes before: they are allocated again with it, so arrival order inside the
-    window never changes what each grant pays (SPEC §5).
+    window never changes what each grant pays.
 
     When every grant is eligible alike for all usage from that event on (no scope, no
     start or end in between), each grant pays the same whatever the order, and nothing
@@ -189,18 +189,18 @@ class _Writes:
             )
             self.txs.append((tx_id, tx))
         return UsageRecord(
-            event.team_id,
-            event.id,
-            event.fingerprint,
-            event.product,
-            event.model,
-            event.gpu,
-            event.timestamp,
-            charged.charge,
-            allocation.uncovered,
-            tx_id,
-            self.now,
-            allocation.draws,
+            team_id=event.team_id,
+            event_id=event.id,
+            fingerprint=event.fingerprint,
+            product=event.product,
+            model=event.model,
+            gpu=event.gpu,
+            occurred_at=event.timestamp,
+            charge=charged.charge,
+            uncovered=allocation.uncovered,
+            transaction_id=tx_id,
+            received_at=self.now,
+            draws=allocation.draws,
         )
 
     def flush(self) -> None:

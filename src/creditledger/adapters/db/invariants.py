@@ -1,4 +1,4 @@
-"""Invariants I1–I7 and I9 of QUALITY.md, checked against the live database.
+"""Invariants I1–I7 and I9 of docs/quality.md, checked against the live database.
 
 Each check yields a sentence per violation; nothing here writes.
 """
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from creditledger.adapters.db import tables as t
 from creditledger.adapters.db.rows import grant_from_row
 from creditledger.domain.consumption import in_consumption_order, is_eligible
-from creditledger.domain.grants import UsageScope
+from creditledger.domain.grants import Grant, UsageScope
 
 _FLOAT_TYPES = ("REAL", "FLOAT", "DOUBLE", "NUMERIC", "DECIMAL")
 _APPEND_ONLY = ("ledger_transactions", "postings", "audit_events")
@@ -427,11 +427,8 @@ def consumption_order(conn: sa.Connection, window: timedelta) -> Iterator[str]:
     ``window`` is the late-arrival window: a grant stops being eligible for usage that
     arrives once its expiry is that far past, whatever the usage's own time.
     """
-    p, tx, e = t.postings, t.ledger_transactions, t.usage_events
-    grants = {
-        g.id: replace(g, remaining=0, voided_at=None)
-        for g in (grant_from_row(r) for r in conn.execute(sa.select(t.grants)))
-    }
+    e = t.usage_events
+    ordered = _grants_in_order_by_team(conn)
     scopes = {
         r.transaction_id: UsageScope(r.product, r.model, r.gpu)
         for r in conn.execute(
@@ -440,6 +437,59 @@ def consumption_order(conn: sa.Connection, window: timedelta) -> Iterator[str]:
             )
         )
     }
+    transactions = _transactions_in_commit_order(conn)
+    remaining: dict[str, int] = {g.id: 0 for gs in ordered.values() for g in gs}
+    # A team whose usage a late event re-allocated ends as if charged in time order, not
+    # in arrival order: replaying arrival order does not apply to it.
+    reallocated = {b[0].team_id for b in transactions.values() if b[0].type == "adjustment"}
+    for tx_id, batch in transactions.items():
+        first = batch[0]
+        if first.team_id in reallocated:
+            continue
+        usage = scopes.get(tx_id) if first.type == "usage" else None
+        eligible = [] if usage is None else _eligible(ordered, remaining, usage, first, window)
+        for r in batch:
+            if r.grant_id is not None:
+                remaining[r.grant_id] += r.amount_nanos
+        if usage is not None:
+            yield from _drawn_out_of_order(tx_id, batch, eligible, remaining)
+
+
+def _eligible(
+    ordered: dict[str, list[Grant]],
+    remaining: dict[str, int],
+    usage: UsageScope,
+    charge: Any,
+    window: timedelta,
+) -> list[str]:
+    """The ids of the grants, in order, that could pay for ``charge`` when it arrived."""
+    return [
+        g.id
+        for g in ordered.get(charge.team_id, ())
+        if is_eligible(g, remaining[g.id], usage, charge.occurred_at)
+        and (g.expires_at is None or charge.created_at < g.expires_at + window)
+    ]
+
+
+def _grants_in_order_by_team(conn: sa.Connection) -> dict[str, list[Grant]]:
+    """Each team's grants in consumption order, as issued (nothing spent, none voided):
+    the order does not depend on what is left, so it is sorted once."""
+    by_team: dict[str, list[Grant]] = {}
+    for row in conn.execute(sa.select(t.grants)):
+        g = replace(grant_from_row(row), remaining=0, voided_at=None)
+        by_team.setdefault(g.team_id, []).append(g)
+    return {team_id: in_consumption_order(gs) for team_id, gs in by_team.items()}
+
+
+def _transactions_in_commit_order(conn: sa.Connection) -> dict[str, list[Any]]:
+    """Each transaction's postings, transactions in the order of their first posting.
+
+    Postings of transactions committing at once interleave in ``seq`` (PostgreSQL hands
+    out sequence values before commit), so a transaction is gathered whole before it is
+    replayed; for one team, whose writers hold its lock, the order of first postings is
+    the order they committed in.
+    """
+    p, tx = t.postings, t.ledger_transactions
     rows = conn.execute(
         sa.select(
             p.c.transaction_id,
@@ -453,48 +503,29 @@ def consumption_order(conn: sa.Connection, window: timedelta) -> Iterator[str]:
         )
         .join(tx, tx.c.id == p.c.transaction_id)
         .order_by(p.c.seq)
-    ).all()
-    remaining: dict[str, int] = dict.fromkeys(grants, 0)
-    # A team whose usage a late event re-allocated ends as if charged in time order, not
-    # in arrival order: replaying arrival order does not apply to it.
-    reallocated = {r.team_id for r in rows if r.type == "adjustment"}
-    # Postings of transactions committing at once interleave in ``seq`` (PostgreSQL hands
-    # out sequence values before commit), so gather each transaction's postings first and
-    # replay transactions in the order of their first posting: for one team, whose writers
-    # hold its lock, that is the order they committed in.
-    by_transaction: dict[str, list[sa.Row[Any]]] = {}
+    )
+    by_transaction: dict[str, list[Any]] = {}
     for r in rows:
         by_transaction.setdefault(r.transaction_id, []).append(r)
-    for tx_id, batch in by_transaction.items():
-        first = batch[0]
-        if first.team_id in reallocated:
-            continue
-        if first.type != "usage" or tx_id not in scopes:
-            for r in batch:
-                if r.grant_id is not None:
-                    remaining[r.grant_id] += r.amount_nanos
-            continue
-        usage = scopes[tx_id]
-        team_grants = [g for g in grants.values() if g.team_id == first.team_id]
-        eligible = [
-            g.id
-            for g in in_consumption_order(team_grants)
-            if is_eligible(g, remaining[g.id], usage, first.occurred_at)
-            and (g.expires_at is None or first.created_at < g.expires_at + window)
-        ]
-        drawn = [r.grant_id for r in batch if r.grant_id is not None]
-        uncovered = any(r.account.startswith("team_unpaid:") for r in batch)
-        for r in batch:
-            if r.grant_id is not None:
-                remaining[r.grant_id] += r.amount_nanos
-        for grant_id in drawn:
-            if grant_id not in eligible:
-                yield f"I7: {tx_id} drew grant {grant_id}, not eligible for it"
-        drawn_at = [eligible.index(g) for g in drawn if g in eligible]
-        passed_over = eligible if uncovered else eligible[: max(drawn_at, default=0)]
-        for grant_id in passed_over:
-            if remaining[grant_id] != 0:
-                yield (
-                    f"I7: {tx_id} left {remaining[grant_id]} on grant {grant_id}, ordered "
-                    "before what it drew or left unpaid"
-                )
+    return by_transaction
+
+
+def _drawn_out_of_order(
+    tx_id: str, batch: list[Any], eligible: list[str], remaining: dict[str, int]
+) -> Iterator[str]:
+    """What one usage charge did against the order: drew a grant not eligible for it, or
+    passed over one with credit left (before the last it drew, or at all if it left
+    usage unpaid). ``remaining`` is already after the charge."""
+    drawn = [r.grant_id for r in batch if r.grant_id is not None]
+    for grant_id in drawn:
+        if grant_id not in eligible:
+            yield f"I7: {tx_id} drew grant {grant_id}, not eligible for it"
+    uncovered = any(r.account.startswith("team_unpaid:") for r in batch)
+    drawn_at = [eligible.index(g) for g in drawn if g in eligible]
+    passed_over = eligible if uncovered else eligible[: max(drawn_at, default=0)]
+    for grant_id in passed_over:
+        if remaining[grant_id] != 0:
+            yield (
+                f"I7: {tx_id} left {remaining[grant_id]} on grant {grant_id}, ordered "
+                "before what it drew or left unpaid"
+            )

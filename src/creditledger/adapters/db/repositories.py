@@ -44,7 +44,8 @@ _POSTING_COLUMNS = (
 
 _NEWEST = 2**63 - 1  # above every posting's seq: the first page's keyset bound
 
-# SPEC §4 as SQL; domain/consumption.py holds the same keys, and a test checks both agree.
+# The order of consumption as SQL; domain/consumption.py holds the same keys, and a test
+# checks both agree.
 CONSUMPTION_ORDER = (
     sa.case((t.grants.c.kind == "promotional", 0), else_=1),
     sa.case((t.grants.c.expires_at.is_(None), 1), else_=0),

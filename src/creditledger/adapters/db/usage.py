@@ -90,18 +90,18 @@ class SqlUsage:
         )
         return [
             UsageRecord(
-                r.team_id,
-                r.event_id,
-                r.fingerprint,
-                r.product,
-                r.model,
-                r.gpu,
-                r.occurred_at,
-                r.charge_nanos,
-                r.uncovered_nanos,
-                r.transaction_id,
-                r.received_at,
-                decode_draws(r.draws),
+                team_id=r.team_id,
+                event_id=r.event_id,
+                fingerprint=r.fingerprint,
+                product=r.product,
+                model=r.model,
+                gpu=r.gpu,
+                occurred_at=r.occurred_at,
+                charge=r.charge_nanos,
+                uncovered=r.uncovered_nanos,
+                transaction_id=r.transaction_id,
+                received_at=r.received_at,
+                draws=decode_draws(r.draws),
             )
             for r in rows
         ]

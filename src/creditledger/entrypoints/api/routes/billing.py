@@ -45,7 +45,7 @@ def list_credits(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> GrantPage:
-    """The team's grants in consumption order (SPEC §4); `status=all` (default) lists every one."""
+    """The team's grants in consumption order; `status=all` (default) lists every one."""
     wanted = None if status in (None, "all") else GrantStatus(status)
     result = billing.list_credits(ctx, caller, team_id, wanted, limit, cursor)
     now = ctx.clock.now()
