@@ -371,8 +371,16 @@ EXPIRE = st.tuples(st.just("expire"))
 # promotional and prepaid credit at once. Hypothesis draws a branch of ``one_of`` evenly,
 # so the weights are buckets of one integer; low buckets come first, which is also where
 # shrinking goes, so a failure shrinks towards usage and grants rather than sign-ups.
-WEIGHTED = ((USAGE, 6), (GRANT, 2), (PURCHASE, 2), (REDEEM, 1), (TICK, 1), (EXPIRE, 1))
-WEIGHTED += ((VOID, 1), (SIGN_UP, 1))
+WEIGHTED: list[tuple[st.SearchStrategy[tuple[Any, ...]], int]] = [
+    (USAGE, 6),
+    (GRANT, 2),
+    (PURCHASE, 2),
+    (REDEEM, 1),
+    (TICK, 1),
+    (EXPIRE, 1),
+    (VOID, 1),
+    (SIGN_UP, 1),
+]
 BUCKETS = [strategy for strategy, weight in WEIGHTED for _ in range(weight)]
 STEP = st.integers(0, len(BUCKETS) - 1).flatmap(lambda n: BUCKETS[n])
 
