@@ -31,7 +31,8 @@
     │   ├── RequestInProgress             request_in_progress
     │   ├── PaymentMethodRequired         payment_method_required
     │   ├── PromoCodeTaken                promo_code_taken (an operator chose a code in use)
-    │   └── PricesInUse                   prices_in_use (a new price book drops prices in use)
+    │   ├── PricesInUse                   prices_in_use (a new price book drops prices in use)
+    │   └── InvoiceTransitionRefused      invoice_status_conflict (e.g. voiding a paid invoice)
     ├── IdempotencyKeyReused              idempotency_key_reused (422)
     ├── PromoCodeRefused                  a redemption refused, in precedence order:
     │   ├── PromoCodeInvalid              promo_code_invalid (422)
@@ -204,6 +205,12 @@ class PricesInUse(Conflict):
     """A new price book leaves out prices still in use, without ``allow_removals``."""
 
     code = "prices_in_use"
+
+
+class InvoiceTransitionRefused(Conflict):
+    """An invoice asked to move to a status its own does not lead to."""
+
+    code = "invoice_status_conflict"
 
 
 class PromoCodeRefused(CreditLedgerError):
