@@ -172,22 +172,35 @@ def test_an_event_whose_split_does_not_move_is_left_alone() -> None:
     assert [c.event.id for c in result.charged] == ["a"]
 
 
-def test_what_an_event_drew_from_a_voided_grant_stays_put() -> None:
-    voided = grant("promo", "1.00", remaining="0", voided="2026-11-24T12:40")
-    prepaid = grant("prepaid", "1.00", remaining="0.50")
-    drawn = UsageRecord(
+def stored(
+    event_id: str, when: str, charge: int, uncovered: int, draws: tuple[tuple[str, int], ...]
+) -> UsageRecord:
+    """An event as charged before: on the first model, at ``when``."""
+    return UsageRecord(
         team_id="team_test",
-        event_id="b",
-        fingerprint="b",
+        event_id=event_id,
+        fingerprint=event_id,
         product="serverless",
         model=MODELS[0],
         gpu=None,
-        occurred_at=at("2026-11-24T12:30"),
-        charge=dollars("1.00"),
-        uncovered=0,
+        occurred_at=at(when),
+        charge=charge,
+        uncovered=uncovered,
         transaction_id=None,
         received_at=START,
-        draws=((voided.id, dollars("0.50")), (prepaid.id, dollars("0.50"))),
+        draws=draws,
+    )
+
+
+def test_what_an_event_drew_from_a_voided_grant_stays_put() -> None:
+    voided = grant("promo", "1.00", remaining="0", voided="2026-11-24T12:40")
+    prepaid = grant("prepaid", "1.00", remaining="0.50")
+    drawn = stored(
+        "b",
+        "2026-11-24T12:30",
+        dollars("1.00"),
+        0,
+        ((voided.id, dollars("0.50")), (prepaid.id, dollars("0.50"))),
     )
     result = charge_in_time_order(
         [voided, prepaid], [drawn], [usage("a", "2026-11-24T12:10", "1.00")]
@@ -201,19 +214,12 @@ def test_what_an_event_drew_from_a_voided_grant_stays_put() -> None:
 def test_what_an_event_drew_from_a_grant_closed_by_its_window_stays_put() -> None:
     prepaid = grant("prepaid", "1.00", remaining="0.50")
     closed = "grant_closed"  # expired long ago: the caller leaves it out of the grants
-    drawn = UsageRecord(
-        team_id="team_test",
-        event_id="b",
-        fingerprint="b",
-        product="serverless",
-        model=MODELS[0],
-        gpu=None,
-        occurred_at=at("2026-11-24T12:30"),
-        charge=dollars("1.00"),
-        uncovered=0,
-        transaction_id=None,
-        received_at=START,
-        draws=((closed, dollars("0.50")), (prepaid.id, dollars("0.50"))),
+    drawn = stored(
+        "b",
+        "2026-11-24T12:30",
+        dollars("1.00"),
+        0,
+        ((closed, dollars("0.50")), (prepaid.id, dollars("0.50"))),
     )
     result = charge_in_time_order([prepaid], [drawn], [usage("a", "2026-11-24T12:10", "1.00")])
     assert splits(result)["b"] == (((closed, dollars("0.50")),), dollars("0.50"))
@@ -234,20 +240,7 @@ def test_the_first_late_event_is_the_earliest_one_inside_the_window() -> None:
 def test_only_events_after_the_late_one_that_paid_something_are_charged_again() -> None:
     late = usage("m", "2026-11-24T12:10", "1.00").event
     records = [
-        UsageRecord(
-            team_id="t",
-            event_id=eid,
-            fingerprint=eid,
-            product="serverless",
-            model=MODELS[0],
-            gpu=None,
-            occurred_at=at(when),
-            charge=charge,
-            uncovered=unc,
-            transaction_id=None,
-            received_at=START,
-            draws=dr,
-        )
+        stored(eid, when, charge, unc, dr)
         for eid, when, charge, unc, dr in [
             ("a", "2026-11-24T12:10", 5, 0, (("g", 5),)),  # same time, smaller id: before
             ("z", "2026-11-24T12:10", 5, 0, (("g", 5),)),  # same time, larger id: after
