@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export CREDITLEDGER_DATABASE_URL ?= sqlite:///./creditledger.db
 PORT ?= 8000
 
-.PHONY: install run test soak check format lint typecheck contracts fuzz-api bench clean
+.PHONY: install run test soak check format lint typecheck contracts fuzz-api bench bench-pdf clean
 
 $(BIN)/creditledger: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,9 @@ fuzz-api: install  ## schemathesis against a live server from /openapi.json (FUZ
 
 bench: install  ## every benchmark; results land in bench/results/
 	@for script in bench/ingest.py bench/authorize.py bench/history.py; do echo "== $$script"; $(BIN)/python $$script $(BENCH_ARGS) || exit 1; done
+
+bench-pdf: install  ## invoice PDF render time, 1 and 1,000 lines; results land in bench/results/
+	$(BIN)/python bench/pdf.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache creditledger.db*

@@ -108,6 +108,25 @@ class Settings(BaseSettings):
     purchase_pending_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
     """A purchase not paid within this many hours fails, and its checkout is closed."""
 
+    invoice_minimum_charge: str = "0.50"
+    """An invoice whose total is under this is not charged: it rolls into the next one."""
+    invoice_retry_days: str = "1,3,7"
+    """Days after an invoice's first failed charge on which it is charged again; once
+    the last retry fails the invoice is uncollectible."""
+    invoice_seller: str = "creditledger\nBilling department"
+    """Who issues the invoices: the lines printed at the top of every invoice PDF."""
+
+    @field_validator("invoice_retry_days")
+    @classmethod
+    def _retry_days(cls, value: str) -> str:
+        try:
+            days = [int(part) for part in value.split(",") if part.strip()]
+        except ValueError:
+            raise ValueError("CREDITLEDGER_INVOICE_RETRY_DAYS is days, such as 1,3,7") from None
+        if any(d < 1 for d in days) or days != sorted(set(days)):
+            raise ValueError("CREDITLEDGER_INVOICE_RETRY_DAYS must be increasing whole days")
+        return value
+
     @field_validator("sandbox_webhook_secret", "stripe_webhook_secret")
     @classmethod
     def _no_public_or_empty_secret(cls, value: str | None, info: ValidationInfo) -> str | None:
@@ -155,6 +174,19 @@ class Settings(BaseSettings):
         return parse_amount(
             self.auto_recharge_monthly_cap, param="CREDITLEDGER_AUTO_RECHARGE_MONTHLY_CAP"
         )
+
+    @cached_property
+    def invoice_minimum_charge_nanos(self) -> int:
+        return parse_amount(
+            self.invoice_minimum_charge,
+            param="CREDITLEDGER_INVOICE_MINIMUM_CHARGE",
+            minimum=0,
+            whole_cents=True,
+        )
+
+    @cached_property
+    def invoice_retry_schedule(self) -> tuple[int, ...]:
+        return tuple(int(part) for part in self.invoice_retry_days.split(",") if part.strip())
 
     @cached_property
     def signup_credit_nanos(self) -> int:

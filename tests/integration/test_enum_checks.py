@@ -19,6 +19,7 @@ from creditledger.adapters.db.engine import create_engine
 from creditledger.adapters.db.tables import metadata
 from creditledger.domain.accounts import BillingMode, Role, TokenKind
 from creditledger.domain.grants import GrantKind, GrantSource
+from creditledger.domain.invoices import AttemptOutcome, InvoiceStatus
 from creditledger.domain.ledger import EntryType
 from creditledger.domain.payments import CheckoutState, PaymentPurpose, PaymentStatus, Refusal
 from creditledger.domain.recharge import RechargeStatus
@@ -42,6 +43,8 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("payments", "status"): values(frozenset(s for s in PaymentStatus if s.is_paid)),
     ("payment_reviews", "reason"): values(Refusal),
     ("sandbox_sessions", "status"): values(CheckoutState),
+    ("invoices", "status"): values(InvoiceStatus),
+    ("invoice_attempts", "outcome"): values(AttemptOutcome),
 }
 """(table, column) → the values its CHECK allows, as the domain defines them."""
 

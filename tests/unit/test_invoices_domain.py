@@ -21,9 +21,8 @@ from creditledger.domain.invoices import (
     move,
     next_period,
     period_of,
-    round_to_cents,
 )
-from creditledger.domain.money import NANOS_PER_CENT, dollars
+from creditledger.domain.money import NANOS_PER_CENT, dollars, round_half_even_to_cents
 
 CENT = NANOS_PER_CENT
 MINIMUM = dollars("0.50")
@@ -70,7 +69,7 @@ def test_invoice_numbers_are_sequential_and_padded() -> None:
     ],
 )
 def test_a_line_rounds_to_cents_half_to_even(nanos: int, cents: int) -> None:
-    assert round_to_cents(nanos) == cents * CENT
+    assert round_half_even_to_cents(nanos) == cents * CENT
 
 
 def test_many_tiny_events_add_up_before_rounding_once() -> None:
@@ -97,6 +96,8 @@ def test_one_line_per_product_and_model_and_the_remainder_carried() -> None:
 def test_a_total_under_the_minimum_is_not_billed_and_rolls_over_whole() -> None:
     bill = build_bill(NOVEMBER, [usage("llama", dollars("0.49"))], 0, MINIMUM)
     assert (bill.subtotal, bill.total, bill.carry) == (dollars("0.49"), 0, dollars("0.49"))
+    assert [line.kind for line in bill.lines] == [LineKind.USAGE, LineKind.CARRIED_OUT]
+    assert sum(line.amount for line in bill.lines) == bill.total
     december = build_bill(
         next_period(NOVEMBER), [usage("llama", dollars("0.20"))], bill.carry, MINIMUM
     )
@@ -135,6 +136,7 @@ def test_over_any_run_of_months_no_nano_is_lost_or_made_up(
         charged += sum(amounts)
         bill = build_bill(period, lines, carry, minimum)
         assert bill.total % CENT == 0
+        assert sum(line.amount for line in bill.lines) == bill.total
         assert bill.total + bill.carry == bill.exact == sum(amounts) + carry
         if bill.total:
             # What rounding leaves is at most half a cent per line.
@@ -155,6 +157,7 @@ ALLOWED = {
     (S.OPEN, S.UNCOLLECTIBLE),
     (S.OPEN, S.VOID),
     (S.UNCOLLECTIBLE, S.PAID),
+    (S.UNCOLLECTIBLE, S.VOID),
 }
 
 

@@ -33,6 +33,7 @@ class AuditAction(enum.StrEnum):
     TEAM_PRICING_SET = "team_pricing.set"
     PRICE_BOOK_SET = "price_book.set"
     TOKEN_CREATE = "token.create"  # noqa: S105 - an action name
+    INVOICE_VOID = "invoice.void"
     # What operators read of a team's billing.
     BALANCE_READ = "balance.read"
     CREDITS_READ = "credits.read"
@@ -41,6 +42,7 @@ class AuditAction(enum.StrEnum):
     PURCHASE_READ = "purchase.read"
     USAGE_READ = "usage.read"
     AUTO_RECHARGE_READ = "auto_recharge.read"
+    INVOICES_READ = "invoices.read"
     # Reading this log is itself recorded.
     AUDIT_EVENTS_READ = "audit_events.read"
 

@@ -11,12 +11,13 @@ the cents billed plus what is still carried equal the nanos charged exactly.
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from creditledger.domain.errors import InvoiceTransitionRefused
-from creditledger.domain.money import NANOS_PER_CENT, Nanos
+from creditledger.domain.money import Nanos, round_half_even_to_cents
 
 NUMBER_PREFIX = "CL-"
 
@@ -29,14 +30,14 @@ class InvoiceStatus(enum.StrEnum):
     VOID = "void"
 
 
-# Where each status may go. An uncollectible invoice can still be paid: that is how a team
-# that dropped back to prepaid-only gets pay-as-you-go back.
+# Where each status may go. An uncollectible invoice can still be paid (that is how a team
+# that dropped back to prepaid-only gets pay-as-you-go back) or written off by an operator.
 _NEXT: dict[InvoiceStatus, frozenset[InvoiceStatus]] = {
     InvoiceStatus.DRAFT: frozenset({InvoiceStatus.OPEN, InvoiceStatus.VOID}),
     InvoiceStatus.OPEN: frozenset(
         {InvoiceStatus.PAID, InvoiceStatus.UNCOLLECTIBLE, InvoiceStatus.VOID}
     ),
-    InvoiceStatus.UNCOLLECTIBLE: frozenset({InvoiceStatus.PAID}),
+    InvoiceStatus.UNCOLLECTIBLE: frozenset({InvoiceStatus.PAID, InvoiceStatus.VOID}),
     InvoiceStatus.PAID: frozenset(),
     InvoiceStatus.VOID: frozenset(),
 }
@@ -80,6 +81,10 @@ def next_period(period: Period) -> Period:
     return Period(period.end, _next_month(period.end))
 
 
+def previous_period(period: Period) -> Period:
+    return period_of(period.start - timedelta(microseconds=1))
+
+
 def _next_month(start: datetime) -> datetime:
     year, month = (start.year + 1, 1) if start.month == 12 else (start.year, start.month + 1)
     return datetime(year, month, 1, tzinfo=UTC)
@@ -92,24 +97,16 @@ def invoice_number(sequence: int) -> str:
     return f"{NUMBER_PREFIX}{sequence:06d}"
 
 
-# --- rounding -------------------------------------------------------------------------
-
-
-def round_to_cents(amount: Nanos) -> Nanos:
-    """``amount`` rounded to whole cents, half to even, still in nanos."""
-    cents, rest = divmod(amount, NANOS_PER_CENT)
-    twice = 2 * rest
-    if twice > NANOS_PER_CENT or (twice == NANOS_PER_CENT and cents % 2 == 1):
-        cents += 1
-    return cents * NANOS_PER_CENT
-
-
 # --- the lines ------------------------------------------------------------------------
 
 
 class LineKind(enum.StrEnum):
     USAGE = "usage"
     CARRIED = "carried"
+    """What an earlier invoice left: its rounding remainder, or all of it when it was
+    under the minimum charge."""
+    CARRIED_OUT = "carried_out"
+    """A total under the minimum charge taken off again: it rolls into the next invoice."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -156,7 +153,8 @@ class Bill:
     (``exact − subtotal``, positive or negative) plus, when ``subtotal`` is under the
     minimum charge, the subtotal itself."""
     total: Nanos
-    """What this invoice bills: ``subtotal``, or 0 when under the minimum charge."""
+    """What this invoice bills, Σ of its lines: ``subtotal``, or 0 when under the
+    minimum charge (a last line takes the subtotal off again)."""
 
 
 def build_bill(
@@ -185,7 +183,7 @@ def build_bill(
             Line(
                 kind=LineKind.USAGE,
                 description=description,
-                amount=round_to_cents(u.uncovered),
+                amount=round_half_even_to_cents(u.uncovered),
                 exact=u.uncovered,
                 product=u.product,
                 model=u.model,
@@ -200,14 +198,24 @@ def build_bill(
             Line(
                 kind=LineKind.CARRIED,
                 description="Carried from an earlier invoice",
-                amount=round_to_cents(carried_in),
+                amount=round_half_even_to_cents(carried_in),
                 exact=carried_in,
             )
         )
     billed = [line for line in lines if line.amount != 0 or line.kind is LineKind.USAGE]
     subtotal = sum(line.amount for line in billed)
     exact = sum(line.exact for line in lines)
-    total = subtotal if subtotal >= minimum_charge else 0
+    total = subtotal
+    if billed and subtotal < minimum_charge:
+        billed.append(
+            Line(
+                kind=LineKind.CARRIED_OUT,
+                description="Under the minimum charge: carried to the next invoice",
+                amount=-subtotal,
+                exact=0,
+            )
+        )
+        total = 0
     return Bill(
         lines=tuple(billed),
         subtotal=subtotal,
@@ -215,3 +223,112 @@ def build_bill(
         carry=exact - total,
         total=total,
     )
+
+
+def has_usage(bill: Bill) -> bool:
+    """Whether there is anything to bill: a team whose period has no usage line (only a
+    carried remainder, or nothing) gets no invoice, and what it carries waits."""
+    return any(line.kind is LineKind.USAGE for line in bill.lines)
+
+
+# --- the invoice ----------------------------------------------------------------------
+
+
+def invoice_id(team_id: str, period: Period) -> str:
+    """The id of a team's invoice for ``period``: the same while it is a draft (and
+    not stored) and once it is opened, so a link to the draft keeps working."""
+    digest = hashlib.sha256(f"{team_id}:{period.start:%Y-%m}".encode()).hexdigest()
+    return f"inv_{digest[:32]}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreditsApplied:
+    """What credits paid of the period's usage, by kind."""
+
+    promotional: Nanos = 0
+    prepaid: Nanos = 0
+
+
+class AttemptOutcome(enum.StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Attempt:
+    """One try at charging the saved card for an invoice."""
+
+    number: int
+    at: datetime
+    outcome: AttemptOutcome
+    reason: str | None = None
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"attempt:{self.number}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Invoice:
+    id: str
+    team_id: str
+    period: Period
+    status: InvoiceStatus
+    number: str | None
+    """Given when the invoice opens; a draft (or a draft voided) has none."""
+    lines: tuple[Line, ...]
+    credits_applied: CreditsApplied
+    subtotal: Nanos
+    total: Nanos
+    exact: Nanos
+    carry: Nanos
+    """What it left on the unpaid balance for the next invoice (``exact − total``)."""
+    attempts: tuple[Attempt, ...] = ()
+    created_at: datetime
+    opened_at: datetime | None = None
+    paid_at: datetime | None = None
+    voided_at: datetime | None = None
+    void_note: str | None = None
+    next_charge_at: datetime | None = None
+    """When the saved card is to be charged (again); None when it is not."""
+    checkout_session_id: str | None = None
+    checkout_url: str | None = None
+
+    @property
+    def amount_due(self) -> Nanos:
+        """What is still to be paid: the total while it is draft, open or uncollectible."""
+        if self.status in (InvoiceStatus.PAID, InvoiceStatus.VOID):
+            return 0
+        return self.total
+
+    @property
+    def payable(self) -> bool:
+        return self.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE) and self.total > 0
+
+
+def closes_at(period: Period, late_arrival_window: timedelta) -> datetime:
+    """When a period's invoice opens: once usage for it can no longer arrive in time."""
+    return period.end + late_arrival_window
+
+
+def next_charge_after(
+    first_failure: datetime, failures: int, retry_days: tuple[int, ...]
+) -> datetime | None:
+    """When to charge again after ``failures`` failed attempts, the first at
+    ``first_failure``: the retry schedule counts days from that first failure
+    (default 1, 3 and 7). None once every retry has failed: the invoice is then
+    uncollectible."""
+    if failures < 1 or failures > len(retry_days):
+        return None
+    return first_failure + timedelta(days=retry_days[failures - 1])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InvoiceDocument:
+    """What an invoice PDF shows: the invoice, who it is for and who issues it."""
+
+    invoice: Invoice
+    team_name: str
+    seller: tuple[str, ...]
+    """The issuer's name and address, one line each."""

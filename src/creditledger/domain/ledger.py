@@ -5,7 +5,9 @@ account's balance is the sum of its postings, positive meaning value held by it:
 
 - ``grant:<id>``: one per grant; its balance is the grant's remaining credit;
 - ``team_unpaid:<team id>``: negative while the team owes usage that credits did not
-  cover (the unpaid balance is its negation);
+  cover and no invoice has taken yet;
+- ``team_invoice:<invoice id>``: negative while an opened invoice is not paid; the
+  team's unpaid balance is the negation of these two together;
 - ``platform:*``: the platform's side (promotional expense, usage revenue, payments
   clearing, expired credit, voided credit).
 
@@ -27,6 +29,7 @@ USAGE_REVENUE = "platform:usage_revenue"
 PAYMENTS_CLEARING = "platform:payments_clearing"
 EXPIRED_CREDIT = "platform:expired_credit"
 VOIDED_CREDIT = "platform:voided_credit"
+INVOICES_WRITTEN_OFF = "platform:invoices_written_off"
 
 
 class EntryType(enum.StrEnum):
@@ -47,6 +50,18 @@ def grant_account(grant_id: str) -> str:
 
 def unpaid_account(team_id: str) -> str:
     return f"team_unpaid:{team_id}"
+
+
+def invoice_account(invoice_id: str) -> str:
+    return f"team_invoice:{invoice_id}"
+
+
+TEAM_OWED_PREFIXES = ("team_unpaid:", "team_invoice:")
+"""The accounts a team's unpaid balance is the negation of."""
+
+
+def is_owed_account(account: str) -> bool:
+    return account.startswith(TEAM_OWED_PREFIXES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,5 +196,76 @@ def reallocate_usage(
         occurred_at=at,
         postings=tuple(postings),
         description="Usage re-allocated: an earlier event arrived late",
+        reference=reference,
+    )
+
+
+def open_invoice(
+    team_id: str, invoice_id: str, amount: Nanos, at: datetime, description: str
+) -> Transaction:
+    """Move what an invoice stands for (its lines before rounding, carried amount
+    included) off the unpaid balance onto the invoice."""
+    return Transaction(
+        team_id=team_id,
+        type=EntryType.INVOICE,
+        occurred_at=at,
+        postings=(
+            Posting(unpaid_account(team_id), amount),
+            Posting(invoice_account(invoice_id), -amount),
+        ),
+        description=description,
+        reference=invoice_id,
+    )
+
+
+def carry_over(
+    team_id: str, invoice_id: str, amount: Nanos, at: datetime, description: str
+) -> Transaction:
+    """Put back on the unpaid balance what an invoice does not bill (its rounding
+    remainder, or all of it under the minimum charge): the next invoice carries it."""
+    return Transaction(
+        team_id=team_id,
+        type=EntryType.INVOICE,
+        occurred_at=at,
+        postings=(
+            Posting(invoice_account(invoice_id), amount),
+            Posting(unpaid_account(team_id), -amount),
+        ),
+        description=description,
+        reference=invoice_id,
+    )
+
+
+def pay_invoice(
+    team_id: str, invoice_id: str, amount: Nanos, at: datetime, description: str, reference: str
+) -> Transaction:
+    """A payment settles the invoice: the money came in through payments clearing."""
+    return Transaction(
+        team_id=team_id,
+        type=EntryType.INVOICE,
+        occurred_at=at,
+        postings=(
+            Posting(invoice_account(invoice_id), amount),
+            Posting(PAYMENTS_CLEARING, -amount),
+        ),
+        description=description,
+        reference=reference,
+    )
+
+
+def write_off_invoice(
+    team_id: str, account: str, amount: Nanos, at: datetime, description: str, reference: str
+) -> Transaction:
+    """An operator voided what ``account`` (an invoice, or the unpaid balance a draft
+    stood for) owes: the platform bears it and it is never billed again."""
+    return Transaction(
+        team_id=team_id,
+        type=EntryType.INVOICE,
+        occurred_at=at,
+        postings=(
+            Posting(account, amount),
+            Posting(INVOICES_WRITTEN_OFF, -amount),
+        ),
+        description=description,
         reference=reference,
     )

@@ -1,14 +1,13 @@
 """Money as integer nano-dollars.
 
 Every amount inside creditledger is an ``int`` of nano-dollars (1 USD = 10**9 n$).
-Decimal appears only here, at the edge where the API's decimal strings are read
-and written. Floats are refused outright.
+The API's decimal strings are read and written here, digit by digit. Floats are
+refused outright.
 """
 
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 from typing import TypeAlias
 
 from creditledger.domain.errors import InvalidAmount
@@ -102,6 +101,10 @@ def format_amount(nanos: Nanos) -> str:
 
 
 def round_half_even_to_cents(nanos: Nanos) -> Nanos:
-    """Round nanos to a whole number of cents (still expressed in nanos), half to even."""
-    cents = Decimal(nanos) / NANOS_PER_CENT
-    return int(cents.quantize(Decimal(1), rounding="ROUND_HALF_EVEN")) * NANOS_PER_CENT
+    """Round nanos to a whole number of cents (still expressed in nanos), half to even:
+    the one rounding of money, applied once per invoice line."""
+    cents, rest = divmod(nanos, NANOS_PER_CENT)
+    twice = 2 * rest
+    if twice > NANOS_PER_CENT or (twice == NANOS_PER_CENT and cents % 2 == 1):
+        cents += 1
+    return cents * NANOS_PER_CENT

@@ -53,6 +53,7 @@ def forward(current: PaymentStatus, seen: PaymentStatus) -> PaymentStatus:
 class PaymentPurpose(enum.StrEnum):
     PURCHASE = "purchase"
     AUTO_RECHARGE = "auto_recharge"
+    INVOICE = "invoice"
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,11 +183,15 @@ class PaymentEvent:
 
 @dataclass(frozen=True, slots=True)
 class CheckoutRequest:
-    purchase_id: str
+    reference: str
+    """Our id of what is paid for: a purchase, or an invoice (``purpose``)."""
     team_id: str
     amount: Nanos
     customer_ref: str | None
     idempotency_key: str
+    purpose: PaymentPurpose = PaymentPurpose.PURCHASE
+    description: str = "Prepaid credits"
+    """What the provider's payment page says is bought."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,12 +202,14 @@ class CheckoutSession:
 
 @dataclass(frozen=True, slots=True)
 class OffSessionCharge:
-    recharge_id: str
+    reference: str
+    """Our id of what is paid for: a recharge, or an invoice (``purpose``)."""
     team_id: str
     amount: Nanos
     customer_ref: str
     payment_method_ref: str
     idempotency_key: str
+    purpose: PaymentPurpose = PaymentPurpose.AUTO_RECHARGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +236,9 @@ class Payment:
     """Of ``refunded``, what was taken back out of the grant (the rest had been spent)."""
     status: PaymentStatus
     grant_id: str | None
-    """Set in the same transaction that inserts the row."""
+    """Set in the same transaction that inserts the row (purchases and recharges)."""
+    invoice_id: str | None = None
+    """The invoice it paid (an invoice payment grants no credit)."""
 
 
 def to_cents(nanos: Nanos) -> int:

@@ -58,10 +58,21 @@ class UsageRecord:
     received_at: datetime
     draws: tuple[tuple[str, Nanos], ...] = ()
     """What each grant paid, in order: kept so a late event can re-allocate this one."""
+    unit: str | None = None
+    """The meter, when the event measured exactly one (an invoice line shows it)."""
+    quantity: int | None = None
 
     @property
     def scope(self) -> UsageScope:
         return UsageScope(self.product, self.model, self.gpu)
+
+
+def single_meter(quantities: dict[str, int]) -> tuple[str, int] | tuple[None, None]:
+    """(meter, quantity) of an event that measured one meter; (None, None) otherwise."""
+    measured = [(meter, n) for meter, n in quantities.items() if n]
+    if len(measured) != 1:
+        return None, None
+    return measured[0]
 
 
 def encode_draws(draws: tuple[tuple[str, Nanos], ...]) -> str:

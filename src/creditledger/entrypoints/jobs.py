@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from creditledger.domain.errors import CreditLedgerError
 from creditledger.services.context import Context
+from creditledger.services.invoices import run_invoice_retries, run_invoices
 from creditledger.services.payments import reconcile_payments
 from creditledger.services.recharge import run_auto_recharge
 
@@ -81,6 +82,22 @@ register(
         run_auto_recharge,
         every_seconds=3,
         help="Charge the saved card of teams whose credit fell below their threshold.",
+    )
+)
+register(
+    Job(
+        "invoices",
+        run_invoices,
+        every_seconds=300,
+        help="Open last month's invoices once its late-arrival window closed; charge them.",
+    )
+)
+register(
+    Job(
+        "invoice_retries",
+        run_invoice_retries,
+        every_seconds=600,
+        help="Charge again the invoices whose earlier charge failed, on the retry schedule.",
     )
 )
 register(

@@ -29,6 +29,7 @@ from creditledger.domain import ledger
 from creditledger.domain.accounts import after_payment
 from creditledger.domain.errors import CreditLedgerError, NotFound, PaymentNotYetKnown
 from creditledger.domain.grants import GrantKind, GrantSource
+from creditledger.domain.invoices import Invoice
 from creditledger.domain.money import format_amount
 from creditledger.domain.payments import (
     Bought,
@@ -44,6 +45,7 @@ from creditledger.domain.payments import (
 )
 from creditledger.domain.purchases import Purchase, expired_reason
 from creditledger.domain.recharge import AutoRecharge, Recharge, RechargeStatus
+from creditledger.services import invoice_payments
 from creditledger.services.context import Context
 from creditledger.services.grants import NewGrant, issue_grant
 from creditledger.services.ports import UnitOfWork
@@ -70,17 +72,20 @@ class Applied(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class _Owner:
-    """What a payment belongs to: a purchase or a recharge of one team."""
+    """What a payment belongs to: a purchase, a recharge or an invoice of one team."""
 
     team_id: str
     purchase: Purchase | None
     recharge: Recharge | None
     payment: Payment | None
+    invoice: Invoice | None = None
 
     @property
     def bought(self) -> Bought:
         if self.purchase is not None:
             return self.purchase.bought()
+        if self.invoice is not None:
+            return invoice_payments.bought(self.invoice)
         assert self.recharge is not None
         return Bought(self.recharge.amount, PaymentStatus(self.recharge.status.value))
 
@@ -167,19 +172,23 @@ def _find_owner(uow: UnitOfWork, provider: str, outcome: PaymentOutcome) -> _Own
     payment = None
     if outcome.provider_payment_id is not None:
         payment = uow.payments.payment(provider, outcome.provider_payment_id)
-    purchase_id, recharge_id = None, None
+    purchase_id, recharge_id, invoice_id = None, None, None
     if payment is not None:
         purchase_id, recharge_id = payment.purchase_id, payment.recharge_id
+        invoice_id = payment.invoice_id
     elif outcome.purpose is PaymentPurpose.PURCHASE:
         purchase_id = outcome.reference
     elif outcome.purpose is PaymentPurpose.AUTO_RECHARGE:
         recharge_id = outcome.reference
+    elif outcome.purpose is PaymentPurpose.INVOICE:
+        invoice_id = outcome.reference
     purchase = uow.payments.purchase(purchase_id) if purchase_id else None
     recharge = uow.recharges.get(recharge_id) if recharge_id else None
-    owner = purchase or recharge
+    invoice = uow.invoices.by_id(invoice_id) if invoice_id else None
+    owner = purchase or recharge or invoice
     if owner is None:
         return None
-    return _Owner(owner.team_id, purchase, recharge, payment)
+    return _Owner(owner.team_id, purchase, recharge, payment, invoice)
 
 
 def _apply_unowned(
@@ -260,7 +269,7 @@ def _apply(
     if outcome.status is PaymentStatus.PENDING:
         return Applied.IGNORED
     if outcome.status is PaymentStatus.FAILED:
-        _record_failure(uow, owner, outcome, now)
+        _record_failure(uow, ctx, owner, outcome, now)
         return Applied.RECORDED
     applied = Applied.RECORDED
     payment = owner.payment
@@ -296,6 +305,8 @@ def _grant_once(
     :func:`refusal` checked it received). None when it was known already."""
     assert outcome.provider_payment_id is not None
     amount = owner.bought.amount
+    if owner.invoice is not None:
+        return _settle_invoice_once(uow, provider, owner.invoice, outcome.provider_payment_id, now)
     purpose = PaymentPurpose.PURCHASE if owner.purchase else PaymentPurpose.AUTO_RECHARGE
     payment = Payment(
         id=uow.new_id("pay"),
@@ -333,6 +344,31 @@ def _grant_once(
     return replace(payment, grant_id=grant.id)
 
 
+def _settle_invoice_once(
+    uow: UnitOfWork, provider: str, invoice: Invoice, provider_payment_id: str, now: datetime
+) -> Payment | None:
+    """Insert the invoice's payment; only if it is new, the invoice is paid."""
+    payment = Payment(
+        id=uow.new_id("pay"),
+        provider=provider,
+        provider_payment_id=provider_payment_id,
+        team_id=invoice.team_id,
+        purpose=PaymentPurpose.INVOICE,
+        purchase_id=None,
+        recharge_id=None,
+        amount=invoice.total,
+        refunded=0,
+        refund_written_off=0,
+        status=PaymentStatus.SUCCEEDED,
+        grant_id=None,
+        invoice_id=invoice.id,
+    )
+    if not uow.payments.add_payment(payment, now):
+        return None
+    invoice_payments.settle(uow, invoice, provider_payment_id, now)
+    return payment
+
+
 def _move_forward(
     uow: UnitOfWork, owner: _Owner, payment: Payment, outcome: PaymentOutcome, now: datetime
 ) -> None:
@@ -367,7 +403,9 @@ def _move_forward(
         )
 
 
-def _record_failure(uow: UnitOfWork, owner: _Owner, outcome: PaymentOutcome, now: datetime) -> None:
+def _record_failure(
+    uow: UnitOfWork, ctx: Context, owner: _Owner, outcome: PaymentOutcome, now: datetime
+) -> None:
     """A decline or an expiry: a pending purchase fails, for good; a recharge fails and
     turns auto-recharge off with the reason."""
     reason = outcome.failure_reason or "The payment failed."
@@ -377,6 +415,10 @@ def _record_failure(uow: UnitOfWork, owner: _Owner, outcome: PaymentOutcome, now
     if purchase is not None and purchase.after(PaymentStatus.FAILED) is not purchase.status:
         uow.payments.set_purchase_status(
             purchase.id, PaymentStatus.FAILED, outcome.provider_payment_id, reason, now
+        )
+    if owner.invoice is not None:
+        invoice_payments.record_failure(
+            uow, ctx, owner.invoice, reason, outcome.provider_payment_id, now
         )
     recharge = owner.recharge
     if recharge is not None and recharge.status is RechargeStatus.PENDING:

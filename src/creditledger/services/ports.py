@@ -16,6 +16,15 @@ from creditledger.domain.accounts import BillingMode, Member, Principal, Role, T
 from creditledger.domain.audit import AuditEvent, AuditFilter
 from creditledger.domain.grants import Grant
 from creditledger.domain.history import HistoryEntry, HistoryFilter
+from creditledger.domain.invoices import (
+    Attempt,
+    AttemptOutcome,
+    CreditsApplied,
+    Invoice,
+    InvoiceStatus,
+    Period,
+    UsageTotal,
+)
 from creditledger.domain.ledger import Transaction
 from creditledger.domain.money import Nanos
 from creditledger.domain.payments import (
@@ -318,6 +327,70 @@ class PromoCodes(Protocol):
     def redeemed_by_team(self, promo_id: str, team_id: str) -> bool: ...
 
 
+class Invoices(Protocol):
+    """Invoices and the usage each one billed (``adapters/db/invoices.py``)."""
+
+    def get(self, team_id: str, invoice_id: str) -> Invoice | None: ...
+    def by_id(self, invoice_id: str) -> Invoice | None: ...
+    def latest(self, team_id: str) -> Invoice | None:
+        """The team's stored invoice of the latest period."""
+        ...
+
+    def page(
+        self, team_id: str, status: InvoiceStatus | None, before_period: datetime | None, limit: int
+    ) -> list[Invoice]:
+        """Stored invoices, newest period first, from before ``before_period``."""
+        ...
+
+    def has_uncollectible(self, team_id: str) -> bool: ...
+    def due_for_charge(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+        """(team id, invoice id) of open invoices whose card is to be charged by ``now``."""
+        ...
+
+    def teams_to_open(self, period: Period, after_team: str | None, limit: int) -> list[str]:
+        """Teams with unbilled usage before ``period.end`` and no invoice for it yet."""
+        ...
+
+    def open_usage(self, team_id: str, around: Period) -> list[UsageTotal]:
+        """What no invoice has billed yet, per (product, model, month)."""
+        ...
+
+    def billed_usage(self, invoice_id: str, around: Period) -> list[UsageTotal]: ...
+    def bill_usage(self, team_id: str, invoice_id: str, before: datetime) -> int:
+        """Mark the unbilled usage before ``before`` as billed by the invoice."""
+        ...
+
+    def bill_usage_between(
+        self, team_id: str, invoice_id: str, since: datetime, before: datetime
+    ) -> int: ...
+    def credits_applied(self, team_id: str, period: Period) -> CreditsApplied: ...
+    def next_sequence(self) -> int:
+        """The next invoice number, in this transaction (a rollback gives it back)."""
+        ...
+
+    def add(self, invoice: Invoice, sequence: int | None, at: datetime) -> bool:
+        """Insert; False when the team has an invoice for that period already."""
+        ...
+
+    def update(self, invoice: Invoice, at: datetime) -> None: ...
+    def start_attempt(self, invoice_id: str, attempt: Attempt) -> bool:
+        """Insert a pending attempt; False when another run took that number."""
+        ...
+
+    def finish_attempt(
+        self,
+        invoice_id: str,
+        number: int,
+        outcome: AttemptOutcome,
+        reason: str | None,
+        provider_payment_id: str | None,
+        at: datetime,
+    ) -> None: ...
+    def pending_attempts_before(self, before: datetime, limit: int) -> list[tuple[str, str, int]]:
+        """(team id, invoice id, attempt number) of charges still pending since ``before``."""
+        ...
+
+
 class AuditLog(Protocol):
     """The append-only operator audit log."""
 
@@ -354,6 +427,8 @@ class UnitOfWork(Protocol):
     def promo_codes(self) -> PromoCodes: ...
     @property
     def audit(self) -> AuditLog: ...
+    @property
+    def invoices(self) -> Invoices: ...
 
     def commit(self) -> None: ...
     def new_id(self, prefix: str) -> str: ...

@@ -71,7 +71,7 @@ def start_purchase(
     try:
         session = ctx.payments.create_checkout(
             CheckoutRequest(
-                purchase_id=purchase.id,
+                reference=purchase.id,
                 team_id=team_id,
                 amount=amount,
                 customer_ref=customer_ref,

@@ -214,7 +214,7 @@ def _charge(ctx: Context, recharge: Recharge, method: SavedPaymentMethod | None)
         try:
             outcome = ctx.payments.charge_off_session(
                 OffSessionCharge(
-                    recharge_id=recharge.id,
+                    reference=recharge.id,
                     team_id=recharge.team_id,
                     amount=recharge.amount,
                     customer_ref=method.customer_ref,

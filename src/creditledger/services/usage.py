@@ -41,6 +41,7 @@ from creditledger.domain.usage import (
     UsageEvent,
     UsageRecord,
     parse_event,
+    single_meter,
 )
 from creditledger.services.context import Context
 from creditledger.services.ports import UnitOfWork
@@ -176,6 +177,7 @@ class _Writes:
 
     def _record(self, charged: Charged) -> UsageRecord:
         event, allocation = charged.event, charged.allocation
+        unit, quantity = single_meter(event.quantities)
         tx_id = None
         if charged.charge > 0:
             tx_id = self.uow.new_id("txn")
@@ -201,6 +203,8 @@ class _Writes:
             transaction_id=tx_id,
             received_at=self.now,
             draws=allocation.draws,
+            unit=unit,
+            quantity=quantity,
         )
 
     def flush(self) -> None:

@@ -1,4 +1,4 @@
-"""Invariants I1–I7 and I9 of docs/quality.md, checked against the live database.
+"""Invariants I1–I9 of docs/quality.md, checked against the live database.
 
 Each check yields a sentence per violation; nothing here writes.
 """
@@ -16,6 +16,9 @@ from creditledger.adapters.db import tables as t
 from creditledger.adapters.db.rows import grant_from_row
 from creditledger.domain.consumption import in_consumption_order, is_eligible
 from creditledger.domain.grants import Grant, UsageScope
+from creditledger.domain.invoices import InvoiceStatus, LineKind, invoice_number
+from creditledger.domain.ledger import TEAM_OWED_PREFIXES, invoice_account, unpaid_account
+from creditledger.domain.money import round_half_even_to_cents
 
 _FLOAT_TYPES = ("REAL", "FLOAT", "DOUBLE", "NUMERIC", "DECIMAL")
 _APPEND_ONLY = ("ledger_transactions", "postings", "audit_events")
@@ -39,6 +42,7 @@ class SqlInvariants:
             yield from _promo_redemptions(conn)
             yield from usage_charged_once(conn)
             yield from consumption_order(conn, self.late_arrival_window)
+            yield from invoices_add_up(conn)
 
 
 def _balanced_transactions(conn: sa.Connection) -> Iterator[str]:
@@ -104,7 +108,8 @@ def _grants_match_postings(conn: sa.Connection) -> Iterator[str]:
 
 
 def _team_caches_match_postings(conn: sa.Connection) -> Iterator[str]:
-    """I3: teams.credit_nanos = Σ remaining; teams.unpaid_nanos = −Σ unpaid postings."""
+    """I3: teams.credit_nanos = Σ remaining; teams.unpaid_nanos = −Σ postings to what the
+    team owes (its unpaid balance and its invoices)."""
     g, p, teams = t.grants, t.postings, t.teams
     remaining = (
         sa.select(g.c.team_id, sa.func.sum(g.c.remaining_nanos).label("credit"))
@@ -113,7 +118,7 @@ def _team_caches_match_postings(conn: sa.Connection) -> Iterator[str]:
     )
     unpaid = (
         sa.select(p.c.team_id, (-sa.func.sum(p.c.amount_nanos)).label("unpaid"))
-        .where(p.c.account.like("team_unpaid:%"))
+        .where(sa.or_(*(p.c.account.like(f"{prefix}%") for prefix in TEAM_OWED_PREFIXES)))
         .group_by(p.c.team_id)
         .subquery()
     )
@@ -196,9 +201,22 @@ def _ledger_append_only(conn: sa.Connection) -> Iterator[str]:
 
 
 def _one_grant_per_payment(conn: sa.Connection) -> Iterator[str]:
-    """I6: one prepaid grant per provider payment, of its amount; no purchase or recharge
-    credit without a payment; refunds taken back match the payments' records."""
-    pay, g, p, tx = t.payments, t.grants, t.postings, t.ledger_transactions
+    """I6: one prepaid grant per provider payment of a purchase or recharge, of its
+    amount; no purchase or recharge credit without a payment; refunds taken back match
+    the payments' records. A payment of an invoice grants nothing: it pays the invoice
+    (I8 checks the invoice's account)."""
+    pay, g, p, tx, inv = t.payments, t.grants, t.postings, t.ledger_transactions, t.invoices
+    invoice_payments = conn.execute(
+        sa.select(pay.c.provider_payment_id, pay.c.amount_nanos, inv.c.total_nanos, inv.c.status)
+        .outerjoin(inv, inv.c.id == pay.c.invoice_id)
+        .where(pay.c.purpose == "invoice")
+    )
+    for r in invoice_payments:
+        if r.status != "paid" or r.amount_nanos != r.total_nanos:
+            yield (
+                f"I6: invoice payment {r.provider_payment_id} of {r.amount_nanos} does not "
+                f"match a paid invoice ({r.status} {r.total_nanos})"
+            )
     rows = conn.execute(
         sa.select(
             pay.c.provider_payment_id,
@@ -210,7 +228,9 @@ def _one_grant_per_payment(conn: sa.Connection) -> Iterator[str]:
             g.c.source,
             g.c.amount_nanos.label("granted"),
             g.c.team_id.label("grant_team"),
-        ).outerjoin(g, g.c.id == pay.c.grant_id)
+        )
+        .outerjoin(g, g.c.id == pay.c.grant_id)
+        .where(pay.c.purpose != "invoice")
     )
     for r in rows:
         if r.grant_id is None:
@@ -243,7 +263,7 @@ def _one_grant_per_payment(conn: sa.Connection) -> Iterator[str]:
         sa.select(
             sa.func.coalesce(sa.func.sum(pay.c.amount_nanos), 0),
             sa.func.coalesce(sa.func.sum(pay.c.refund_written_off_nanos), 0),
-        )
+        ).where(pay.c.purpose != "invoice")
     ).one()
     if granted != paid:
         yield f"I6: prepaid credit granted {granted} but payments received {paid}"
@@ -410,13 +430,127 @@ def usage_charged_once(conn: sa.Connection) -> Iterator[str]:
             .label("uncovered"),
         )
     )
+    settled = _settled_by_invoices(conn)
     for team in totals:
-        # Nothing settles an unpaid balance yet: every uncovered nano is still owed.
-        if team.unpaid_nanos != team.uncovered:
+        # Every uncovered nano is still owed unless an invoice was paid or written off.
+        owed = team.uncovered - settled.get(team.id, 0)
+        if team.unpaid_nanos != owed:
             yield (
-                f"I4: team {team.id} unpaid {team.unpaid_nanos} "
-                f"but its events left {team.uncovered}"
+                f"I4: team {team.id} unpaid {team.unpaid_nanos} but its events left "
+                f"{team.uncovered} and invoices settled {settled.get(team.id, 0)}"
             )
+
+
+def _settled_by_invoices(conn: sa.Connection) -> dict[str, int]:
+    """Per team, what paid and voided invoices took off what it owes: the total of one
+    that was opened, everything a voided draft stood for."""
+    i = t.invoices
+    rows = conn.execute(
+        sa.select(i.c.team_id, i.c.total_nanos, i.c.exact_nanos, i.c.opened_at).where(
+            i.c.status.in_([InvoiceStatus.PAID.value, InvoiceStatus.VOID.value])
+        )
+    )
+    settled: dict[str, int] = {}
+    for r in rows:
+        amount = r.total_nanos if r.opened_at is not None else r.exact_nanos
+        settled[r.team_id] = settled.get(r.team_id, 0) + amount
+    return settled
+
+
+def invoices_add_up(conn: sa.Connection) -> Iterator[str]:
+    """I8: each invoice's total is Σ its lines, each line rounded once to cents; what it
+    stands for is exactly the uncovered usage it marked plus what the invoice before it
+    carried; its ledger account owes its amount due; every unpaid nano is on exactly one
+    invoice or still open (the unpaid balance holds the unmarked usage and the last
+    carry); numbers run from CL-000001 with no gap."""
+    i, e, p = t.invoices, t.usage_events, t.postings
+    billed = {
+        (r.invoice_id, r.product, r.model): int(r.uncovered)
+        for r in conn.execute(
+            sa.select(
+                e.c.invoice_id,
+                e.c.product,
+                e.c.model,
+                sa.func.sum(e.c.uncovered_nanos).label("uncovered"),
+            )
+            .where(e.c.invoice_id.is_not(None))
+            .group_by(e.c.invoice_id, e.c.product, e.c.model)
+        )
+    }
+    owed = {
+        r.account: int(r.balance)
+        for r in conn.execute(
+            sa.select(p.c.account, sa.func.sum(p.c.amount_nanos).label("balance"))
+            .where(sa.or_(*(p.c.account.like(f"{prefix}%") for prefix in TEAM_OWED_PREFIXES)))
+            .group_by(p.c.account)
+        )
+    }
+    open_usage = {
+        r.team_id: int(r.uncovered)
+        for r in conn.execute(
+            sa.select(e.c.team_id, sa.func.sum(e.c.uncovered_nanos).label("uncovered"))
+            .where(e.c.invoice_id.is_(None))
+            .group_by(e.c.team_id)
+        )
+    }
+    invoices = conn.execute(sa.select(i).order_by(i.c.team_id, i.c.period_start)).all()
+    carried: dict[str, int] = {}
+    by_usage: dict[str, dict[tuple[str, str], int]] = {}
+    for (inv_id, product, model), uncovered in billed.items():
+        by_usage.setdefault(inv_id, {})[(product, model)] = uncovered
+    for inv in invoices:
+        yield from _invoice_adds_up(inv, carried.get(inv.team_id, 0), by_usage.pop(inv.id, {}))
+        balance = owed.get(invoice_account(inv.id), 0)
+        due = inv.total_nanos if inv.status in _OWING else 0
+        if balance != -due:
+            yield f"I8: invoice {inv.id} owes {-balance} in the ledger but {due} is due"
+        carried[inv.team_id] = inv.carry_nanos if inv.opened_at is not None else 0
+    for inv_id in by_usage:
+        yield f"I8: usage is marked billed by {inv_id}, which is no invoice"
+    teams = conn.execute(sa.select(t.teams.c.id)).scalars()
+    for team_id in teams:
+        unpaid = -owed.get(unpaid_account(team_id), 0)
+        expected = open_usage.get(team_id, 0) + carried.get(team_id, 0)
+        if unpaid != expected:
+            yield (
+                f"I8: team {team_id} has {unpaid} unpaid before invoicing, but its usage "
+                f"no invoice billed is {open_usage.get(team_id, 0)} and it carries "
+                f"{carried.get(team_id, 0)}"
+            )
+    numbers = conn.execute(
+        sa.select(i.c.sequence, i.c.number).where(i.c.sequence.is_not(None)).order_by(i.c.sequence)
+    ).all()
+    last = conn.execute(sa.select(t.invoice_sequence.c.last_value)).scalar() or 0
+    for n, row in enumerate(numbers, 1):
+        if row.sequence != n or row.number != invoice_number(n):
+            yield f"I8: invoice number {row.number} (#{row.sequence}) breaks the sequence at {n}"
+            break
+    if len(numbers) != last:
+        yield f"I8: {last} invoice numbers were given but {len(numbers)} invoices have one"
+
+
+_OWING = (InvoiceStatus.OPEN.value, InvoiceStatus.UNCOLLECTIBLE.value)
+
+
+def _invoice_adds_up(inv: Any, carried_in: int, usage: dict[tuple[str, str], int]) -> Iterator[str]:
+    lines = list(inv.lines)
+    if sum(int(line["amount"]) for line in lines) != inv.total_nanos:
+        yield f"I8: invoice {inv.id} total {inv.total_nanos} is not the sum of its lines"
+    by_subject: dict[tuple[str, str], int] = {}
+    for line in lines:
+        amount, exact = int(line["amount"]), int(line["exact"])
+        if line["kind"] != LineKind.CARRIED_OUT.value and amount != round_half_even_to_cents(exact):
+            yield f"I8: invoice {inv.id} line {line['description']!r} is not {exact} rounded once"
+        if line["kind"] == LineKind.USAGE.value:
+            key = (line["product"], line["model"])
+            by_subject[key] = by_subject.get(key, 0) + exact
+    if by_subject != usage:
+        yield f"I8: invoice {inv.id} lines bill {by_subject} but it marked usage {usage}"
+    if inv.exact_nanos != sum(usage.values()) + carried_in:
+        yield (
+            f"I8: invoice {inv.id} stands for {inv.exact_nanos} but it marked "
+            f"{sum(usage.values())} and was carried {carried_in}"
+        )
 
 
 def consumption_order(conn: sa.Connection, window: timedelta) -> Iterator[str]:

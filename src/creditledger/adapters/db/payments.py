@@ -57,6 +57,7 @@ def _payment(row: Any) -> Payment:
         refund_written_off=row.refund_written_off_nanos,
         status=PaymentStatus(row.status),
         grant_id=row.grant_id,
+        invoice_id=row.invoice_id,
     )
 
 
@@ -133,6 +134,7 @@ class SqlPayments:
                 purpose=payment.purpose.value,
                 purchase_id=payment.purchase_id,
                 recharge_id=payment.recharge_id,
+                invoice_id=payment.invoice_id,
                 amount_nanos=payment.amount,
                 refunded_nanos=payment.refunded,
                 refund_written_off_nanos=payment.refund_written_off,

@@ -21,6 +21,7 @@ from creditledger.adapters.db.rows import (
     team_from_tuple,
 )
 from creditledger.adapters.db.types import to_micros
+from creditledger.domain import ledger
 from creditledger.domain.accounts import BillingMode, Member, Principal, Role, Team, TokenKind
 from creditledger.domain.consumption import consumption_order_key
 from creditledger.domain.errors import EmailTaken
@@ -382,7 +383,7 @@ class SqlLedger(_Repo):
                     posting_rows.append(
                         (tx_id, p.account, p.amount, team, p.grant_id, credit[team])
                     )
-                elif p.account.startswith("team_unpaid:"):
+                elif ledger.is_owed_account(p.account):
                     unpaid_delta[team] -= p.amount
                     posting_rows.append((tx_id, p.account, p.amount, team, None, credit[team]))
                 else:

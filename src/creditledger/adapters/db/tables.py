@@ -222,17 +222,112 @@ usage_events = sa.Table(
     sa.Column("received_at", UtcMicros, nullable=False),
     # "grant_id=nanos;…": what each grant paid, so a late event can re-allocate this one.
     sa.Column("draws", sa.Text, nullable=True),
+    # The meter and its quantity when the event has exactly one (an invoice line shows them).
+    sa.Column("unit", sa.String(64), nullable=True),
+    sa.Column("quantity", sa.BigInteger, nullable=True),
+    # The invoice that billed what credits did not cover; NULL while it is still open.
+    sa.Column("invoice_id", Id, nullable=True),
     sa.CheckConstraint("charge_nanos >= 0", name="charge_nonnegative"),
     sa.CheckConstraint(
         "uncovered_nanos BETWEEN 0 AND charge_nanos", name="uncovered_within_charge"
     ),
+    sa.CheckConstraint("(unit IS NULL) = (quantity IS NULL)", name="unit_with_quantity"),
     sa.Index("ix_usage_events_team_id_occurred_at", "team_id", "occurred_at", "event_id"),
+    # What no invoice has billed yet: the invoices job and the drafts read only these.
+    sa.Index(
+        "ix_usage_events_open_unpaid",
+        "team_id",
+        "occurred_at",
+        sqlite_where=sa.text("invoice_id IS NULL AND uncovered_nanos > 0"),
+        postgresql_where=sa.text("invoice_id IS NULL AND uncovered_nanos > 0"),
+    ),
+    sa.Index(
+        "ix_usage_events_invoice_id",
+        "invoice_id",
+        sqlite_where=sa.text("invoice_id IS NOT NULL"),
+        postgresql_where=sa.text("invoice_id IS NOT NULL"),
+    ),
+)
+
+# Invoices (docs/decisions/0013). A draft is not stored: it is read from the usage no
+# invoice has billed yet. Opening inserts the row, takes the next number from
+# `invoice_sequence` in the same transaction (so a rolled-back opening leaves no gap)
+# and sets `usage_events.invoice_id` on what it bills. One invoice per team and month.
+
+INVOICE_STATUSES = "'draft', 'open', 'paid', 'uncollectible', 'void'"
+
+invoices = sa.Table(
+    "invoices",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("team_id", Id, sa.ForeignKey("teams.id"), nullable=False),
+    sa.Column("period_start", UtcMicros, nullable=False),
+    sa.Column("period_end", UtcMicros, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("sequence", sa.BigInteger, nullable=True, unique=True),
+    sa.Column("number", sa.String(20), nullable=True, unique=True),
+    sa.Column("lines", JsonDoc, nullable=False),
+    sa.Column("promotional_applied_nanos", sa.BigInteger, nullable=False),
+    sa.Column("prepaid_applied_nanos", sa.BigInteger, nullable=False),
+    sa.Column("subtotal_nanos", sa.BigInteger, nullable=False),
+    sa.Column("total_nanos", sa.BigInteger, nullable=False),
+    sa.Column("exact_nanos", sa.BigInteger, nullable=False),
+    sa.Column("carry_nanos", sa.BigInteger, nullable=False),
+    sa.Column("created_at", UtcMicros, nullable=False),
+    sa.Column("opened_at", UtcMicros, nullable=True),
+    sa.Column("paid_at", UtcMicros, nullable=True),
+    sa.Column("voided_at", UtcMicros, nullable=True),
+    sa.Column("void_note", sa.Text, nullable=True),
+    sa.Column("next_charge_at", UtcMicros, nullable=True),
+    sa.Column("checkout_session_id", sa.String(255), nullable=True),
+    sa.Column("checkout_url", sa.Text, nullable=True),
+    sa.Column("updated_at", UtcMicros, nullable=False),
+    sa.UniqueConstraint("team_id", "period_start"),
+    sa.CheckConstraint(f"status IN ({INVOICE_STATUSES})", name="status"),
+    sa.CheckConstraint("(sequence IS NULL) = (number IS NULL)", name="number_with_sequence"),
+    sa.CheckConstraint("total_nanos >= 0", name="total_nonnegative"),
+    sa.CheckConstraint("total_nanos % 10000000 = 0", name="total_whole_cents"),
+    sa.CheckConstraint("exact_nanos = total_nanos + carry_nanos", name="exact_is_total_and_carry"),
+    sa.Index("ix_invoices_team_id_period_start", "team_id", "period_start"),
+    sa.Index(
+        "ix_invoices_next_charge_at",
+        "next_charge_at",
+        sqlite_where=sa.text("next_charge_at IS NOT NULL"),
+        postgresql_where=sa.text("next_charge_at IS NOT NULL"),
+    ),
+)
+
+invoice_attempts = sa.Table(
+    "invoice_attempts",
+    metadata,
+    sa.Column("invoice_id", Id, sa.ForeignKey("invoices.id"), primary_key=True),
+    # 1, 2, …: the primary key lets exactly one of two racing job runs start each attempt.
+    sa.Column("number", sa.Integer, primary_key=True),
+    sa.Column("at", UtcMicros, nullable=False),
+    sa.Column("outcome", sa.String(12), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("provider_payment_id", sa.String(255), nullable=True),
+    sa.CheckConstraint("outcome IN ('pending', 'succeeded', 'failed')", name="outcome"),
+)
+
+# One row: the last invoice number given. Opening an invoice increments it in its own
+# transaction; the row lock makes concurrent openings take turns.
+invoice_sequence = sa.Table(
+    "invoice_sequence",
+    metadata,
+    sa.Column("name", sa.String(20), primary_key=True),
+    sa.Column("last_value", sa.BigInteger, nullable=False),
 )
 
 # Purchases, payments and auto-recharge (docs/decisions/0004). A provider payment
 # is granted at most once: UNIQUE (provider, provider_payment_id) on `payments`.
 
 PAYMENT_STATUSES = "'pending', 'failed', 'succeeded', 'disputed', 'refunded'"
+ONE_PAYMENT_REFERENCE = (
+    "(CASE WHEN purchase_id IS NULL THEN 0 ELSE 1 END) + "
+    "(CASE WHEN recharge_id IS NULL THEN 0 ELSE 1 END) + "
+    "(CASE WHEN invoice_id IS NULL THEN 0 ELSE 1 END) = 1"
+)
 
 payment_methods = sa.Table(
     "payment_methods",
@@ -299,6 +394,7 @@ payments = sa.Table(
     sa.Column("purpose", sa.String(16), nullable=False),
     sa.Column("purchase_id", Id, sa.ForeignKey("purchases.id"), nullable=True, unique=True),
     sa.Column("recharge_id", Id, sa.ForeignKey("recharges.id"), nullable=True, unique=True),
+    sa.Column("invoice_id", Id, sa.ForeignKey("invoices.id"), nullable=True, unique=True),
     sa.Column("amount_nanos", sa.BigInteger, nullable=False),
     sa.Column("refunded_nanos", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("refund_written_off_nanos", sa.BigInteger, nullable=False, server_default="0"),
@@ -312,9 +408,9 @@ payments = sa.Table(
         "refunded_nanos >= 0 AND refund_written_off_nanos BETWEEN 0 AND refunded_nanos",
         name="refunds",
     ),
-    sa.CheckConstraint("purpose IN ('purchase', 'auto_recharge')", name="purpose"),
+    sa.CheckConstraint("purpose IN ('purchase', 'auto_recharge', 'invoice')", name="purpose"),
     sa.CheckConstraint("status IN ('succeeded', 'disputed', 'refunded')", name="status"),
-    sa.CheckConstraint("(purchase_id IS NULL) <> (recharge_id IS NULL)", name="one_reference"),
+    sa.CheckConstraint(ONE_PAYMENT_REFERENCE, name="one_reference"),
     sa.Index("ix_payments_team_id", "team_id"),
 )
 
@@ -391,7 +487,9 @@ sandbox_sessions = sa.Table(
     metadata,
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("idempotency_key", sa.String(255), nullable=False, unique=True),
-    sa.Column("purchase_id", sa.String(64), nullable=False),
+    # What the checkout pays for: a purchase or an invoice (``purpose``), by our id.
+    sa.Column("reference", sa.String(64), nullable=False),
+    sa.Column("purpose", sa.String(16), nullable=False, server_default="purchase"),
     sa.Column("team_id", sa.String(64), nullable=False),
     sa.Column("amount_nanos", sa.BigInteger, nullable=False),
     sa.Column("customer_ref", sa.String(255), nullable=False),

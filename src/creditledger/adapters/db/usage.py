@@ -28,6 +28,8 @@ _COLUMNS = (
     "transaction_id",
     "received_at",
     "draws",
+    "unit",
+    "quantity",
 )
 
 
@@ -64,6 +66,8 @@ class SqlUsage:
                     r.transaction_id,
                     to_micros(r.received_at),
                     encode_draws(r.draws),
+                    r.unit,
+                    r.quantity,
                 )
                 for r in rows
             ],
@@ -102,6 +106,8 @@ class SqlUsage:
                 transaction_id=r.transaction_id,
                 received_at=r.received_at,
                 draws=decode_draws(r.draws),
+                unit=r.unit,
+                quantity=r.quantity,
             )
             for r in rows
         ]

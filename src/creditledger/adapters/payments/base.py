@@ -21,15 +21,22 @@ from creditledger.domain.payments import (
 
 PURCHASE_KEY = "creditledger_purchase_id"
 RECHARGE_KEY = "creditledger_recharge_id"
+INVOICE_KEY = "creditledger_invoice_id"
 TEAM_KEY = "creditledger_team_id"
+_KEYS = {
+    PaymentPurpose.PURCHASE: PURCHASE_KEY,
+    PaymentPurpose.AUTO_RECHARGE: RECHARGE_KEY,
+    PaymentPurpose.INVOICE: INVOICE_KEY,
+}
+
+
+def metadata_for(purpose: PaymentPurpose, reference: str, team_id: str) -> dict[str, str]:
+    """What a payment carries to name what it pays for (a purchase, recharge or invoice)."""
+    return {_KEYS[purpose]: reference, TEAM_KEY: team_id}
 
 
 def purchase_metadata(purchase_id: str, team_id: str) -> dict[str, str]:
-    return {PURCHASE_KEY: purchase_id, TEAM_KEY: team_id}
-
-
-def recharge_metadata(recharge_id: str, team_id: str) -> dict[str, str]:
-    return {RECHARGE_KEY: recharge_id, TEAM_KEY: team_id}
+    return metadata_for(PaymentPurpose.PURCHASE, purchase_id, team_id)
 
 
 def _id_of(value: Any) -> str | None:
@@ -43,10 +50,9 @@ def _id_of(value: Any) -> str | None:
 def _reference(metadata: Any) -> tuple[PaymentPurpose | None, str | None]:
     if not isinstance(metadata, Mapping):
         return None, None
-    if isinstance(metadata.get(PURCHASE_KEY), str):
-        return PaymentPurpose.PURCHASE, metadata[PURCHASE_KEY]
-    if isinstance(metadata.get(RECHARGE_KEY), str):
-        return PaymentPurpose.AUTO_RECHARGE, metadata[RECHARGE_KEY]
+    for purpose, key in _KEYS.items():
+        if isinstance(metadata.get(key), str):
+            return purpose, metadata[key]
     return None, None
 
 

@@ -31,9 +31,8 @@ from typing import Any
 from creditledger.adapters.payments import signatures
 from creditledger.adapters.payments.base import (
     event_from_dict,
+    metadata_for,
     outcome_from_intent,
-    purchase_metadata,
-    recharge_metadata,
 )
 from creditledger.adapters.payments.delivery import SIGNATURE_HEADER, WebhookOutbox
 from creditledger.adapters.payments.sandbox_store import (
@@ -51,7 +50,6 @@ from creditledger.domain.payments import (
     OffSessionCharge,
     PaymentEvent,
     PaymentOutcome,
-    PaymentPurpose,
     PaymentStatus,
     check_webhook_secret,
     to_cents,
@@ -108,7 +106,8 @@ class SandboxProvider:
             SandboxSession(
                 id=_new_id("cs_sb"),
                 idempotency_key=request.idempotency_key,
-                purchase_id=request.purchase_id,
+                reference=request.reference,
+                purpose=request.purpose,
                 team_id=request.team_id,
                 amount=request.amount,
                 customer_ref=request.customer_ref or _new_id("cus_sb"),
@@ -127,7 +126,7 @@ class SandboxProvider:
         intent = _intent(
             _new_id("pi_sb"),
             to_cents(charge.amount),
-            recharge_metadata(charge.recharge_id, charge.team_id),
+            metadata_for(charge.purpose, charge.reference, charge.team_id),
             charge.customer_ref,
             charge.payment_method_ref,
             succeeded,
@@ -147,8 +146,8 @@ class SandboxProvider:
             return PaymentOutcome(
                 PaymentStatus.FAILED,
                 None,
-                PaymentPurpose.PURCHASE,
-                session.purchase_id,
+                session.purpose,
+                session.reference,
                 failure_reason=EXPIRED_MESSAGE,
             )
         intent = self.store.intent(session.payment_id)
@@ -205,7 +204,7 @@ class SandboxProvider:
             intent = _intent(
                 session.payment_id,
                 to_cents(session.amount),
-                purchase_metadata(session.purchase_id, session.team_id),
+                metadata_for(session.purpose, session.reference, session.team_id),
                 session.customer_ref,
                 f"pm_sb_{card[-4:]}_{secrets.token_hex(6)}",
                 succeeded,

@@ -29,7 +29,7 @@ from creditledger.adapters.db.engine import WRITE_OPTION
 from creditledger.adapters.db.repositories import insert_ignoring_conflicts
 from creditledger.adapters.db.uow import is_transient
 from creditledger.domain.errors import ServiceUnavailable
-from creditledger.domain.payments import CheckoutState
+from creditledger.domain.payments import CheckoutState, PaymentPurpose
 
 Intent = dict[str, Any]
 """A Stripe-shaped PaymentIntent."""
@@ -39,7 +39,9 @@ Intent = dict[str, Any]
 class SandboxSession:
     id: str
     idempotency_key: str
-    purchase_id: str
+    reference: str
+    """Our id of what it pays for (``purpose``)."""
+    purpose: PaymentPurpose
     team_id: str
     amount: int
     """Nanos, whole cents."""
@@ -133,7 +135,8 @@ def _session(row: Any) -> SandboxSession:
     return SandboxSession(
         id=row.id,
         idempotency_key=row.idempotency_key,
-        purchase_id=row.purchase_id,
+        reference=row.reference,
+        purpose=PaymentPurpose(row.purpose),
         team_id=row.team_id,
         amount=row.amount_nanos,
         customer_ref=row.customer_ref,
@@ -173,7 +176,8 @@ class SqlSandboxStore:
                 .values(
                     id=session.id,
                     idempotency_key=session.idempotency_key,
-                    purchase_id=session.purchase_id,
+                    reference=session.reference,
+                    purpose=session.purpose.value,
                     team_id=session.team_id,
                     amount_nanos=session.amount,
                     customer_ref=session.customer_ref,

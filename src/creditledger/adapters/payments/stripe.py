@@ -38,10 +38,9 @@ from creditledger.adapters.payments.base import (
     PURCHASE_KEY,
     RECHARGE_KEY,
     event_from_dict,
+    metadata_for,
     outcome_from_intent,
     outcome_from_session,
-    purchase_metadata,
-    recharge_metadata,
 )
 from creditledger.domain.errors import (
     InvalidSignature,
@@ -65,7 +64,6 @@ T = TypeVar("T")
 
 SIGNATURE_HEADER = "stripe-signature"
 MAX_LISTED = 1000
-PRODUCT_NAME = "Prepaid credits"
 
 
 class StripeProvider:
@@ -96,7 +94,8 @@ class StripeProvider:
         self.wall_time = wall_time
 
     def create_checkout(self, request: CheckoutRequest) -> CheckoutSession:
-        metadata = purchase_metadata(request.purchase_id, request.team_id)
+        metadata = metadata_for(request.purpose, request.reference, request.team_id)
+        back = f"{self.public_url}/billing?{request.purpose.value}={request.reference}"
         params: dict[str, Any] = {
             "mode": "payment",
             "line_items": [
@@ -104,16 +103,16 @@ class StripeProvider:
                     "price_data": {
                         "currency": "usd",
                         "unit_amount": to_cents(request.amount),
-                        "product_data": {"name": PRODUCT_NAME},
+                        "product_data": {"name": request.description},
                     },
                     "quantity": 1,
                 }
             ],
-            "client_reference_id": request.purchase_id,
+            "client_reference_id": request.reference,
             "metadata": metadata,
             "payment_intent_data": {"setup_future_usage": "off_session", "metadata": metadata},
-            "success_url": f"{self.public_url}/billing?purchase={request.purchase_id}",
-            "cancel_url": f"{self.public_url}/billing?purchase={request.purchase_id}",
+            "success_url": back,
+            "cancel_url": back,
         }
         if request.customer_ref:
             params["customer"] = request.customer_ref
@@ -140,7 +139,7 @@ class StripeProvider:
             "payment_method_types": ["card"],
             "off_session": True,
             "confirm": True,
-            "metadata": recharge_metadata(charge.recharge_id, charge.team_id),
+            "metadata": metadata_for(charge.purpose, charge.reference, charge.team_id),
         }
         try:
             intent = _call(
@@ -220,9 +219,10 @@ class StripeProvider:
         if (
             read.type == "payment_intent.payment_failed"
             and outcome is not None
-            and outcome.purpose is PaymentPurpose.PURCHASE
+            and outcome.purpose in (PaymentPurpose.PURCHASE, PaymentPurpose.INVOICE)
         ):
-            # One card refused on the Checkout page, which stays open for another.
+            # One card refused on the Checkout page, which stays open for another. (An
+            # invoice's off-session charge reports its decline in the charge's answer.)
             return PaymentEvent(read.event_id, read.type, None)
         return read
 

@@ -27,6 +27,7 @@ from creditledger.domain.accounts import BillingMode, Member, Role, Team
 from creditledger.domain.audit import AuditEvent
 from creditledger.domain.grants import Grant, GrantKind, GrantSource, GrantStatus, Scope
 from creditledger.domain.history import HistoryEntry
+from creditledger.domain.invoices import AttemptOutcome, Invoice, InvoiceStatus
 from creditledger.domain.ledger import EntryType
 from creditledger.domain.money import format_amount
 from creditledger.domain.payments import PaymentStatus
@@ -39,6 +40,7 @@ from creditledger.services.accounts import Me
 from creditledger.services.authorize import Decision
 from creditledger.services.billing import Balance
 from creditledger.services.billing_settings import BillingSettings
+from creditledger.services.invoices import PayResult
 from creditledger.services.recharge import AutoRechargeView
 from creditledger.services.usage import IngestResult
 
@@ -742,3 +744,130 @@ class SignupPublic(Public):
     user: MeUserPublic
     team: SignupTeamPublic
     token: str = Field(description="A personal API token, shown once: keep it secret")
+
+
+# --- invoices ----------------------------------------------------------------------------
+
+
+class InvoiceLinePublic(Public):
+    description: str
+    product: str | None
+    model: str | None
+    quantity: int | None = Field(description="The usage's quantity where one meter is billed")
+    unit: str | None = Field(description="That meter, e.g. `gpu_seconds`")
+    amount: MoneyText = Field(description="Whole cents: the line rounded once, half to even")
+    late: bool = Field(description="Usage of an earlier month that arrived after it closed")
+    late_period_start: Timestamp | None = Field(description="That month, when `late`")
+
+
+class CreditsAppliedPublic(Public):
+    promotional: MoneyText
+    prepaid: MoneyText
+
+
+class InvoiceAttemptPublic(Public):
+    at: Timestamp
+    outcome: AttemptOutcome
+    reason: str | None
+
+
+class InvoicePublic(Public):
+    id: str
+    number: str | None = Field(description="`CL-000001`…, given when the invoice opens")
+    period_start: Timestamp
+    period_end: Timestamp = Field(description="Exclusive: the first instant of the next month")
+    status: InvoiceStatus
+    lines: list[InvoiceLinePublic]
+    credits_applied: CreditsAppliedPublic
+    subtotal: MoneyText
+    total: MoneyText = Field(description="Σ lines: what this invoice bills")
+    amount_due: MoneyText = Field(description="What is still to pay")
+    carried_to_next: MoneyText = Field(
+        description="What stays on the unpaid balance for the next invoice (rounding, or a "
+        "total under the minimum charge)"
+    )
+    attempts: list[InvoiceAttemptPublic]
+    created_at: Timestamp
+    opened_at: Timestamp | None
+    paid_at: Timestamp | None
+    voided_at: Timestamp | None
+    void_note: str | None
+    next_charge_at: Timestamp | None = Field(description="When the saved card is charged next")
+
+
+def invoice_public(invoice: Invoice) -> InvoicePublic:
+    return InvoicePublic(
+        id=invoice.id,
+        number=invoice.number,
+        period_start=instant(invoice.period.start),
+        period_end=instant(invoice.period.end),
+        status=invoice.status,
+        lines=[
+            InvoiceLinePublic(
+                description=line.description,
+                product=line.product,
+                model=line.model,
+                quantity=line.quantity,
+                unit=line.unit,
+                amount=format_amount(line.amount),
+                late=line.late,
+                late_period_start=None
+                if line.late_period is None
+                else instant(line.late_period.start),
+            )
+            for line in invoice.lines
+        ],
+        credits_applied=CreditsAppliedPublic(
+            promotional=format_amount(invoice.credits_applied.promotional),
+            prepaid=format_amount(invoice.credits_applied.prepaid),
+        ),
+        subtotal=format_amount(invoice.subtotal),
+        total=format_amount(invoice.total),
+        amount_due=format_amount(invoice.amount_due),
+        carried_to_next=format_amount(invoice.carry),
+        attempts=[
+            InvoiceAttemptPublic(at=instant(a.at), outcome=a.outcome, reason=a.reason)
+            for a in invoice.attempts
+        ],
+        created_at=instant(invoice.created_at),
+        opened_at=iso(invoice.opened_at),
+        paid_at=iso(invoice.paid_at),
+        voided_at=iso(invoice.voided_at),
+        void_note=invoice.void_note,
+        next_charge_at=iso(invoice.next_charge_at),
+    )
+
+
+class InvoicePage(Public):
+    data: list[InvoicePublic]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
+
+
+class InvoicePay(Body):
+    use_saved_payment_method: bool = Field(
+        default=False,
+        description="Charge the team's saved card now instead of answering a checkout page",
+        strict=True,
+    )
+
+
+class InvoiceVoid(Body):
+    note: str = Field(description="Why it is written off (shown in the credit history)")
+
+
+class InvoicePaymentPublic(Public):
+    invoice: InvoicePublic
+    checkout_url: str | None = Field(description="Where to pay, when paying by checkout")
+    outcome: PaymentStatus | None = Field(
+        description="The saved card's charge: `succeeded`, `failed` or `pending`"
+    )
+    reason: str | None = Field(description="Why the charge failed")
+
+
+def invoice_payment_public(result: PayResult) -> InvoicePaymentPublic:
+    return InvoicePaymentPublic(
+        invoice=invoice_public(result.invoice),
+        checkout_url=result.checkout_url,
+        outcome=result.outcome,
+        reason=result.reason,
+    )
