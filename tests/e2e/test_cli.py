@@ -5,19 +5,24 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from creditledger.bootstrap import build_context
 from creditledger.config import Settings
 from creditledger.domain.accounts import TokenKind
 from creditledger.domain.grants import GrantKind, GrantSource
+from creditledger.domain.invoices import next_period, period_of
 from creditledger.domain.money import dollars
+from creditledger.entrypoints.api.app import create_app
 from creditledger.entrypoints.cli import app
 from creditledger.services.promo_codes import redeem_promo_code
 from creditledger.services.tokens import authenticate
+from tests.helpers import Platform, event, price
 
 
 @pytest.fixture
@@ -215,3 +220,24 @@ def test_migrate_creates_the_database_where_the_url_says(
 
     assert [p.name for p in tmp_path.iterdir()] == ["creditledger.db"]
     assert run(cli, "verify").strip().startswith("ledger ok")
+
+
+def test_jobs_run_invoices_at_a_time_opens_that_months_invoices(
+    cli: CliRunner, env: dict[str, str]
+) -> None:
+    run(cli, "migrate")
+    ctx = build_context(Settings(database_url=env["CREDITLEDGER_DATABASE_URL"]))
+    try:
+        with TestClient(create_app(ctx)) as client:
+            platform = Platform.on(client, ctx)
+            platform.put_prices(price("llama", "input_tokens", "1.00", 1_000_000))
+            team = platform.team()
+            now = datetime.now(UTC)
+            platform.usage(event(team.team_id, "cli-1", now, input_tokens=2_000_000))
+    finally:
+        ctx.uow.dispose()
+    after = next_period(period_of(now)).start + timedelta(hours=2)
+
+    assert run(cli, "jobs", "run", "invoices", "--at", after.isoformat()).strip() == "invoices: 1"
+    assert run(cli, "jobs", "run", "invoices", "--at", after.isoformat()).strip() == "invoices: 0"
+    assert run(cli, "verify").strip() == "ledger ok: I1 I2 I3 I4 I5 I6 I7 I8 I9 hold"

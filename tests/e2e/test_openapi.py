@@ -10,7 +10,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 Spec = dict[str, Any]
-NOT_JSON = {"/metrics", "/v1/teams/{team_id}/credit-history.csv"}
+NOT_JSON = {
+    "/metrics",
+    "/v1/teams/{team_id}/credit-history.csv",
+    "/v1/teams/{team_id}/invoices/{invoice_id}.pdf",
+}
 
 
 @pytest.fixture

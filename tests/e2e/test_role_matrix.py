@@ -14,18 +14,24 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
 
+from creditledger.adapters.clock import FixedClock
 from creditledger.services.access import TEAM_NOT_FOUND
 from creditledger.services.context import Context
+from creditledger.services.invoices import run_invoices
+from tests.conftest import START
 from tests.helpers import (
     PASSWORD,
     Account,
     bearer,
+    event,
     operator_grant,
     operator_token,
+    price,
     service_token,
     sign_up,
 )
@@ -47,6 +53,11 @@ EXPECTED: dict[str, tuple[int, ...]] = {
     "GET /v1/teams/{team}/credits": (401, 403, 200, 404, 404, 200, 403),
     "GET /v1/teams/{team}/credit-history": (401, 403, 200, 404, 404, 200, 403),
     "GET /v1/teams/{team}/credit-history.csv": (401, 403, 200, 404, 404, 200, 403),
+    "GET /v1/teams/{team}/invoices": (401, 403, 200, 404, 404, 200, 403),
+    "GET /v1/teams/{team}/invoices/{invoice}": (401, 403, 200, 404, 404, 200, 403),
+    "GET /v1/teams/{team}/invoices/{invoice}.pdf": (401, 403, 200, 404, 404, 200, 403),
+    "POST /v1/teams/{team}/invoices/{invoice}/pay": (401, 403, 200, 404, 404, 403, 403),
+    "POST /v1/teams/{team}/invoices/{invoice}/void": (401, 403, 403, 403, 403, 200, 403),
     "POST /v1/teams/{team}/grants": (401, 403, 403, 403, 403, 201, 403),
     "POST /v1/teams/{team}/grants/{grant}/void": (401, 403, 403, 403, 403, 200, 403),
     "POST /v1/teams/{team}/promo-codes/redeem": (401, 403, 201, 404, 404, 403, 403),
@@ -75,6 +86,8 @@ class World:
     other_admin: Account
     operator: str
     service: str
+    invoice: str = ""
+    """An open invoice of team A."""
     a_ids: set[str] = field(default_factory=set)
     b_ids: set[str] = field(default_factory=set)
 
@@ -138,7 +151,28 @@ def build_world(client: TestClient, ctx: Context) -> World:
     for account, ids in ((admin, world.a_ids), (other_admin, world.b_ids)):
         credits = client.get(f"/v1/teams/{account.team_id}/credits", headers=account.auth)
         ids.update(c["id"] for c in credits.json()["data"])
+    world.invoice = open_invoice(world)
+    world.a_ids.add(world.invoice)
     return world
+
+
+def open_invoice(world: World) -> str:
+    """Team A uses more than its credit in November; the month's invoice opens."""
+    client, team = world.client, world.admin.team_id
+    prices = [price("llama", "input_tokens", "1.00", 1_000_000)]
+    assert client.put("/v1/prices", json=prices, headers=bearer(world.operator)).status_code == 200
+    usage = {"events": [event(team, "matrix-usage", START, input_tokens=5_000_000)]}
+    assert (
+        client.post("/v1/usage-events", json=usage, headers=bearer(world.service)).status_code
+        == 200
+    )
+    clock = world.ctx.clock
+    assert isinstance(clock, FixedClock)
+    clock.at = datetime(2026, 12, 1, 1, 30, tzinfo=UTC)
+    assert run_invoices(world.ctx) == 1
+    invoices = client.get(f"/v1/teams/{team}/invoices", headers=world.admin.auth).json()
+    invoice_id: str = invoices["data"][0]["id"]
+    return invoice_id
 
 
 Request = tuple[str, str, dict[str, Any] | None, dict[str, str]]
@@ -171,6 +205,10 @@ def request_for(endpoint: str, world: World) -> Request:
     elif endpoint == "POST /v1/teams/{team}/grants":
         body = {"amount": "1.00", "note": "matrix"}
         extra = {"Idempotency-Key": f"matrix-{next(_fresh)}"}
+    elif endpoint.endswith("/invoices/{invoice}/pay"):
+        body, extra = {}, {"Idempotency-Key": f"matrix-{next(_fresh)}"}
+    elif endpoint.endswith("/invoices/{invoice}/void"):
+        body = {"note": "matrix"}
     elif endpoint.endswith("/void"):
         grant = world.fresh_grant()
     elif endpoint.endswith("/redeem"):
@@ -180,7 +218,7 @@ def request_for(endpoint: str, world: World) -> Request:
     elif "{promo}" in endpoint:
         promo = world.fresh_promo()["id"]
         body = {"disabled": True} if method == "PATCH" else None
-    path = template.format(team=team, user=user, grant=grant, promo=promo)
+    path = template.format(team=team, user=user, grant=grant, promo=promo, invoice=world.invoice)
     if endpoint == "GET /v1/audit-events":
         path += f"?team_id={team}"
     return method, path, body, extra

@@ -193,7 +193,7 @@ def verify() -> None:
     if problems:
         typer.echo(f"{len(problems)} violation(s)", err=True)
         raise typer.Exit(1)
-    typer.echo("ledger ok: I1 I2 I3 I4 I5 I6 I7 I9 hold")
+    typer.echo("ledger ok: I1 I2 I3 I4 I5 I6 I7 I8 I9 hold")
 
 
 PROMO_CSV_COLUMNS = (
