@@ -201,3 +201,111 @@ def test_operators_void_an_invoice_which_is_never_billed_again(
     assert again.status_code == 409 and error_code(again) == "invoice_status_conflict"
     refused = pay_invoice(client, team, invoice["id"], "k")
     assert refused.status_code == 409
+
+
+def test_an_admin_pays_with_the_saved_card_and_drafts_can_not_be_paid(
+    client: TestClient, ctx: Context, clock: FixedClock, sandbox: SandboxProvider
+) -> None:
+    platform, team = setup(client, ctx)
+    buy(client, sandbox, team, "10.00")
+    # An operator sets the team prepaid-only again: invoices are then not charged by themselves.
+    settings = client.put(
+        f"/v1/teams/{team.team_id}/billing-settings",
+        json={"billing_mode": "prepaid"},
+        headers=bearer(platform.operator),
+    )
+    assert settings.status_code == 200
+    use(platform, team, "e1", "2026-11-24T12:00", 60_000_000)  # $12.00: $2.00 unpaid
+    (draft,) = invoices(client, team)
+    refused = pay_invoice(client, team, draft["id"], "draft-key")
+    assert (refused.status_code, error_code(refused)) == (409, "invoice_status_conflict")
+    clock.at = AFTER_NOVEMBER
+    run_invoices(ctx)
+    assert one(client, team, draft["id"])["attempts"] == []
+    paid = pay_invoice(client, team, draft["id"], "saved", use_saved_payment_method=True)
+    assert paid.status_code == 200, paid.text
+    assert paid.json()["outcome"] == "succeeded"
+    assert paid.json()["invoice"]["status"] == "paid"
+    assert balance(client, team)["lifetime_paid"] == "12.00"
+    again = pay_invoice(client, team, draft["id"], "saved-2", use_saved_payment_method=True)
+    assert (again.status_code, error_code(again)) == (409, "invoice_status_conflict")
+
+
+def test_the_list_pages_newest_month_first_and_filters_by_status(
+    client: TestClient, ctx: Context, clock: FixedClock
+) -> None:
+    platform, team = setup(client, ctx)
+    use(platform, team, "e1", "2026-11-24T10:00", 10_000_000)
+    clock.at = AFTER_NOVEMBER
+    run_invoices(ctx)
+    use(platform, team, "e2", "2026-12-01T01:29", 10_000_000)
+    first = client.get(
+        f"/v1/teams/{team.team_id}/invoices", headers=team.auth, params={"limit": 1}
+    ).json()
+    assert [i["status"] for i in first["data"]] == ["draft"]
+    second = client.get(
+        f"/v1/teams/{team.team_id}/invoices",
+        headers=team.auth,
+        params={"limit": 1, "cursor": first["next_cursor"]},
+    ).json()
+    assert [i["number"] for i in second["data"]] == ["CL-000001"]
+    assert second["next_cursor"] is None
+    assert [i["status"] for i in invoices(client, team, status="open")] == ["open"]
+    assert [i["status"] for i in invoices(client, team, status="draft")] == ["draft"]
+
+
+def test_bad_input_is_refused_with_a_stable_code_and_changes_nothing(
+    client: TestClient, ctx: Context, clock: FixedClock
+) -> None:
+    platform, team = setup(client, ctx)
+    other = platform.team()
+    use(platform, team, "e1", "2026-11-24T10:00", 10_000_000)
+    clock.at = AFTER_NOVEMBER
+    run_invoices(ctx)
+    (invoice,) = invoices(client, team)
+    base = f"/v1/teams/{team.team_id}/invoices"
+    op = bearer(platform.operator)
+    for path in (f"{base}/inv_00000000000000000000000000000000", f"{base}/../x", f"{base}/%00"):
+        assert client.get(path, headers=team.auth).status_code == 404
+    # Another team's invoice answers like a missing one.
+    foreign = client.get(f"/v1/teams/{other.team_id}/invoices/{invoice['id']}", headers=other.auth)
+    missing = client.get(
+        f"/v1/teams/{other.team_id}/invoices/inv_00000000000000000000000000000000",
+        headers=other.auth,
+    )
+    assert (foreign.status_code, foreign.json()) == (missing.status_code, missing.json())
+    for body in ({}, {"note": ""}, {"note": "x" * 501}, {"note": 5}, {"note": "ok", "x": 1}):
+        refused = client.post(f"{base}/{invoice['id']}/void", json=body, headers=op)
+        assert refused.status_code in (400, 422), (body, refused.text)
+    for body in ({"use_saved_payment_method": "yes"}, {"other": True}, []):
+        refused = client.post(
+            f"{base}/{invoice['id']}/pay", json=body, headers=team.auth | {"Idempotency-Key": "b"}
+        )
+        assert refused.status_code in (400, 422), (body, refused.text)
+    no_key = client.post(f"{base}/{invoice['id']}/pay", json={}, headers=team.auth)
+    assert no_key.status_code == 400
+    assert client.get(f"{base}?status=bogus", headers=team.auth).status_code == 422
+    assert client.get(f"{base}?cursor=forged", headers=team.auth).status_code in (400, 422)
+    assert one(client, team, invoice["id"]) == invoice
+
+
+def test_an_operator_voids_the_earliest_draft_and_its_usage_is_written_off(
+    client: TestClient, ctx: Context, clock: FixedClock
+) -> None:
+    platform, team = setup(client, ctx)
+    use(platform, team, "e1", "2026-11-24T10:00", 10_000_000)
+    (draft,) = invoices(client, team)
+    voided = client.post(
+        f"/v1/teams/{team.team_id}/invoices/{draft['id']}/void",
+        json={"note": "trial usage forgiven"},
+        headers=bearer(platform.operator),
+    )
+    assert voided.status_code == 200, voided.text
+    assert voided.json()["status"] == "void" and voided.json()["number"] is None
+    assert balance(client, team)["unpaid_balance"] == "0.00"
+    clock.at = AFTER_NOVEMBER
+    assert run_invoices(ctx) == 0  # nothing left to bill for November
+    history = client.get(
+        f"/v1/teams/{team.team_id}/credit-history", headers=team.auth, params={"type": "invoice"}
+    ).json()["data"]
+    assert any("trial usage forgiven" in entry["description"] for entry in history)
