@@ -4,17 +4,25 @@ Each race releases real threads together with a barrier. The guards under test:
 
 - ``open_invoice`` locks the team row, then finds the team's latest invoice: a second
   job run waits for the first and then finds the period opened;
+- the marking (``UPDATE usage_events SET invoice_id … WHERE invoice_id IS NULL``) takes
+  each event once: a run that gets past the lock anyway waits on the first run's row
+  locks and then marks nothing;
 - the number is taken from the ``invoice_sequence`` row in the same transaction (a
   rollback gives it back), and ``invoices`` is UNIQUE (team_id, period_start), inserted
   with ON CONFLICT DO NOTHING;
 - a charge starts with a pending row in ``invoice_attempts``, whose primary key
   (invoice_id, number) lets one of two job runs start it, committed before the provider
-  is called; ``payments`` is UNIQUE per invoice;
-- opening marks the usage it bills (``usage_events.invoice_id``) first and builds its lines
-  from what it marked, while usage ingestion waits on the same team lock: an event that
-  arrives while an invoice closes is on it or still open, never both and never neither.
+  is called with a key of the invoice and attempt; ``payments`` is UNIQUE per invoice;
+- opening marks the usage it bills (``usage_events.invoice_id``) first and builds its
+  lines from what it marked, while usage ingestion waits on the same team lock: an event
+  that arrives while an invoice closes is on it or still open, never both and never
+  neither.
 
-Every test ends with the ``ctx`` fixture's invariant check (I8 among them).
+The guards overlap, so most races here pass with any one of them taken out; each
+docstring says which ones had to be taken out (patched, for a trial run) before the
+test failed. On SQLite, ``BEGIN IMMEDIATE`` serializes every
+writer, which is its own guard there. Every test ends with the ``ctx`` fixture's
+invariant check (I8 among them).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from fastapi.testclient import TestClient
 from creditledger.adapters.clock import FixedClock
 from creditledger.adapters.db import tables as t
 from creditledger.adapters.db.invoices import SqlInvoices
+from creditledger.adapters.db.repositories import SqlTeams
 from creditledger.adapters.payments.sandbox import SandboxProvider
 from creditledger.domain.accounts import Principal, TokenKind
 from creditledger.domain.invoices import (
@@ -50,10 +59,11 @@ from creditledger.domain.invoices import (
 from creditledger.services import invoices as invoice_service
 from creditledger.services.context import Context
 from creditledger.services.invoices import closing_period, drafts, open_invoice, run_invoices
+from creditledger.services.ports import UnitOfWork
 from creditledger.services.usage import IngestResult, ingest_usage
 from tests.conftest import START
 from tests.helpers import Account, Platform, at, at_once, event, price, sign_up
-from tests.payments import buy, deliver, rows
+from tests.payments import ROUNDS, buy, deliver, rows
 
 GATEWAY = Principal(TokenKind.SERVICE, "tok_gateway")
 NOVEMBER = period_of(START)
@@ -63,8 +73,9 @@ LAST_HOUR = at("2026-11-30T23:00")
 """November usage sent after it closed: late for it, billed as late lines next month."""
 IN_THE_WINDOW = at("2026-12-01T00:45")
 """December usage inside the window: never on November's invoice."""
-MONTHS = 3
-"""Months (job runs racing) per test: each one its own period, the same teams."""
+RACES = max(2, ROUNDS // 6)
+"""Rounds per race test, 3 with the default CREDITLEDGER_RACE_ROUNDS of 20: each round
+races whole job runs over many teams at once, so a few rounds keep the file fast."""
 TEAMS = 20
 CARD_TEAMS = 6
 SENDERS = 6
@@ -95,7 +106,9 @@ def _month(n: int) -> Period:
     return period
 
 
-def _use_in(ctx: Context, clock: FixedClock, period: Period, teams: Sequence[str], tokens: int) -> None:
+def _use_in(
+    ctx: Context, clock: FixedClock, period: Period, teams: Sequence[str], tokens: int
+) -> None:
     """Usage of every team late in ``period`` (uncovered unless credit pays it), then the
     clock just past the period's late-arrival window."""
     clock.at = period.start + timedelta(days=25)
@@ -123,11 +136,18 @@ def test_two_job_runs_at_once_open_each_invoice_once_with_numbers_in_a_row(
     """Two ``invoices`` job runs at once, for twenty teams with uncovered usage, month after
     month: each team gets exactly one invoice per period, the numbers run CL-000001,
     CL-000002, … with no gap and no number twice, and the two runs' counts add up to the
-    number of teams (each invoice is opened by exactly one run)."""
+    number of teams (each invoice is opened by exactly one run).
+
+    Still passed with the team lock taken out (``SqlTeams.lock`` → ``get``), with the
+    latest-invoice check in ``open_invoice`` taken out, or both: the second run waits on
+    the first one's row locks while marking, then marks nothing and stops. Seen to fail
+    with those two, the marking's ``invoice_id IS NULL`` and ``SqlInvoices.add``'s
+    conflict answer all taken out: both runs counted every invoice (40 for 20 teams) and
+    I8 found each one posted twice to the ledger, on both backends."""
     platform = _platform(client, ctx)
     owner = sign_up(client)
     teams = [platform.team(owner).team_id for _ in range(TEAMS)]
-    for n in range(MONTHS):
+    for n in range(RACES):
         period = _month(n)
         _use_in(ctx, clock, period, teams, 10_000_000)  # $2.00 each, nothing carried
 
@@ -142,6 +162,7 @@ def test_two_job_runs_at_once_open_each_invoice_once_with_numbers_in_a_row(
         assert [r["number"] for r in numbered] == [
             invoice_number(s) for s in range(1, TEAMS * (n + 1) + 1)
         ]
+        assert [r["last_value"] for r in rows(ctx, t.invoice_sequence)] == [TEAMS * (n + 1)]
         assert run_invoices(ctx) == 0  # nothing left for this period
 
 
@@ -170,11 +191,17 @@ def test_two_job_runs_at_once_charge_each_invoice_once(
     """Pay-as-you-go teams with a saved card and usage beyond their credit, two job runs at
     once: every invoice is paid by exactly one succeeded attempt, with one ``payments``
     row, the provider charged once per invoice, and lifetime paid counts each invoice
-    once, even after the charges' webhooks arrive too."""
+    once, even after the charges' webhooks arrive too.
+
+    Still passed with the team lock taken out, with ``start_attempt`` answering "started"
+    when its row was not inserted, or both: the provider answered the second charge
+    under the same idempotency key from memory. Seen to fail on PostgreSQL with those two
+    taken out and the idempotency key made new for every call: 12 charges for 6
+    invoices. (On SQLite the next-charge check under the write lock still held.)"""
     platform = _platform(client, ctx)
     teams = _card_teams(client, platform, sandbox)
     ids = [team.team_id for team in teams]
-    for n in range(MONTHS):
+    for n in range(RACES):
         period = _month(n)
         before = {tid: _lifetime_paid(ctx, tid) for tid in ids}
         charges = sandbox.charges_made
@@ -283,10 +310,18 @@ def test_usage_sent_while_invoices_close_is_on_exactly_one_invoice_or_still_open
     while another thread opens their November invoices again and again. Afterwards each
     event's uncovered part is on exactly one invoice (the one that marked it, whose usage
     lines add up to what it marked) or still open (as a late line of the next draft), no
-    December event is on November's invoice, and the invariants hold (the fixture)."""
+    December event is on November's invoice, and the invariants hold (the fixture). How
+    many events land on each side differs from run to run; both sides are usual.
+
+    Still passed with the team lock taken out (the lines come from what was marked), and
+    with the lines built from the open usage before marking (the lock keeps events
+    out). Seen to fail on PostgreSQL with both taken out and 10 ms between building and
+    marking: I8 "lines bill … but it marked usage …" and the check here. With no pause the
+    window is one statement wide and three runs passed: the tests below show each order
+    deterministically."""
     platform = _platform(client, ctx)
     owner = sign_up(client)
-    rounds = [[platform.team(owner).team_id for _ in range(RACE_TEAMS)] for _ in range(MONTHS)]
+    rounds = [[platform.team(owner).team_id for _ in range(RACE_TEAMS)] for _ in range(RACES)]
     for teams in rounds:
         for tid in teams:
             platform.promo(tid, "0.30")  # some events partly covered
@@ -304,7 +339,7 @@ def test_usage_sent_while_invoices_close_is_on_exactly_one_invoice_or_still_open
 
 
 def _store_invoice(
-    ctx: Context, uow: Any, team_id: str, period: Period, usage: list[UsageTotal]
+    ctx: Context, uow: UnitOfWork, team_id: str, period: Period, usage: list[UsageTotal]
 ) -> Invoice:
     """What ``open_invoice`` stores for a bill, numbered and posted, with ``usage`` as given."""
     now = ctx.clock.now()
@@ -373,7 +408,8 @@ def test_an_event_sent_while_open_invoice_marks_waits_for_it_and_stays_open(
     """The moment the wrong order above loses an event, the real ``open_invoice``: an
     event sent for November from another thread just before the invoice marks its usage
     can not commit until the invoice has (it waits on the team lock on PostgreSQL, on
-    the write lock on SQLite), and then stays open for the next draft, as a late line."""
+    the write lock on SQLite), and then stays open for the next draft, as a late line.
+    Seen to fail on PostgreSQL with the team lock taken out: the event was not held."""
     platform = _platform(client, ctx)
     tid = platform.team().team_id
     _ingest(ctx, [event(tid, "e1", at("2026-11-24T11:00"), input_tokens=10_000_000)])
@@ -400,6 +436,41 @@ def test_an_event_sent_while_open_invoice_marks_waits_for_it_and_stays_open(
 
     assert held == [True]
     assert len(sent) == 1
+    assert invoice is not None and _usage_exact(invoice) == 2_000_000_000
+    assert _on_one_invoice_or_open(ctx, tid, NOVEMBER) == (1, 1)
+    assert list(ctx.invariants.violations()) == []
+
+
+def test_without_the_team_lock_an_event_committed_after_the_marking_still_stays_open(
+    client: TestClient, ctx: Context, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other guard on its own: with the team lock taken out (``SqlTeams.lock`` →
+    ``get``), an event that commits between the marking and the lines is on no line
+    and is not marked either: the lines come from what was marked, so the event stays
+    open and I8 holds. PostgreSQL only: SQLite lets no other writer commit inside a
+    write transaction, lock or not."""
+    if not ctx.settings.database_url.startswith("postgresql"):
+        pytest.skip("SQLite lets no other writer commit inside a write transaction")
+    platform = _platform(client, ctx)
+    tid = platform.team().team_id
+    _ingest(ctx, [event(tid, "e1", at("2026-11-24T11:00"), input_tokens=10_000_000)])
+    clock.at = AFTER_NOVEMBER
+    sender = threading.Thread(
+        target=_ingest, args=(ctx, [event(tid, "late", LAST_HOUR, input_tokens=5_000_000)])
+    )
+    build = SqlInvoices.billed_usage
+
+    def sent_after_marking(self: SqlInvoices, inv_id: str, around: Period) -> list[UsageTotal]:
+        sender.start()
+        sender.join(10)
+        assert not sender.is_alive()  # committed: nothing held it back
+        return build(self, inv_id, around)
+
+    monkeypatch.setattr(SqlTeams, "lock", SqlTeams.get)
+    monkeypatch.setattr(SqlInvoices, "billed_usage", sent_after_marking)
+    invoice = open_invoice(ctx, tid, NOVEMBER)
+    monkeypatch.undo()
+
     assert invoice is not None and _usage_exact(invoice) == 2_000_000_000
     assert _on_one_invoice_or_open(ctx, tid, NOVEMBER) == (1, 1)
     assert list(ctx.invariants.violations()) == []
