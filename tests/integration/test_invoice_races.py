@@ -42,7 +42,7 @@ from creditledger.adapters.db import tables as t
 from creditledger.adapters.db.invoices import SqlInvoices
 from creditledger.adapters.db.repositories import SqlTeams
 from creditledger.adapters.payments.sandbox import SandboxProvider
-from creditledger.domain.accounts import Principal, TokenKind
+from creditledger.domain.accounts import Principal, Team, TokenKind
 from creditledger.domain.invoices import (
     AttemptOutcome,
     Invoice,
@@ -421,15 +421,15 @@ def test_an_event_sent_while_open_invoice_marks_waits_for_it_and_stays_open(
         )
     )
     held: list[bool] = []
-    mark = SqlInvoices.bill_usage
+    mark = SqlInvoices.bill_usage_of
 
-    def sent_while_marking(self: SqlInvoices, team_id: str, inv_id: str, before: datetime) -> int:
+    def sent_while_marking(self: SqlInvoices, invoice_ids: dict[str, str], before: datetime) -> int:
         sender.start()
         sender.join(0.2)
         held.append(sender.is_alive())
-        return mark(self, team_id, inv_id, before)
+        return mark(self, invoice_ids, before)
 
-    monkeypatch.setattr(SqlInvoices, "bill_usage", sent_while_marking)
+    monkeypatch.setattr(SqlInvoices, "bill_usage_of", sent_while_marking)
     invoice = open_invoice(ctx, tid, NOVEMBER)
     monkeypatch.undo()
     sender.join()
@@ -444,7 +444,7 @@ def test_an_event_sent_while_open_invoice_marks_waits_for_it_and_stays_open(
 def test_without_the_team_lock_an_event_committed_after_the_marking_still_stays_open(
     client: TestClient, ctx: Context, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The other guard on its own: with the team lock taken out (``SqlTeams.lock`` →
+    """The other guard on its own: with the team lock taken out (``SqlTeams.lock_many`` →
     ``get``), an event that commits between the marking and the lines is on no line
     and is not marked either: the lines come from what was marked, so the event stays
     open and I8 holds. PostgreSQL only: SQLite lets no other writer commit inside a
@@ -458,16 +458,21 @@ def test_without_the_team_lock_an_event_committed_after_the_marking_still_stays_
     sender = threading.Thread(
         target=_ingest, args=(ctx, [event(tid, "late", LAST_HOUR, input_tokens=5_000_000)])
     )
-    build = SqlInvoices.billed_usage
+    build = SqlInvoices.billed_usage_of
 
-    def sent_after_marking(self: SqlInvoices, inv_id: str, around: Period) -> list[UsageTotal]:
+    def sent_after_marking(
+        self: SqlInvoices, inv_ids: Sequence[str], around: Period
+    ) -> dict[str, list[UsageTotal]]:
         sender.start()
         sender.join(10)
         assert not sender.is_alive()  # committed: nothing held it back
-        return build(self, inv_id, around)
+        return build(self, inv_ids, around)
 
-    monkeypatch.setattr(SqlTeams, "lock", SqlTeams.get)
-    monkeypatch.setattr(SqlInvoices, "billed_usage", sent_after_marking)
+    def unlocked(self: SqlTeams, team_ids: Sequence[str]) -> dict[str, Team]:
+        return {team_id: team for team_id in team_ids if (team := self.get(team_id)) is not None}
+
+    monkeypatch.setattr(SqlTeams, "lock_many", unlocked)
+    monkeypatch.setattr(SqlInvoices, "billed_usage_of", sent_after_marking)
     invoice = open_invoice(ctx, tid, NOVEMBER)
     monkeypatch.undo()
 

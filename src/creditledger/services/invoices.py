@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -81,6 +81,8 @@ INVOICE_NOT_FOUND = "No invoice with this id in this team."
 INVOICES = "invoices"
 """The list name invoice cursors are sealed for."""
 SCAN_LIMIT = 500
+OPEN_BATCH = 100
+"""Teams whose invoices open in one transaction."""
 RESUME_AFTER = timedelta(minutes=10)
 """A charge still pending after this long is made again (same idempotency key)."""
 MAX_NOTE = 500
@@ -248,11 +250,12 @@ def run_invoices(ctx: Context) -> int:
     while True:
         with ctx.uow(write=False) as uow:
             teams = uow.invoices.teams_to_open(period, after, SCAN_LIMIT)
-        for team_id in teams:
+        for start in range(0, len(teams), OPEN_BATCH):
+            batch = teams[start : start + OPEN_BATCH]
             try:
-                opened += open_invoice(ctx, team_id, period) is not None
+                opened += len(open_invoices(ctx, batch, period))
             except CreditLedgerError as exc:
-                log.warning("invoice of team %s not opened yet: %s", team_id, exc.message)
+                log.warning("invoices of %d teams not opened yet: %s", len(batch), exc.message)
         if len(teams) < SCAN_LIMIT:
             break
         after = teams[-1]
@@ -263,57 +266,78 @@ def run_invoices(ctx: Context) -> int:
 def open_invoice(ctx: Context, team_id: str, period: Period) -> Invoice | None:
     """Open the team's invoice for ``period``; None when there is nothing to bill or
     it is open already."""
+    opened = open_invoices(ctx, [team_id], period)
+    return opened[0] if opened else None
+
+
+def open_invoices(ctx: Context, team_ids: Sequence[str], period: Period) -> list[Invoice]:
+    """Open these teams' invoices for ``period`` in one transaction, under their locks:
+    those with nothing to bill or an invoice for it already are left alone."""
     with ctx.uow() as uow:
-        team = uow.teams.lock(team_id)
-        if team is None:
-            return None
+        teams = uow.teams.lock_many(team_ids)
         now = ctx.clock.now()
-        last = uow.invoices.latest(team_id)
-        if last is not None and last.period.start >= period.start:
-            return None
-        inv_id = invoice_id(team_id, period)
+        latest = uow.invoices.latest_of(sorted(teams))
+        due = {
+            team_id: invoice_id(team_id, period)
+            for team_id in sorted(teams)
+            if team_id not in latest or latest[team_id].period.start < period.start
+        }
         # Mark first, then build the lines from what was marked: the lines are exactly
-        # the usage this invoice bills, whatever arrives meanwhile.
-        if uow.invoices.bill_usage(team_id, inv_id, period.end) == 0:
-            return None
-        bill = build_bill(
-            period,
-            uow.invoices.billed_usage(inv_id, period),
-            _carried_from(last),
-            ctx.settings.invoice_minimum_charge_nanos,
-        )
-        if not has_usage(bill):
-            return None  # rolled back: nothing marked
-        sequence = uow.invoices.next_sequence()
-        status = move(InvoiceStatus.DRAFT, InvoiceStatus.OPEN)
-        paid_at = None
-        if bill.total == 0:
-            status, paid_at = move(status, InvoiceStatus.PAID), now  # nothing to pay
-        charge_at = None
-        if status is InvoiceStatus.OPEN and team.billing_mode is BillingMode.PAY_AS_YOU_GO:
-            charge_at = now
-        invoice = Invoice(
-            id=inv_id,
-            team_id=team_id,
-            period=period,
-            status=status,
-            number=invoice_number(sequence),
-            lines=bill.lines,
-            credits_applied=uow.invoices.credits_applied(team_id, period),
-            subtotal=bill.subtotal,
-            total=bill.total,
-            exact=bill.exact,
-            carry=bill.carry,
-            created_at=now,
-            opened_at=now,
-            paid_at=paid_at,
-            next_charge_at=charge_at,
-        )
-        if not uow.invoices.add(invoice, sequence, now):
-            return None
-        uow.ledger.post_many(_opening_transactions(uow, invoice, now), now)
+        # the usage each invoice bills, whatever arrives meanwhile.
+        if uow.invoices.bill_usage_of(due, period.end) == 0:
+            return []
+        billed = uow.invoices.billed_usage_of(list(due.values()), period)
+        bills = {}
+        for team_id, inv_id in due.items():
+            bill = build_bill(
+                period,
+                billed.get(inv_id, []),
+                _carried_from(latest.get(team_id)),
+                ctx.settings.invoice_minimum_charge_nanos,
+            )
+            if has_usage(bill):
+                bills[team_id] = bill
+        if not bills:
+            return []
+        first = uow.invoices.next_sequences(len(bills))
+        credits = uow.invoices.credits_applied_of(sorted(bills), period)
+        opened = []
+        for n, (team_id, bill) in enumerate(sorted(bills.items())):
+            status = move(InvoiceStatus.DRAFT, InvoiceStatus.OPEN)
+            paid_at = None
+            if bill.total == 0:
+                status, paid_at = move(status, InvoiceStatus.PAID), now  # nothing to pay
+            charge_at = None
+            mode = teams[team_id].billing_mode
+            if status is InvoiceStatus.OPEN and mode is BillingMode.PAY_AS_YOU_GO:
+                charge_at = now
+            opened.append(
+                Invoice(
+                    id=due[team_id],
+                    team_id=team_id,
+                    period=period,
+                    status=status,
+                    number=invoice_number(first + n),
+                    lines=bill.lines,
+                    credits_applied=credits[team_id],
+                    subtotal=bill.subtotal,
+                    total=bill.total,
+                    exact=bill.exact,
+                    carry=bill.carry,
+                    created_at=now,
+                    opened_at=now,
+                    paid_at=paid_at,
+                    next_charge_at=charge_at,
+                )
+            )
+        rows = [(inv, first + n) for n, inv in enumerate(opened)]
+        if uow.invoices.add_many(rows, now) != len(rows):
+            # Another opening got there (it can not under the locks): give the numbers back.
+            raise InvoiceTransitionRefused("These invoices were opened meanwhile.")
+        txs = [tx for inv in opened for tx in _opening_transactions(uow, inv, now)]
+        uow.ledger.post_many(txs, now)
         uow.commit()
-    return invoice
+    return opened
 
 
 def _opening_transactions(

@@ -211,11 +211,11 @@ def _one_grant_per_payment(conn: sa.Connection) -> Iterator[str]:
         .outerjoin(inv, inv.c.id == pay.c.invoice_id)
         .where(pay.c.purpose == "invoice")
     )
-    for r in invoice_payments:
-        if r.status != "paid" or r.amount_nanos != r.total_nanos:
+    for paid in invoice_payments:
+        if paid.status != "paid" or paid.amount_nanos != paid.total_nanos:
             yield (
-                f"I6: invoice payment {r.provider_payment_id} of {r.amount_nanos} does not "
-                f"match a paid invoice ({r.status} {r.total_nanos})"
+                f"I6: invoice payment {paid.provider_payment_id} of {paid.amount_nanos} does "
+                f"not match a paid invoice ({paid.status} {paid.total_nanos})"
             )
     rows = conn.execute(
         sa.select(

@@ -138,6 +138,24 @@ class SqlInvoices:
         ).first()
         return None if row is None else self._with_attempts([row])[0]
 
+    def latest_of(self, team_ids: Sequence[str]) -> dict[str, Invoice]:
+        """Each team's stored invoice of its latest period (teams with none left out)."""
+        if not team_ids:
+            return {}
+        i = t.invoices
+        newest = (
+            sa.select(i.c.team_id, sa.func.max(i.c.period_start).label("start"))
+            .where(i.c.team_id.in_(list(team_ids)))
+            .group_by(i.c.team_id)
+            .subquery()
+        )
+        rows = self.conn.execute(
+            sa.select(i).join(
+                newest, sa.and_(newest.c.team_id == i.c.team_id, newest.c.start == i.c.period_start)
+            )
+        ).all()
+        return {inv.team_id: inv for inv in self._with_attempts(rows)}
+
     def page(
         self,
         team_id: str,
@@ -222,10 +240,25 @@ class SqlInvoices:
 
     def billed_usage(self, invoice_id: str, around: Period) -> list[UsageTotal]:
         """What the invoice billed, per (product, model, month)."""
+        return self.billed_usage_of([invoice_id], around).get(invoice_id, [])
+
+    def billed_usage_of(
+        self, invoice_ids: Sequence[str], around: Period
+    ) -> dict[str, list[UsageTotal]]:
+        """What each invoice billed, per (product, model, month)."""
         e = t.usage_events
-        return self._totals(e.c.invoice_id == invoice_id, around=around)
+        found: dict[str, list[UsageTotal]] = {}
+        for key, total in self._grouped(
+            e.c.invoice_id, e.c.invoice_id.in_(list(invoice_ids)), around=around
+        ):
+            found.setdefault(key, []).append(total)
+        return found
 
     def _totals(self, *where: Any, around: Period) -> list[UsageTotal]:
+        e = t.usage_events
+        return [total for _, total in self._grouped(e.c.team_id, *where, around=around)]
+
+    def _grouped(self, key: Any, *where: Any, around: Period) -> list[tuple[str, UsageTotal]]:
         e = t.usage_events
         before = [around]
         for _ in range(2):
@@ -240,6 +273,7 @@ class SqlInvoices:
         ).label("bucket")
         rows = self.conn.execute(
             sa.select(
+                key.label("key"),
                 e.c.product,
                 e.c.model,
                 bucket,
@@ -252,35 +286,45 @@ class SqlInvoices:
                 sa.func.sum(e.c.quantity).label("quantity"),
             )
             .where(*where)
-            .group_by(e.c.product, e.c.model, bucket)
+            .group_by(key, e.c.product, e.c.model, bucket)
         )
         totals = []
         for r in rows:
             one_unit = r.measured == r.events and r.unit_min == r.unit_max
             totals.append(
-                UsageTotal(
-                    product=r.product,
-                    model=r.model,
-                    uncovered=int(r.uncovered),
-                    quantity=int(r.quantity) if one_unit else None,
-                    unit=r.unit_min if one_unit else None,
-                    period=period_of(r.first),
+                (
+                    r.key,
+                    UsageTotal(
+                        product=r.product,
+                        model=r.model,
+                        uncovered=int(r.uncovered),
+                        quantity=int(r.quantity) if one_unit else None,
+                        unit=r.unit_min if one_unit else None,
+                        period=period_of(r.first),
+                    ),
                 )
             )
         return totals
 
     def bill_usage(self, team_id: str, invoice_id: str, before: datetime) -> int:
         """Mark what no invoice billed yet, before ``before``, as billed by this one."""
+        return self.bill_usage_of({team_id: invoice_id}, before)
+
+    def bill_usage_of(self, invoice_ids: dict[str, str], before: datetime) -> int:
+        """Mark each team's usage no invoice billed yet, before ``before``, as billed by
+        its invoice (``invoice_ids``: team id → invoice id), in one statement."""
+        if not invoice_ids:
+            return 0
         e = t.usage_events
         result = self.conn.execute(
             e.update()
             .where(
-                e.c.team_id == team_id,
+                e.c.team_id.in_(list(invoice_ids)),
                 e.c.invoice_id.is_(None),
                 e.c.uncovered_nanos > 0,
                 e.c.occurred_at < before,
             )
-            .values(invoice_id=invoice_id)
+            .values(invoice_id=sa.case(invoice_ids, value=e.c.team_id))
         )
         return int(result.rowcount or 0)
 
@@ -304,34 +348,48 @@ class SqlInvoices:
 
     def credits_applied(self, team_id: str, period: Period) -> CreditsApplied:
         """What grants paid, by kind, of the team's usage in ``period``."""
+        return self.credits_applied_of([team_id], period)[team_id]
+
+    def credits_applied_of(
+        self, team_ids: Sequence[str], period: Period
+    ) -> dict[str, CreditsApplied]:
         p, tx, g = t.postings, t.ledger_transactions, t.grants
         rows = self.conn.execute(
-            sa.select(g.c.kind, (-sa.func.sum(p.c.amount_nanos)).label("drawn"))
+            sa.select(p.c.team_id, g.c.kind, (-sa.func.sum(p.c.amount_nanos)).label("drawn"))
             .select_from(p.join(tx, tx.c.id == p.c.transaction_id).join(g, g.c.id == p.c.grant_id))
             .where(
-                p.c.team_id == team_id,
+                p.c.team_id.in_(list(team_ids)),
                 tx.c.type.in_([EntryType.USAGE.value, EntryType.ADJUSTMENT.value]),
                 tx.c.occurred_at >= period.start,
                 tx.c.occurred_at < period.end,
             )
-            .group_by(g.c.kind)
+            .group_by(p.c.team_id, g.c.kind)
         )
-        drawn = {GrantKind(r.kind): int(r.drawn or 0) for r in rows}
-        return CreditsApplied(
-            promotional=drawn.get(GrantKind.PROMOTIONAL, 0),
-            prepaid=drawn.get(GrantKind.PREPAID, 0),
-        )
+        drawn: dict[str, dict[GrantKind, int]] = {team: {} for team in team_ids}
+        for r in rows:
+            drawn[r.team_id][GrantKind(r.kind)] = int(r.drawn or 0)
+        return {
+            team: CreditsApplied(
+                promotional=kinds.get(GrantKind.PROMOTIONAL, 0),
+                prepaid=kinds.get(GrantKind.PREPAID, 0),
+            )
+            for team, kinds in drawn.items()
+        }
 
     # --- writing ---------------------------------------------------------------------
 
     def next_sequence(self) -> int:
         """The next invoice number, taken in the caller's transaction (a rollback gives
         it back; concurrent openings wait for each other on the row)."""
+        return self.next_sequences(1)
+
+    def next_sequences(self, count: int) -> int:
+        """Take the next ``count`` invoice numbers; the first of them."""
         s = t.invoice_sequence
         bump = (
             s.update()
             .where(s.c.name == SEQUENCE)
-            .values(last_value=s.c.last_value + 1)
+            .values(last_value=s.c.last_value + count)
             .returning(s.c.last_value)
         )
         row = self.conn.execute(bump).first()
@@ -341,38 +399,23 @@ class SqlInvoices:
             )
             row = self.conn.execute(bump).first()
         assert row is not None
-        return int(row.last_value)
+        return int(row.last_value) - count + 1
 
     def add(self, invoice: Invoice, sequence: int | None, at: datetime) -> bool:
         """Insert; False when the team has an invoice for that period already."""
+        return self.add_many([(invoice, sequence)], at) == 1
+
+    def add_many(self, invoices: Sequence[tuple[Invoice, int | None]], at: datetime) -> int:
+        """Insert in one statement, leaving out any whose team has an invoice for that
+        period already; how many were inserted."""
+        if not invoices:
+            return 0
         inserted = self.conn.execute(
             insert_ignoring_conflicts(self.conn, t.invoices)
-            .values(
-                id=invoice.id,
-                team_id=invoice.team_id,
-                period_start=invoice.period.start,
-                period_end=invoice.period.end,
-                status=invoice.status.value,
-                sequence=sequence,
-                number=invoice.number,
-                lines=[_line_to_json(line) for line in invoice.lines],
-                promotional_applied_nanos=invoice.credits_applied.promotional,
-                prepaid_applied_nanos=invoice.credits_applied.prepaid,
-                subtotal_nanos=invoice.subtotal,
-                total_nanos=invoice.total,
-                exact_nanos=invoice.exact,
-                carry_nanos=invoice.carry,
-                created_at=invoice.created_at,
-                opened_at=invoice.opened_at,
-                paid_at=invoice.paid_at,
-                voided_at=invoice.voided_at,
-                void_note=invoice.void_note,
-                next_charge_at=invoice.next_charge_at,
-                updated_at=at,
-            )
+            .values([_row(invoice, sequence, at) for invoice, sequence in invoices])
             .returning(t.invoices.c.id)
-        ).first()
-        return inserted is not None
+        ).all()
+        return len(inserted)
 
     def update(self, invoice: Invoice, at: datetime) -> None:
         """Write what changes after opening: status, dates, the next charge, checkout."""
@@ -440,3 +483,29 @@ class SqlInvoices:
             .limit(limit)
         )
         return [(r.team_id, r.invoice_id, r.number) for r in rows]
+
+
+def _row(invoice: Invoice, sequence: int | None, at: datetime) -> dict[str, Any]:
+    return {
+        "id": invoice.id,
+        "team_id": invoice.team_id,
+        "period_start": invoice.period.start,
+        "period_end": invoice.period.end,
+        "status": invoice.status.value,
+        "sequence": sequence,
+        "number": invoice.number,
+        "lines": [_line_to_json(line) for line in invoice.lines],
+        "promotional_applied_nanos": invoice.credits_applied.promotional,
+        "prepaid_applied_nanos": invoice.credits_applied.prepaid,
+        "subtotal_nanos": invoice.subtotal,
+        "total_nanos": invoice.total,
+        "exact_nanos": invoice.exact,
+        "carry_nanos": invoice.carry,
+        "created_at": invoice.created_at,
+        "opened_at": invoice.opened_at,
+        "paid_at": invoice.paid_at,
+        "voided_at": invoice.voided_at,
+        "void_note": invoice.void_note,
+        "next_charge_at": invoice.next_charge_at,
+        "updated_at": at,
+    }
