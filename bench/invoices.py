@@ -4,7 +4,7 @@
     .venv/bin/python bench/invoices.py --backend sqlite   # one backend (sqlite|postgres|both)
     .venv/bin/python bench/invoices.py --teams 2000       # scaled down
     .venv/bin/python bench/invoices.py --quick            # smoke run: 500 teams
-    .venv/bin/python bench/invoices.py --profile          # the timed run under cProfile
+    .venv/bin/python bench/invoices.py --profile          # job and invariants under cProfile
     make bench-invoices                                   # BENCH_ARGS=... passes options
 
 In process, on a fresh migrated database per backend (``_common.scratch_database``). Seeding,
@@ -12,7 +12,7 @@ not measured: the price book of ``_common`` and the teams (``uow.teams.add`` in 
 work) with the clock at 2026-10-31, every tenth team with a $0.25 promotional grant; then each
 team's November usage through ``ingest_usage`` in batches of 5,000 with the clock at
 2026-11-28T12:00Z: two or three events on one or two models (so one or two lines per invoice),
-about $1–$4 that credits did not cover, every 25th team under the $0.50 minimum charge (its
+about $1–$5 that credits did not cover, every 25th team under the $0.50 minimum charge (its
 invoice closes at $0.00 and carries the amount). On PostgreSQL the tables are then analysed,
 as autovacuum would have done by the end of the month.
 
@@ -23,8 +23,9 @@ scaled to ``--teams``). The job opens each invoice once, so each backend gives o
 seeding. Checks afterwards (not timed into the figure): one invoice per team, numbered
 CL-000001 … CL-<n> with no gap, no unbilled November usage left, and the ledger invariants
 (``ctx.invariants.violations()``, timed on their own). Everything lands in
-``bench/results/invoices-<stamp>.json``; with ``--profile`` the top 25 functions by
-cumulative time go there too (the profiled figure includes the profiler's overhead).
+``bench/results/invoices-<stamp>.json``; with ``--profile`` the job and the invariants run
+under cProfile and their top 25 functions by cumulative time go there too (the profiled
+figure includes the profiler's overhead).
 """
 
 from __future__ import annotations
@@ -33,10 +34,13 @@ import argparse
 import cProfile
 import io
 import logging
+import os
 import pstats
+import sysconfig
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -67,6 +71,7 @@ BATCH = 5_000
 PROMO_EVERY = 10  # every tenth team has a small promotional grant
 SMALL_EVERY = 25  # every 25th team stays under the minimum charge
 PROFILE_TOP = 25
+SRC = Path(__file__).resolve().parent.parent / "src"
 
 
 def seed_teams(ctx: Context, count: int) -> list[str]:
@@ -158,9 +163,12 @@ def check(url: str, teams: int) -> list[str]:
                 e.c.invoice_id.is_(None), e.c.uncovered_nanos > 0, e.c.occurred_at < DECEMBER
             )
         ).scalar_one()
-        statuses = dict(
-            conn.execute(sa.select(i.c.status, sa.func.count()).group_by(i.c.status)).all()
-        )
+        statuses: dict[str, int] = {
+            str(status): int(count)
+            for status, count in conn.execute(
+                sa.select(i.c.status, sa.func.count()).group_by(i.c.status)
+            )
+        }
     engine.dispose()
     numbers = [r.number for r in rows]
     expected = [invoice_number(n) for n in range(1, teams + 1)]
@@ -190,7 +198,10 @@ def top_of_profile(profile: cProfile.Profile) -> str:
     out = io.StringIO()
     stats = pstats.Stats(profile, stream=out)
     stats.sort_stats("cumulative").print_stats(PROFILE_TOP)
-    return out.getvalue()
+    text = out.getvalue()
+    for prefix in (sysconfig.get_paths()["purelib"], str(SRC)):
+        text = text.replace(prefix + os.sep, "")
+    return text
 
 
 def bench_backend(backend: str, teams: int, profile: bool) -> dict[str, Any]:
@@ -251,8 +262,13 @@ def bench_backend(backend: str, teams: int, profile: bool) -> dict[str, Any]:
         problems = check(url, teams)
         figure["check_problems"] = problems
         print(f"  invoices check: {problems or 'clean'}", flush=True)
+        checker = cProfile.Profile() if profile else None
         started = time.perf_counter()
+        if checker is not None:
+            checker.enable()
         violations = list(ctx.invariants.violations())
+        if checker is not None:
+            checker.disable()
         figure["invariants"] = {
             "seconds": time.perf_counter() - started,
             "violations": violations,
@@ -262,6 +278,9 @@ def bench_backend(backend: str, teams: int, profile: bool) -> dict[str, Any]:
             f"({figure['invariants']['seconds']:.1f} s, not part of the figure)",
             flush=True,
         )
+        if checker is not None:
+            figure["invariants"]["profile_top"] = top_of_profile(checker)
+            print(figure["invariants"]["profile_top"], flush=True)
         ctx.uow.dispose()
     return figure
 
@@ -271,7 +290,9 @@ def main() -> None:
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--teams", type=int, default=None, help=f"default {GOAL_TEAMS:,}")
     parser.add_argument("--quick", action="store_true", help="smoke run: 500 teams")
-    parser.add_argument("--profile", action="store_true", help="run the job under cProfile")
+    parser.add_argument(
+        "--profile", action="store_true", help="the job and the invariants under cProfile"
+    )
     args = parser.parse_args()
     teams: int = args.teams or (500 if args.quick else GOAL_TEAMS)
     backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
@@ -298,7 +319,7 @@ def main() -> None:
         print(
             f"  {backend:<8} {f['opened']:>6,} invoices in {f['seconds']:6.1f} s, "
             f"{f['invoices_per_s']:7.1f} invoices/s, {f['ratio_to_goal']:.2f} × goal "
-            f"(≤ {f['goal_seconds']:.0f} s): {f['verdict']}; checks "
+            f"(≤ {c.fmt(f['goal_seconds'], 's')}): {f['verdict']}; checks "
             f"{'FAILED' if bad else 'clean'}"
         )
     path = c.record("invoices", figures)

@@ -413,10 +413,12 @@ def usage_charged_once(conn: sa.Connection) -> Iterator[str]:
     )
     for (tx_id,) in shared:
         yield f"I4: transaction {tx_id} charges several events"
+    # An anti-join, not a correlated NOT EXISTS: usage_events has no index on
+    # transaction_id, and SQLite would scan every event once per usage transaction.
     orphans = conn.execute(
-        sa.select(tx.c.id).where(
-            tx.c.type == "usage", ~sa.exists().where(e.c.transaction_id == tx.c.id)
-        )
+        sa.select(tx.c.id)
+        .select_from(tx.outerjoin(e, e.c.transaction_id == tx.c.id))
+        .where(tx.c.type == "usage", e.c.event_id.is_(None))
     )
     for (tx_id,) in orphans:
         yield f"I4: usage transaction {tx_id} belongs to no event"
