@@ -7,7 +7,7 @@ per team). A unit of work works on a copy of the state that ``commit`` makes the
 state, so a use case that raises leaves nothing behind, as a rolled-back transaction.
 
 The other repositories (tokens, grants, ledger, idempotency, pricing, usage, payments,
-recharges) are left to the database tests: their rules are the database's own
+recharges, invoices) are left to the database tests: their rules are the database's own
 (UNIQUE keys, guarded updates, row locks), so a fake of them would test itself. Reaching
 one from a fake unit of work fails the test at once, naming the repository
 (docs/decisions/0011).
@@ -35,6 +35,7 @@ from creditledger.services.context import Context
 from creditledger.services.ports import (
     Grants,
     Idempotency,
+    Invoices,
     Ledger,
     Payments,
     Pricing,
@@ -304,6 +305,10 @@ class FakeUnitOfWork:
     @property
     def recharges(self) -> Recharges:
         raise NotFaked("recharges are covered by the database tests only")
+
+    @property
+    def invoices(self) -> Invoices:
+        raise NotFaked("invoices are covered by the database tests only")
 
     def commit(self) -> None:
         self.committed = True
