@@ -18,7 +18,7 @@ as autovacuum would have done by the end of the month.
 
 Figure: one timed ``run_invoices(ctx)`` with the clock at 2026-12-01T01:30Z, after
 November's late-arrival window: invoices opened, seconds, invoices/s, and the ratio to the
-goal (PERFORMANCE.md: 10,000 invoices in ≤ 60 s on each backend, i.e. ≥ 166.7 invoices/s;
+goal (10,000 invoices in ≤ 60 s on each backend, i.e. ≥ 166.7 invoices/s;
 scaled to ``--teams``). The job opens each invoice once, so each backend gives one run per
 seeding. Checks afterwards (not timed into the figure): one invoice per team, numbered
 CL-000001 … CL-<n> with no gap, no unbilled November usage left, and the ledger invariants

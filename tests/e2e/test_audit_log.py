@@ -18,8 +18,10 @@ from creditledger.services.tokens import create_platform_token
 from tests.e2e.test_role_matrix import CALLERS, EXPECTED
 from tests.helpers import (
     Account,
+    Platform,
     bearer,
     error_code,
+    event,
     operator_grant,
     operator_token,
     price,
@@ -73,7 +75,20 @@ BILLING_READS = {
     "GET /v1/teams/{team}/purchases/{purchase}": "purchase.read",
     "GET /v1/teams/{team}/usage": "usage.read",
     "GET /v1/teams/{team}/auto-recharge": "auto_recharge.read",
+    "GET /v1/teams/{team}/invoices": "invoices.read",
+    "GET /v1/teams/{team}/invoices/{invoice}": "invoices.read",
+    "GET /v1/teams/{team}/invoices/{invoice}.pdf": "invoices.read",
 }
+
+
+def draft_invoice_of(client: TestClient, ctx: Context, admin: Account) -> str:
+    """The admin's team uses more than its sign-up credit: its month's draft invoice."""
+    platform = Platform.on(client, ctx)
+    platform.put_prices(price("llama", "input_tokens", "1.00", 1_000_000))
+    platform.usage(event(admin.team_id, "over", ctx.clock.now(), input_tokens=5_000_000))
+    invoices = client.get(f"/v1/teams/{admin.team_id}/invoices", headers=admin.auth).json()
+    invoice_id: str = invoices["data"][0]["id"]
+    return invoice_id
 
 
 def test_every_billing_read_an_operator_may_make_is_in_the_list() -> None:
@@ -93,13 +108,14 @@ def test_every_billing_read_an_operator_may_make_is_in_the_list() -> None:
 def test_every_operator_read_of_a_team_billing_is_audited(client: TestClient, ctx: Context) -> None:
     ada = sign_up(client)
     purchase = purchase_of(client, ada)
+    invoice = draft_invoice_of(client, ctx, ada)
     operator = operator_token(ctx)
     for endpoint in BILLING_READS:
-        path = endpoint.split(" ")[1].format(team=ada.team_id, purchase=purchase)
+        path = endpoint.split(" ")[1].format(team=ada.team_id, purchase=purchase, invoice=invoice)
         assert client.get(path, headers=ada.auth).status_code == 200  # the admin's own: not logged
     assert recorded_by(client, operator, ada.team_id) == []
     for endpoint, action in BILLING_READS.items():
-        path = endpoint.split(" ")[1].format(team=ada.team_id, purchase=purchase)
+        path = endpoint.split(" ")[1].format(team=ada.team_id, purchase=purchase, invoice=invoice)
         assert client.get(path, headers=bearer(operator)).status_code == 200, endpoint
         (latest, *_) = [e for e in events(client, operator) if e["action"] != "audit_events.read"]
         assert latest["action"] == action, endpoint
