@@ -200,21 +200,39 @@ def reallocate_usage(
     )
 
 
+def _invoice_entry(
+    team_id: str,
+    credited: str,
+    debited: str,
+    amount: Nanos,
+    at: datetime,
+    description: str,
+    reference: str,
+) -> Transaction:
+    """An ``invoice`` entry moving ``amount`` into ``credited`` out of ``debited``."""
+    return Transaction(
+        team_id=team_id,
+        type=EntryType.INVOICE,
+        occurred_at=at,
+        postings=(Posting(credited, amount), Posting(debited, -amount)),
+        description=description,
+        reference=reference,
+    )
+
+
 def open_invoice(
     team_id: str, invoice_id: str, amount: Nanos, at: datetime, description: str
 ) -> Transaction:
     """Move what an invoice stands for (its lines before rounding, carried amount
     included) off the unpaid balance onto the invoice."""
-    return Transaction(
-        team_id=team_id,
-        type=EntryType.INVOICE,
-        occurred_at=at,
-        postings=(
-            Posting(unpaid_account(team_id), amount),
-            Posting(invoice_account(invoice_id), -amount),
-        ),
-        description=description,
-        reference=invoice_id,
+    return _invoice_entry(
+        team_id,
+        unpaid_account(team_id),
+        invoice_account(invoice_id),
+        amount,
+        at,
+        description,
+        invoice_id,
     )
 
 
@@ -223,16 +241,14 @@ def carry_over(
 ) -> Transaction:
     """Put back on the unpaid balance what an invoice does not bill (its rounding
     remainder, or all of it under the minimum charge): the next invoice carries it."""
-    return Transaction(
-        team_id=team_id,
-        type=EntryType.INVOICE,
-        occurred_at=at,
-        postings=(
-            Posting(invoice_account(invoice_id), amount),
-            Posting(unpaid_account(team_id), -amount),
-        ),
-        description=description,
-        reference=invoice_id,
+    return _invoice_entry(
+        team_id,
+        invoice_account(invoice_id),
+        unpaid_account(team_id),
+        amount,
+        at,
+        description,
+        invoice_id,
     )
 
 
@@ -240,16 +256,8 @@ def pay_invoice(
     team_id: str, invoice_id: str, amount: Nanos, at: datetime, description: str, reference: str
 ) -> Transaction:
     """A payment settles the invoice: the money came in through payments clearing."""
-    return Transaction(
-        team_id=team_id,
-        type=EntryType.INVOICE,
-        occurred_at=at,
-        postings=(
-            Posting(invoice_account(invoice_id), amount),
-            Posting(PAYMENTS_CLEARING, -amount),
-        ),
-        description=description,
-        reference=reference,
+    return _invoice_entry(
+        team_id, invoice_account(invoice_id), PAYMENTS_CLEARING, amount, at, description, reference
     )
 
 
@@ -258,14 +266,6 @@ def write_off_invoice(
 ) -> Transaction:
     """An operator voided what ``account`` (an invoice, or the unpaid balance a draft
     stood for) owes: the platform bears it and it is never billed again."""
-    return Transaction(
-        team_id=team_id,
-        type=EntryType.INVOICE,
-        occurred_at=at,
-        postings=(
-            Posting(account, amount),
-            Posting(INVOICES_WRITTEN_OFF, -amount),
-        ),
-        description=description,
-        reference=reference,
+    return _invoice_entry(
+        team_id, account, INVOICES_WRITTEN_OFF, amount, at, description, reference
     )
