@@ -344,7 +344,7 @@ def _store_invoice(
     """What ``open_invoice`` stores for a bill, numbered and posted, with ``usage`` as given."""
     now = ctx.clock.now()
     bill = build_bill(period, usage, 0, ctx.settings.invoice_minimum_charge_nanos)
-    sequence = uow.invoices.next_sequence()
+    sequence = uow.invoices.next_sequences(1)
     invoice = Invoice(
         id=invoice_id(team_id, period),
         team_id=team_id,

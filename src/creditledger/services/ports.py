@@ -371,19 +371,12 @@ class Invoices(Protocol):
         """Mark the unbilled usage before ``before`` as billed by the invoice."""
         ...
 
-    def bill_usage_between(
-        self, team_id: str, invoice_id: str, since: datetime, before: datetime
-    ) -> int: ...
     def credits_applied(self, team_id: str, period: Period) -> CreditsApplied: ...
     def credits_applied_of(
         self, team_ids: Sequence[str], period: Period
     ) -> dict[str, CreditsApplied]: ...
     def next_sequences(self, count: int) -> int:
         """Take the next ``count`` invoice numbers, in this transaction; the first."""
-        ...
-
-    def next_sequence(self) -> int:
-        """The next invoice number, in this transaction (a rollback gives it back)."""
         ...
 
     def add(self, invoice: Invoice, sequence: int | None, at: datetime) -> bool:

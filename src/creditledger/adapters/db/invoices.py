@@ -328,24 +328,6 @@ class SqlInvoices:
         )
         return int(result.rowcount or 0)
 
-    def bill_usage_between(
-        self, team_id: str, invoice_id: str, since: datetime, before: datetime
-    ) -> int:
-        """Mark what no invoice billed yet in [since, before) (a later draft voided)."""
-        e = t.usage_events
-        result = self.conn.execute(
-            e.update()
-            .where(
-                e.c.team_id == team_id,
-                e.c.invoice_id.is_(None),
-                e.c.uncovered_nanos > 0,
-                e.c.occurred_at >= since,
-                e.c.occurred_at < before,
-            )
-            .values(invoice_id=invoice_id)
-        )
-        return int(result.rowcount or 0)
-
     def credits_applied(self, team_id: str, period: Period) -> CreditsApplied:
         """What grants paid, by kind, of the team's usage in ``period``."""
         return self.credits_applied_of([team_id], period)[team_id]
@@ -378,13 +360,9 @@ class SqlInvoices:
 
     # --- writing ---------------------------------------------------------------------
 
-    def next_sequence(self) -> int:
-        """The next invoice number, taken in the caller's transaction (a rollback gives
-        it back; concurrent openings wait for each other on the row)."""
-        return self.next_sequences(1)
-
     def next_sequences(self, count: int) -> int:
-        """Take the next ``count`` invoice numbers; the first of them."""
+        """Take the next ``count`` invoice numbers in the caller's transaction; the first
+        of them (a rollback gives them back; concurrent openings wait on the row)."""
         s = t.invoice_sequence
         bump = (
             s.update()
