@@ -116,6 +116,13 @@ class Settings(BaseSettings):
     invoice_seller: str = "creditledger\nBilling department"
     """Who issues the invoices: the lines printed at the top of every invoice PDF."""
 
+    # The web pages (docs/decisions/0016).
+    web_session_hours: int = Field(default=12, ge=1, le=24 * 30)
+    """How long a sign-in on the web pages lasts; signing out ends it sooner."""
+    sales_contact: str = "sales@creditledger.local"
+    """Where the Billing page's "Contact sales for volume pricing" points: an email
+    address (a mailto link) or an https URL."""
+
     @field_validator("invoice_retry_days")
     @classmethod
     def _retry_days(cls, value: str) -> str:

@@ -41,6 +41,7 @@ from creditledger.services.ports import (
     Pricing,
     Recharges,
     Tokens,
+    WebSessions,
     Usage,
 )
 
@@ -277,6 +278,10 @@ class FakeUnitOfWork:
     @property
     def tokens(self) -> Tokens:
         raise NotFaked("tokens are covered by the database tests only")
+
+    @property
+    def web_sessions(self) -> WebSessions:
+        raise NotFaked("web sessions are covered by the database tests only")
 
     @property
     def grants(self) -> Grants:

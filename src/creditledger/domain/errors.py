@@ -22,6 +22,7 @@
     │   ├── Unauthenticated               unauthenticated (401)
     │   ├── InvalidCredentials            invalid_credentials (401)
     │   └── Forbidden                     forbidden (403)
+    │       └── FormExpired               form_expired (a web form without its CSRF token)
     ├── NotFound                          not_found (404, identical for "other team's")
     ├── Conflict                          409
     │   ├── EmailTaken                    email_taken
@@ -128,6 +129,13 @@ class InvalidCredentials(AuthError):
 
 class Forbidden(AuthError):
     code = "forbidden"
+
+
+class FormExpired(Forbidden):
+    """A web form posted without the token of the page that showed it: a forged
+    cross-site request, or a page older than the session."""
+
+    code = "form_expired"
 
 
 class NotFound(CreditLedgerError):

@@ -6,7 +6,7 @@ import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from creditledger.domain.errors import InvalidScope
 from creditledger.domain.money import Nanos
@@ -130,6 +130,10 @@ def default_effective_at(granted_at: datetime) -> datetime:
     return granted_at.replace(microsecond=0)
 
 
+EXPIRY_WARNING_DAYS = 7
+"""A grant this close to its expiry is flagged: "expires in N days"."""
+
+
 @dataclass(frozen=True, slots=True)
 class Grant:
     """One grant as stored. ``remaining`` is the cached balance of its ledger account.
@@ -157,6 +161,16 @@ class Grant:
             and self.effective_at <= at
             and (self.expires_at is None or at < self.expires_at)
         )
+
+    def expires_soon_in_days(self, now: datetime) -> int | None:
+        """Whole days (rounded up) until a usable grant expires, when that is less than
+        :data:`EXPIRY_WARNING_DAYS` away: what the Billing page warns about."""
+        if self.expires_at is None or not self.is_usable_at(now) or self.remaining == 0:
+            return None
+        left = self.expires_at - now
+        if left >= timedelta(days=EXPIRY_WARNING_DAYS):
+            return None
+        return -(-left // timedelta(days=1))
 
     def status_at(self, now: datetime) -> GrantStatus:
         if self.voided_at is not None:

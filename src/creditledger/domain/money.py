@@ -100,6 +100,14 @@ def format_amount(nanos: Nanos) -> str:
     return f"{sign}{whole}.{frac_text}"
 
 
+def display_amount(nanos: Nanos) -> str:
+    """Money for people to read, exact as :func:`format_amount` and with a dollar sign
+    and thousands separators: ``"$1,234.50"``, ``"$0.0000074"``, ``"-$1.50"``."""
+    whole, frac = format_amount(abs(nanos)).split(".")
+    sign = "-" if nanos < 0 else ""
+    return f"{sign}${int(whole):,}.{frac}"
+
+
 def round_half_even_to_cents(nanos: Nanos) -> Nanos:
     """Round nanos to a whole number of cents (still expressed in nanos), half to even:
     the one rounding of money, applied once per invoice line."""

@@ -193,6 +193,17 @@ class CheckoutRequest:
     description: str = "Prepaid credits"
     """What the provider's payment page says is bought."""
 
+    @property
+    def return_path(self) -> str:
+        """Where the provider sends the buyer back: :func:`billing_return_path`."""
+        return billing_return_path(self.team_id, self.purpose, self.reference)
+
+
+def billing_return_path(team_id: str, purpose: PaymentPurpose, reference: str) -> str:
+    """The team's Billing page, told which checkout the buyer comes back from, so it
+    can show how the payment went (``?purchase=pur_…`` or ``?invoice=inv_…``)."""
+    return f"/teams/{team_id}/settings/billing?{purpose.value}={reference}"
+
 
 @dataclass(frozen=True, slots=True)
 class CheckoutSession:
@@ -269,3 +280,5 @@ class CheckoutPage:
     session_id: str
     amount: Nanos
     state: CheckoutState
+    return_path: str
+    """Back to the Billing page the checkout started from."""

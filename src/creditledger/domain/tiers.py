@@ -39,9 +39,15 @@ def tier_for(
     return best
 
 
-def next_level_at(current: Tier, table: tuple[Tier, ...] = DEFAULT_TIERS) -> Nanos | None:
-    """Lifetime paid that reaches the next self-serve tier, or None at the top."""
+def next_tier(current: Tier, table: tuple[Tier, ...] = DEFAULT_TIERS) -> Tier | None:
+    """The next tier a payment can reach from ``current``, or None at the top."""
     for tier in table:
         if tier.level > current.level and tier.reached_at is not None:
-            return tier.reached_at
+            return tier
     return None
+
+
+def next_level_at(current: Tier, table: tuple[Tier, ...] = DEFAULT_TIERS) -> Nanos | None:
+    """Lifetime paid that reaches the next self-serve tier, or None at the top."""
+    following = next_tier(current, table)
+    return None if following is None else following.reached_at

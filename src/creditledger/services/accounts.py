@@ -42,6 +42,13 @@ _DUMMY_HASH_PASSWORD = "not-a-password-of-anyone"  # noqa: S105 - a decoy
 
 
 @dataclass(frozen=True, slots=True)
+class Registered:
+    user_id: str
+    email: str
+    team: Team
+
+
+@dataclass(frozen=True, slots=True)
 class SignUp:
     user_id: str
     email: str
@@ -52,7 +59,18 @@ class SignUp:
 def sign_up(
     ctx: Context, email: str, password: str, team_name: str, client: str | None = None
 ) -> SignUp:
-    """A user, their first team with them as admin, the sign-up credit and a token.
+    """:func:`register`, then a personal API token for the new user."""
+    done = register(ctx, email, password, team_name, client)
+    with ctx.uow() as uow:
+        token = issue_token(uow, ctx, TokenKind.PERSONAL, done.user_id, "signup")
+        uow.commit()
+    return SignUp(done.user_id, done.email, done.team, token)
+
+
+def register(
+    ctx: Context, email: str, password: str, team_name: str, client: str | None = None
+) -> Registered:
+    """A user and their first team with them as admin, with the sign-up credit.
 
     ``client`` is the caller's address (None off the network: nothing to throttle).
     Every well-formed attempt from an address counts, "email taken" included.
@@ -82,15 +100,23 @@ def sign_up(
                 expires_at=now + timedelta(days=ctx.settings.signup_credit_days),
             )
             issue_grant(uow, ctx, team_id, signup, "Sign-up credit")
-        token = issue_token(uow, ctx, TokenKind.PERSONAL, user_id, "signup")
         team = uow.teams.get(team_id)
         uow.commit()
     assert team is not None
-    return SignUp(user_id, email, team, token)
+    return Registered(user_id, email, team)
 
 
 def log_in(ctx: Context, email: str, password: str, client: str | None = None) -> str:
-    """A new personal API token for a correct email and password.
+    """A new personal API token for a correct email and password (:func:`check_login`)."""
+    user_id = check_login(ctx, email, password, client)
+    with ctx.uow() as uow:
+        token = issue_token(uow, ctx, TokenKind.PERSONAL, user_id, "login")
+        uow.commit()
+    return token
+
+
+def check_login(ctx: Context, email: str, password: str, client: str | None = None) -> str:
+    """The user id of a correct email and password; ``InvalidCredentials`` else.
 
     Failed attempts are counted per email (whether or not an account has it) and per
     client address; over either budget the attempt is refused before any lookup or
@@ -113,10 +139,7 @@ def log_in(ctx: Context, email: str, password: str, client: str | None = None) -
     if not ctx.passwords.verify(password_hash, password):
         spend(ctx, budgets)
         raise InvalidCredentials("The email or password is wrong.")
-    with ctx.uow() as uow:
-        token = issue_token(uow, ctx, TokenKind.PERSONAL, user_id, "login")
-        uow.commit()
-    return token
+    return user_id
 
 
 _DUMMY_HASHES: weakref.WeakKeyDictionary[PasswordHasher, str] = weakref.WeakKeyDictionary()
@@ -195,6 +218,14 @@ def get_me(ctx: Context, principal: Principal) -> Me:
         teams = uow.members.memberships_of(user_id)
     assert email is not None  # a personal token belongs to a user
     return Me(user_id, email, teams)
+
+
+def team_admins(ctx: Context, principal: Principal, team_id: str) -> tuple[Team, list[str]]:
+    """The team and its admins' emails, for any member: who to ask for Billing."""
+    with ctx.uow(write=False) as uow:
+        team, _ = check_team_access(uow, principal, team_id, Need.MEMBER)
+        admins = [m.email for m in uow.members.in_team(team_id) if m.role is Role.ADMIN]
+    return team, admins
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from creditledger.domain.audit import AuditAction
 from creditledger.domain.availability import usable_credit
 from creditledger.domain.errors import InvalidCursor
 from creditledger.domain.grants import Grant, GrantKind, GrantStatus
-from creditledger.domain.tiers import Tier, next_level_at, tier_for
+from creditledger.domain.tiers import Tier, next_tier, tier_for
 from creditledger.services import audit
 from creditledger.services.access import Need, check_team_access
 from creditledger.services.context import Context
@@ -21,7 +21,13 @@ class Balance:
     promotional: int
     prepaid: int
     tier: Tier
-    next_level_at: int | None
+    next_tier: Tier | None
+    """The tier the next payments can reach, None at the top."""
+
+    @property
+    def next_level_at(self) -> int | None:
+        """Lifetime paid that reaches :attr:`next_tier`."""
+        return None if self.next_tier is None else self.next_tier.reached_at
 
     @property
     def total(self) -> int:
@@ -44,7 +50,7 @@ def get_balance(ctx: Context, principal: Principal, team_id: str) -> Balance:
         promotional=available[GrantKind.PROMOTIONAL],
         prepaid=available[GrantKind.PREPAID],
         tier=tier,
-        next_level_at=next_level_at(tier, table),
+        next_tier=next_tier(tier, table),
     )
 
 

@@ -43,6 +43,7 @@ from creditledger.domain.pricing import Price, PriceBook, TeamPricing
 from creditledger.domain.promo_codes import PromoCode
 from creditledger.domain.purchases import Purchase
 from creditledger.domain.recharge import AutoRecharge, Recharge, RechargeStatus
+from creditledger.domain.sessions import WebSession
 from creditledger.domain.usage import UsageRecord
 from creditledger.domain.usage_report import UsageRow
 
@@ -109,6 +110,17 @@ class Tokens(Protocol):
         at: datetime,
     ) -> None: ...
     def principal_for(self, token_hash: str) -> Principal | None: ...
+
+
+class WebSessions(Protocol):
+    """Signed-in browsers, found by the hash of the cookie's secret."""
+
+    def add(self, session: WebSession, session_hash: str) -> None: ...
+    def find(self, session_hash: str) -> WebSession | None: ...
+    def revoke(self, session_hash: str, at: datetime) -> None: ...
+    def revoke_all_of(self, user_id: str, at: datetime) -> int:
+        """End every live session of the user; how many there were."""
+        ...
 
 
 class Grants(Protocol):
@@ -424,6 +436,8 @@ class UnitOfWork(Protocol):
     def members(self) -> Members: ...
     @property
     def tokens(self) -> Tokens: ...
+    @property
+    def web_sessions(self) -> WebSessions: ...
     @property
     def grants(self) -> Grants: ...
     @property

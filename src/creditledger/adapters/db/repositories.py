@@ -28,6 +28,7 @@ from creditledger.domain.errors import EmailTaken
 from creditledger.domain.grants import Grant, GrantKind
 from creditledger.domain.history import HistoryEntry, HistoryFilter
 from creditledger.domain.ledger import EntryType, Transaction
+from creditledger.domain.sessions import WebSession
 
 _TEAM_COLUMNS = (
     "id, name, billing_mode, tier_level_override, lifetime_paid_nanos, unpaid_nanos, "
@@ -280,6 +281,47 @@ class SqlTokens(_Repo):
         if row is None:
             return None
         return Principal(TokenKind(row.kind), row.id, row.user_id, name=row.name)
+
+
+class SqlWebSessions(_Repo):
+    def add(self, session: WebSession, session_hash: str) -> None:
+        self.conn.execute(
+            t.web_sessions.insert().values(
+                id=session.id,
+                session_hash=session_hash,
+                user_id=session.user_id,
+                created_at=session.created_at,
+                expires_at=session.expires_at,
+            )
+        )
+
+    def find(self, session_hash: str) -> WebSession | None:
+        s = t.web_sessions.c
+        row = self.conn.execute(
+            sa.select(s.id, s.user_id, s.created_at, s.expires_at, s.revoked_at).where(
+                s.session_hash == session_hash
+            )
+        ).first()
+        if row is None:
+            return None
+        return WebSession(row.id, row.user_id, row.created_at, row.expires_at, row.revoked_at)
+
+    def revoke(self, session_hash: str, at: datetime) -> None:
+        s = t.web_sessions.c
+        self.conn.execute(
+            t.web_sessions.update()
+            .where(s.session_hash == session_hash, s.revoked_at.is_(None))
+            .values(revoked_at=at)
+        )
+
+    def revoke_all_of(self, user_id: str, at: datetime) -> int:
+        s = t.web_sessions.c
+        result = self.conn.execute(
+            t.web_sessions.update()
+            .where(s.user_id == user_id, s.revoked_at.is_(None))
+            .values(revoked_at=at)
+        )
+        return result.rowcount
 
 
 class SqlGrants(_Repo):

@@ -81,6 +81,20 @@ api_tokens = sa.Table(
     sa.CheckConstraint("(kind = 'personal') = (user_id IS NOT NULL)", name="personal_has_user"),
 )
 
+# Browser sessions (docs/decisions/0016): the cookie's secret is kept only as a hash.
+web_sessions = sa.Table(
+    "web_sessions",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("session_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("user_id", Id, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("created_at", UtcMicros, nullable=False),
+    sa.Column("expires_at", UtcMicros, nullable=False),
+    sa.Column("revoked_at", UtcMicros, nullable=True),
+    sa.CheckConstraint("expires_at > created_at", name="ends_after_start"),
+    sa.Index("ix_web_sessions_user_id", "user_id"),
+)
+
 grants = sa.Table(
     "grants",
     metadata,

@@ -24,6 +24,7 @@ from creditledger.adapters.db.repositories import (
     SqlTeams,
     SqlTokens,
     SqlUsers,
+    SqlWebSessions,
 )
 from creditledger.adapters.db.usage import SqlUsage
 from creditledger.domain.errors import ServiceUnavailable
@@ -41,6 +42,7 @@ class SqlUnitOfWork:
         self.teams = SqlTeams(conn)
         self.members = SqlMembers(conn)
         self.tokens = SqlTokens(conn)
+        self.web_sessions = SqlWebSessions(conn)
         self.grants = SqlGrants(conn)
         self.ledger = SqlLedger(conn)
         self.idempotency = SqlIdempotency(conn)

@@ -51,6 +51,7 @@ from creditledger.domain.payments import (
     PaymentEvent,
     PaymentOutcome,
     PaymentStatus,
+    billing_return_path,
     check_webhook_secret,
     to_cents,
 )
@@ -184,7 +185,12 @@ class SandboxProvider:
         session = self.store.session(session_id)
         if session is None:
             return None
-        return CheckoutPage(session.id, session.amount, session.state)
+        return CheckoutPage(
+            session.id,
+            session.amount,
+            session.state,
+            billing_return_path(session.team_id, session.purpose, session.reference),
+        )
 
     def pay(self, session_id: str, card_number: str) -> PaymentOutcome:
         """Try a test card on an open session. A settled one (paid, declined, expired)

@@ -95,7 +95,7 @@ class StripeProvider:
 
     def create_checkout(self, request: CheckoutRequest) -> CheckoutSession:
         metadata = metadata_for(request.purpose, request.reference, request.team_id)
-        back = f"{self.public_url}/billing?{request.purpose.value}={request.reference}"
+        back = f"{self.public_url}{request.return_path}"
         params: dict[str, Any] = {
             "mode": "payment",
             "line_items": [

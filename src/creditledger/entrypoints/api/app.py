@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from creditledger.entrypoints.api import errors, metrics
@@ -27,6 +28,7 @@ from creditledger.entrypoints.api.routes import (
     webhooks,
 )
 from creditledger.entrypoints.jobs import JobRunner
+from creditledger.entrypoints.web import routes as web
 from creditledger.services.authorize import Authorizer
 from creditledger.services.context import Context
 
@@ -84,4 +86,7 @@ def create_app(ctx: Context, *, run_jobs: bool = False) -> FastAPI:
     ):
         document_errors(module.router)
         app.include_router(module.router)
+    # The pages for people (sign-in, Billing): not part of the API's document.
+    app.include_router(web.router)
+    app.mount("/static", StaticFiles(directory=web.HERE / "static"), name="static")
     return app

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -13,9 +10,9 @@ from fastapi.responses import StreamingResponse
 from creditledger.domain.grants import GrantKind, GrantStatus
 from creditledger.domain.history import HistoryFilter
 from creditledger.domain.ledger import EntryType
+from creditledger.entrypoints.api import downloads
 from creditledger.entrypoints.api.deps import Caller, Ctx, Cursor, Limit
 from creditledger.entrypoints.api.schemas import (
-    HISTORY_COLUMNS,
     BalancePublic,
     GrantPage,
     HistoryPage,
@@ -100,24 +97,4 @@ def credit_history_csv(
 ) -> StreamingResponse:
     """The same entries as CSV, streamed."""
     entries = history.export_history(ctx, caller, team_id, flt)
-
-    def rows() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for n, entry in enumerate(entries, 1):
-            writer.writerow(history_public(entry).model_dump())
-            if n % 500 == 0:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-        yield buffer.getvalue()
-
-    stamp = ctx.clock.now().strftime("%Y%m%d")
-    return StreamingResponse(
-        rows(),
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="credit-history-{team_id}-{stamp}.csv"'
-        },
-    )
+    return downloads.history_csv(entries, team_id, ctx.clock.now())

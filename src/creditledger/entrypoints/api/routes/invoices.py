@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from creditledger.adapters.pdf.invoice import render_invoice
 from creditledger.domain.invoices import InvoiceStatus
+from creditledger.entrypoints.api import downloads
 from creditledger.entrypoints.api.deps import Caller, Ctx, Cursor, IdempotentRequired, Limit
 from creditledger.entrypoints.api.openapi import answer, errors, idempotency_key
 from creditledger.entrypoints.api.schemas import (
@@ -53,13 +53,7 @@ def list_invoices(
     },
 )
 def invoice_pdf(team_id: str, invoice_id: str, ctx: Ctx, caller: Caller) -> Response:
-    document = invoices.invoice_document(ctx, caller, team_id, invoice_id)
-    name = document.invoice.number or f"draft-{document.invoice.period.start:%Y-%m}"
-    return Response(
-        content=render_invoice(document),
-        media_type="application/pdf",
-        headers={"Content-Disposition": f'attachment; filename="invoice-{name}.pdf"'},
-    )
+    return downloads.invoice_pdf(invoices.invoice_document(ctx, caller, team_id, invoice_id))
 
 
 @router.get("/invoices/{invoice_id}")

@@ -50,7 +50,7 @@ async def pay(session_id: str, request: Request, ctx: Ctx) -> HTMLResponse:
 
 
 SETTLED = {
-    CheckoutState.PAID: ("Payment received", "Paid ${amount}. You can close this page."),
+    CheckoutState.PAID: ("Payment received", "Paid ${amount}."),
     CheckoutState.DECLINED: (
         "Payment declined",
         "The card was declined: this checkout of ${amount} is settled and nothing was "
@@ -69,7 +69,8 @@ def _page(page: CheckoutPage, error: str | None = None, status: int = 200) -> HT
     settled = SETTLED.get(page.state)
     if settled is not None:
         title, text = settled
-        return _html(title, f'<p class="settled">{text.replace("{amount}", amount)}</p>')
+        back = f'<p><a href="{escape(page.return_path)}">Back to Billing</a></p>'
+        return _html(title, f'<p class="settled">{text.replace("{amount}", amount)}</p>{back}')
     notice = f'<p class="error">{escape(error)}</p>' if error else ""
     form = f"""
 <p>Prepaid credits: <strong>${amount}</strong></p>
