@@ -1,5 +1,6 @@
-"""Demo data: a team with credit in every bucket of the consumption order, a week of
-usage, a settled purchase, and a promo code it has not redeemed yet.
+"""Demo data: a team with credit in every bucket of the consumption order, a month of
+usage (the older weeks beyond its credit, so on its invoices), a settled purchase,
+auto-recharge settings, and a promo code it has not redeemed yet.
 
 Loading is idempotent: the team, its credit and the promo code are made once. Every
 load prints fresh tokens (a personal one by logging in again, and a service token for
@@ -21,8 +22,10 @@ from creditledger.services.access import system_operator
 from creditledger.services.accounts import log_in, sign_up
 from creditledger.services.context import Context
 from creditledger.services.grants import NewGrant, issue_grant
+from creditledger.services.invoices import run_invoices
 from creditledger.services.payments import settle_offline_purchase
 from creditledger.services.promo_codes import NewPromoCodes, create_promo_codes
+from creditledger.services.recharge import set_auto_recharge
 from creditledger.services.tokens import create_platform_token
 from creditledger.services.usage import ingest_usage
 
@@ -128,6 +131,10 @@ def _demo_team(ctx: Context) -> tuple[str, str]:
             uow.pricing.add_book(DEMO_PRICES, now - timedelta(days=30), now)
         uow.commit()
     _demo_usage(ctx, done.team.id)
+    _demo_older_usage(ctx, done.team.id)
+    run_invoices(ctx)
+    admin = Principal(TokenKind.PERSONAL, "demo", done.user_id)
+    set_auto_recharge(ctx, admin, done.team.id, False, "5.00", "25.00")
     return done.team.id, done.token
 
 
@@ -177,4 +184,39 @@ def _demo_usage(ctx: Context, team_id: str) -> None:
             "quantities": {"gpu_seconds": 1_800},
         }
     )
+    ingest_usage(ctx, Principal(TokenKind.SERVICE, "demo"), events)
+
+
+def _demo_older_usage(ctx: Context, team_id: str) -> None:
+    """Three more weeks before the credit began: usage beyond credit, on the unpaid
+    balance and the invoice of each month that has closed since."""
+    now = ctx.clock.now()
+    events = []
+    for day in range(9, 30):
+        at = now - timedelta(days=day)
+        events.append(
+            {
+                "id": f"demo-old-{day}",
+                "team_id": team_id,
+                "product": "serverless",
+                "model": ("llama-3.1-8b", "llama-3.1-70b", "mixtral-8x7b")[day % 3],
+                "timestamp": at.isoformat(),
+                "quantities": {
+                    "input_tokens": 400_000 + 20_000 * (day % 7),
+                    "output_tokens": 120_000 + 9_000 * (day % 5),
+                },
+            }
+        )
+        if day % 4 == 0:
+            events.append(
+                {
+                    "id": f"demo-old-gpu-{day}",
+                    "team_id": team_id,
+                    "product": "dedicated",
+                    "model": "llama-3.1-70b",
+                    "gpu": "h100",
+                    "timestamp": (at - timedelta(hours=2)).isoformat(),
+                    "quantities": {"gpu_seconds": 900},
+                }
+            )
     ingest_usage(ctx, Principal(TokenKind.SERVICE, "demo"), events)

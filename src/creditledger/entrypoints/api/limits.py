@@ -9,7 +9,10 @@ from creditledger.entrypoints.api.errors import error_response, status_of
 from creditledger.entrypoints.api.json_body import SCOPE_KEY, decode_json
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
+MAX_FORM_BYTES = 16 * 1024
+"""The web pages' forms are a few short fields."""
 _JSON_EXEMPT = ("/v1/webhooks/", "/sandbox/")
+_FORM = b"application/x-www-form-urlencoded"
 
 
 class BodyGuard:
@@ -20,7 +23,8 @@ class BodyGuard:
     read up to the limit, decoded once by :func:`decode_json`, left in the scope under
     ``SCOPE_KEY`` for routes that take it from there, and handed on in one piece.
     Webhooks and the sandbox checkout form read their own formats (their signature
-    covers the raw bytes).
+    covers the raw bytes). The web pages (every path outside ``/v1/``) take
+    URL-encoded forms of at most ``MAX_FORM_BYTES``.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -33,7 +37,7 @@ class BodyGuard:
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            await _too_large(scope, receive, send)
+            await _too_large(scope, receive, send, MAX_BODY_BYTES)
             return
         path: str = scope["path"]
         content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
@@ -42,7 +46,14 @@ class BodyGuard:
             await self.app(scope, receive, send)
             return
         exempt = path.startswith(_JSON_EXEMPT)
-        if not exempt and content_type != b"application/json":
+        form = not exempt and not path.startswith("/v1/")
+        if form and content_type != _FORM:
+            response = error_response(
+                415, "unsupported_media_type", "Send the form URL-encoded, as a browser does."
+            )
+            await response(scope, receive, send)
+            return
+        if not exempt and not form and content_type != b"application/json":
             response = error_response(
                 415,
                 "unsupported_media_type",
@@ -50,9 +61,14 @@ class BodyGuard:
             )
             await response(scope, receive, send)
             return
-        body = await _read_at_most(receive, MAX_BODY_BYTES)
+        limit = MAX_FORM_BYTES if form else MAX_BODY_BYTES
+        if length is not None and int(length) > limit:
+            await _too_large(scope, receive, send, limit)
+            return
+        exempt = exempt or form
+        body = await _read_at_most(receive, limit)
         if body is None:
-            await _too_large(scope, receive, send)
+            await _too_large(scope, receive, send, limit)
             return
         if body and not exempt:
             try:
@@ -65,9 +81,9 @@ class BodyGuard:
         await self.app(scope, _replay(body, receive), send)
 
 
-async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
+async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
     response = error_response(
-        413, "payload_too_large", f"Request bodies are limited to {MAX_BODY_BYTES} bytes."
+        413, "payload_too_large", f"Request bodies are limited to {limit} bytes."
     )
     await response(scope, receive, send)
 

@@ -145,7 +145,7 @@ def spend_chart(days: list[DaySpend]) -> Chart:
     x_labels = [
         (LEFT + i * slot + slot / 2, f"{d.start:%b} {d.start.day}")
         for i, d in enumerate(days)
-        if i % 7 == 0 or i == len(days) - 1
+        if (len(days) - 1 - i) % 7 == 0  # weekly, counted back from today
     ]
     return Chart(
         WIDTH,

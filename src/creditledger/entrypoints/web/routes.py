@@ -501,8 +501,8 @@ def save_auto_recharge(
             principal,
             team_id,
             enabled == "on",
-            threshold.strip().lstrip("$"),
-            restore_to.strip().lstrip("$"),
+            threshold.strip().lstrip("$") or None,
+            restore_to.strip().lstrip("$") or None,
         )
     except (Forbidden, NotFound) as exc:
         return _error_page(request, ctx, principal, team_id, exc)
