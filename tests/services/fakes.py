@@ -41,8 +41,8 @@ from creditledger.services.ports import (
     Pricing,
     Recharges,
     Tokens,
-    WebSessions,
     Usage,
+    WebSessions,
 )
 
 

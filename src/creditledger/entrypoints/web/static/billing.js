@@ -71,6 +71,24 @@
     }
   }
 
+  function trapFocus(event) {
+    // Tab and Shift+Tab go round the dialog's own controls, never out of it.
+    if (event.key !== "Tab") return;
+    const controls = Array.from(
+      dialog.querySelectorAll("input:not([type=hidden]), button, a[href]"),
+    ).filter((el) => !el.disabled);
+    if (controls.length === 0) return;
+    const first = controls[0];
+    const last = controls[controls.length - 1];
+    if (event.shiftKey && document.activeElement === first) {
+      event.preventDefault();
+      last.focus();
+    } else if (!event.shiftKey && document.activeElement === last) {
+      event.preventDefault();
+      first.focus();
+    }
+  }
+
   function bindBuyForm() {
     const custom = document.getElementById("custom-amount");
     const radio = document.getElementById("amount-custom");
@@ -87,5 +105,7 @@
   opener.addEventListener("click", open);
   cancel.addEventListener("click", (event) => { event.preventDefault(); close(); });
   form.addEventListener("submit", submit);
+  dialog.addEventListener("keydown", trapFocus);
+  dialog.addEventListener("close", () => opener.focus());
   bindBuyForm();
 })();
