@@ -17,10 +17,10 @@ install: $(BIN)/creditledger  ## virtualenv with the locked dependencies
 
 run: install  ## migrate, load the demo team and serve on http://127.0.0.1:$(PORT) until Ctrl-C
 	$(BIN)/creditledger migrate
-	$(BIN)/creditledger demo
+	CREDITLEDGER_PORT=$(PORT) $(BIN)/creditledger demo
 	$(BIN)/creditledger serve --host 127.0.0.1 --port $(PORT)
 
-test: install  ## the whole suite, on SQLite and (when it answers) PostgreSQL
+test: install  ## the whole suite, on SQLite and (when it answers) PostgreSQL, browser tests included
 	$(BIN)/pytest -n 2 -p no:cacheprovider
 
 SOAK_SEEDS ?= 50

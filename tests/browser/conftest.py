@@ -8,6 +8,7 @@ per worker. Screenshots land in ``build/screenshots`` (not committed).
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -34,6 +35,8 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
+REQUIRE_BROWSER = os.environ.get("CREDITLEDGER_REQUIRE_BROWSER") == "1"
+"""As in CI: a missing Chromium fails the browser tests instead of skipping them."""
 PROMO_FAILURES_PER_TEAM = 4
 """Low, so the throttle shows after a few refusals."""
 
@@ -61,7 +64,10 @@ class Live:
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"browser tests need Chromium at {CHROMIUM} (apt-get install chromium)")
+        message = f"browser tests need Chromium at {CHROMIUM} (apt-get install chromium)"
+        if REQUIRE_BROWSER:
+            pytest.fail(message)
+        pytest.skip(message)
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]

@@ -36,6 +36,7 @@ from creditledger.services.promo_codes import (
     create_promo_codes,
     set_promo_code_disabled,
 )
+from creditledger.services.sessions import revoke_sessions
 from creditledger.services.tokens import create_platform_token
 from creditledger.services.verify import verify_ledger
 
@@ -50,6 +51,8 @@ promo_app = typer.Typer(help="Promo codes (acts as an operator).", no_args_is_he
 app.add_typer(promo_app, name="promo")
 grants_app = typer.Typer(help="Operator grants (acts as an operator).", no_args_is_help=True)
 app.add_typer(grants_app, name="grants")
+sessions_app = typer.Typer(help="Web sessions of the Billing page.", no_args_is_help=True)
+app.add_typer(sessions_app, name="sessions")
 
 
 @contextmanager
@@ -111,14 +114,26 @@ def demo() -> None:
     """Load the demo team (idempotent) and print how to log in, with fresh tokens."""
     with _context() as ctx:
         result = load_demo(ctx)
+        ctx_base = ctx.settings.public_base_url
     verb = "created" if result.created else "already there"
     typer.echo(f"demo team {result.team_id} {verb}")
+    typer.echo(f"  billing: {ctx_base}/login  (then Team Settings > Billing)")
     typer.echo(f"  log in:  email {result.email}  password {result.password}")
     typer.echo(f"  token:   {result.token}")
     typer.echo(f"  service: {result.service_token}")
     typer.echo(f"  promo:   {result.promo_code}")
     typer.echo("Paste into another shell to run the README's examples:")
     typer.echo(f"export TOKEN={result.token} TEAM={result.team_id} SERVICE={result.service_token}")
+
+
+@sessions_app.command("revoke")
+def sessions_revoke(
+    email: Annotated[str, typer.Option(help="The user whose sessions end")],
+) -> None:
+    """Sign a user out of every browser at once (their API tokens are not touched)."""
+    with _context() as ctx:
+        ended = revoke_sessions(ctx, email)
+    typer.echo(f"{ended} session{'s' if ended != 1 else ''} ended")
 
 
 @tokens_app.command("create")
