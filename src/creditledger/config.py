@@ -134,6 +134,17 @@ class Settings(BaseSettings):
             raise ValueError("CREDITLEDGER_INVOICE_RETRY_DAYS must be increasing whole days")
         return value
 
+    @field_validator("sales_contact")
+    @classmethod
+    def _contact(cls, value: str) -> str:
+        value = value.strip()
+        email = "@" in value and not any(c.isspace() or c in "<>\"'/:" for c in value)
+        if not (
+            email or (value.startswith("https://") and value.isprintable() and " " not in value)
+        ):
+            raise ValueError("CREDITLEDGER_SALES_CONTACT is an email address or an https:// URL")
+        return value
+
     @field_validator("sandbox_webhook_secret", "stripe_webhook_secret")
     @classmethod
     def _no_public_or_empty_secret(cls, value: str | None, info: ValidationInfo) -> str | None:

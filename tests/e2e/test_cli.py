@@ -15,12 +15,14 @@ from typer.testing import CliRunner
 from creditledger.bootstrap import build_context
 from creditledger.config import Settings
 from creditledger.domain.accounts import TokenKind
+from creditledger.domain.errors import NotFound
 from creditledger.domain.grants import GrantKind, GrantSource
 from creditledger.domain.invoices import next_period, period_of
 from creditledger.domain.money import dollars
 from creditledger.entrypoints.api.app import create_app
 from creditledger.entrypoints.cli import app
 from creditledger.services.promo_codes import redeem_promo_code
+from creditledger.services.sessions import sign_in
 from creditledger.services.tokens import authenticate
 from tests.helpers import Platform, event, price
 
@@ -241,3 +243,26 @@ def test_jobs_run_invoices_at_a_time_opens_that_months_invoices(
     assert run(cli, "jobs", "run", "invoices", "--at", after.isoformat()).strip() == "invoices: 1"
     assert run(cli, "jobs", "run", "invoices", "--at", after.isoformat()).strip() == "invoices: 0"
     assert run(cli, "verify").strip() == "ledger ok: I1 I2 I3 I4 I5 I6 I7 I8 I9 hold"
+
+
+def test_sessions_revoke_signs_the_demo_admin_out_everywhere(
+    cli: CliRunner, env: dict[str, str]
+) -> None:
+    run(cli, "migrate")
+    shown = run(cli, "demo")
+    assert "billing: http://127.0.0.1:8000/login" in shown
+    ctx = build_context(Settings(database_url=env["CREDITLEDGER_DATABASE_URL"]))
+    try:
+        for _ in range(2):
+            sign_in(ctx, "demo@creditledger.local", "demo-password-123")
+    finally:
+        ctx.uow.dispose()
+    assert run(cli, "sessions", "revoke", "--email", "demo@creditledger.local") == (
+        "2 sessions ended\n"
+    )
+    assert run(cli, "sessions", "revoke", "--email", "demo@creditledger.local") == (
+        "0 sessions ended\n"
+    )
+    unknown = cli.invoke(app, ["sessions", "revoke", "--email", "nobody@example.com"])
+    assert unknown.exit_code != 0
+    assert isinstance(unknown.exception, NotFound)  # `main` prints it as `error: …`

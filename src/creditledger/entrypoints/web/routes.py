@@ -398,6 +398,9 @@ def redeem(
 ) -> Response:
     principal = _user_or_login(request, ctx)
     if isinstance(principal, Response):
+        if _wants_json(request):  # the page's script: it shows the message in the dialog
+            body = {"ok": False, "code": "unauthenticated", "message": web_sessions.SIGNED_OUT}
+            return JSONResponse(body, 401)
         return principal
     try:
         security.check_csrf(_secret(request), csrf_token)
