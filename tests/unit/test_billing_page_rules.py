@@ -4,6 +4,7 @@ days of the spend chart, its scale, CSRF tokens and where ``next`` may lead."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from pydantic import ValidationError
@@ -80,7 +81,7 @@ def test_the_chart_covers_thirty_calendar_days_ending_today() -> None:
     assert len(days) == 30
     assert days[-1] == datetime(2026, 12, 3, tzinfo=UTC)
     assert days[0] == datetime(2026, 11, 4, tzinfo=UTC)
-    assert all(b - a == timedelta(days=1) for a, b in zip(days, days[1:], strict=False))
+    assert all(b - a == timedelta(days=1) for a, b in pairwise(days))
 
 
 def test_daily_spend_fills_empty_days_and_groups_by_product_or_model() -> None:
