@@ -334,6 +334,17 @@ def test_odd_query_values_are_explained_never_a_500(client: TestClient) -> None:
     assert page.status_code == 200
     assert "Unknown entry type" in page.text
     assert "must be a date" in page.text
+    for until in ("9999-12-31", "2026-02-30"):
+        shown = client.get(billing(ada.team_id), params={"until": until})
+        assert shown.status_code == 200, until
+        assert "The dates were left out" in shown.text
+        csv = client.get(f"{billing(ada.team_id)}/credit-history.csv", params={"until": until})
+        assert csv.status_code == 422, until
+    early = client.get(billing(ada.team_id), params={"since": "0001-01-01", "until": "0001-01-01"})
+    assert early.status_code == 200
+    refused = client.get(f"{billing(ada.team_id)}/credit-history.csv", params={"type": "x"})
+    assert refused.status_code == 422
+    assert "Unknown entry type" in refused.text
     assert "<b>hi</b>" not in page.text and "<script>" not in page.text
 
 
@@ -361,3 +372,63 @@ def test_the_invoice_pdf_and_history_csv_download_from_the_page(
     assert csv_page.status_code == 200
     assert csv_page.text == api_csv.text
     assert csv_page.text.count("\n") == 2  # the header and the one usage entry
+
+
+def test_a_stale_form_token_says_so_to_admins_members_and_strangers(
+    client: TestClient, ctx: Context
+) -> None:
+    ada = sign_up(client, "ada")
+    max_ = sign_up(client, "max")
+    eve = sign_up(client, "eve")
+    add_member(ctx, authenticate(ctx, ada.token), ada.team_id, max_.email, Role.MEMBER)
+    path = f"{billing(ada.team_id)}/auto-recharge"
+    for who, status in ((ada, 403), (max_, 403), (eve, 403)):
+        visitor = browser(ctx)
+        web_sign_in(visitor, who)
+        answer = visitor.post(
+            path, data={"threshold": "5", "restore_to": "25", "csrf_token": "0" * 64}
+        )
+        assert answer.status_code == status, who.email
+        assert "This form has expired" in answer.text
+        assert "Only team admins" not in answer.text
+
+
+def test_a_form_posted_after_the_session_ended_returns_to_the_page(client: TestClient) -> None:
+    ada = sign_up(client, "ada")
+    answer = client.post(
+        f"{billing(ada.team_id)}/promo-code", data={"code": "X"}, follow_redirects=False
+    )
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/login?next=" + billing(ada.team_id).replace("/", "%2F")
+    scripted = client.post(
+        f"{billing(ada.team_id)}/promo-code",
+        data={"code": "X"},
+        headers={"Accept": "application/json"},
+    )
+    assert scripted.status_code == 401
+    assert scripted.json()["code"] == "unauthenticated"
+
+
+def test_over_https_the_cookies_are_secure_and_host_only(ctx: Context) -> None:
+    secure = TestClient(create_app(ctx), base_url="https://testserver")
+    ada = sign_up(secure, "ada")
+    form = secure.get("/login")
+    assert form.headers["set-cookie"].startswith("__Host-creditledger_visit=")
+    assert "Secure" in form.headers["set-cookie"]
+    answer = secure.post(
+        "/login",
+        data={"email": ada.email, "password": PASSWORD, "csrf_token": csrf_of(form.text)},
+        follow_redirects=False,
+    )
+    cookie = answer.headers["set-cookie"]
+    assert cookie.startswith("__Host-creditledger_session=")
+    assert "Secure" in cookie and "Path=/" in cookie and "Domain" not in cookie
+    assert secure.get(billing(ada.team_id)).status_code == 200
+
+
+def test_downloads_are_not_kept_in_caches(client: TestClient) -> None:
+    ada = sign_up(client, "ada")
+    web_sign_in(client, ada)
+    csv = client.get(f"{billing(ada.team_id)}/credit-history.csv")
+    assert csv.headers["cache-control"] == "no-store"
+    assert csv.headers["x-content-type-options"] == "nosniff"

@@ -10,9 +10,11 @@ import pytest
 from pydantic import ValidationError
 
 from creditledger.config import Settings
-from creditledger.domain.errors import FormExpired
+from creditledger.domain.errors import FormExpired, InvalidRequest
 from creditledger.domain.grants import Grant, GrantKind, GrantSource
-from creditledger.domain.money import display_amount, dollars
+from creditledger.domain.money import display_amount, dollars, typed_amount
+from creditledger.domain.periods import day_range
+from creditledger.domain.purchases import purchase_presets
 from creditledger.domain.sessions import WebSession, session_expiry
 from creditledger.domain.tiers import DEFAULT_TIERS, next_level_at, next_tier
 from creditledger.domain.usage_report import UsageRow, daily_spend, last_days
@@ -203,3 +205,46 @@ def test_the_sales_contact_is_an_address_or_an_https_url(value: str, ok: bool) -
     else:
         with pytest.raises(ValidationError):
             Settings(sales_contact=value)
+
+
+def test_a_day_range_runs_from_the_first_days_start_to_the_last_days_end() -> None:
+    assert day_range("2026-11-01", "2026-11-30") == (
+        datetime(2026, 11, 1, tzinfo=UTC),
+        datetime(2026, 12, 1, tzinfo=UTC),
+    )
+    assert day_range(None, "2026-11-30") == (None, datetime(2026, 12, 1, tzinfo=UTC))
+    assert day_range("", None) == (None, None)
+    assert day_range("2026-11-30", "2026-11-30")[1] == datetime(2026, 12, 1, tzinfo=UTC)
+    for since, until in (
+        ("2026-12-01", "2026-11-30"),
+        ("yesterday", None),
+        (None, "9999-12-31"),
+        (None, "2026-02-30"),
+    ):
+        with pytest.raises(InvalidRequest):
+            day_range(since, until)
+
+
+@pytest.mark.parametrize(
+    ("typed", "read"),
+    [
+        (" 25 ", "25"),
+        ("$10.00", "10.00"),
+        ("$ 1,250.50", "1250.50"),
+        ("1,250", "1250"),
+        ("$$10", "$10"),  # left for parse_amount to refuse
+        ("1,2,3", "1,2,3"),
+        ("-5", "-5"),
+    ],
+)
+def test_typed_amounts_lose_only_what_people_add(typed: str, read: str) -> None:
+    assert typed_amount(typed) == read
+
+
+def test_purchase_presets_start_at_the_minimum() -> None:
+    ten, max_ = dollars("10"), dollars("10000")
+    assert purchase_presets(ten, max_) == tuple(dollars(d) for d in ("10", "25", "50", "100"))
+    assert purchase_presets(dollars("20"), max_) == tuple(
+        dollars(d) for d in ("20", "25", "50", "100")
+    )
+    assert purchase_presets(dollars("500"), max_) == (dollars("500"),)

@@ -100,6 +100,17 @@ def format_amount(nanos: Nanos) -> str:
     return f"{sign}{whole}.{frac_text}"
 
 
+def typed_amount(text: str) -> str:
+    """An amount as a person types it into a form (``" $1,250.00 "``) in the one spelling
+    :func:`parse_amount` reads (``"1250.00"``): surrounding spaces, one leading dollar
+    sign and thousands separators are dropped; anything else is left for it to refuse."""
+    cleaned = text.strip()
+    cleaned = cleaned.removeprefix("$").strip()
+    if re.fullmatch(r"[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?", cleaned):
+        cleaned = cleaned.replace(",", "")
+    return cleaned
+
+
 def display_amount(nanos: Nanos) -> str:
     """Money for people to read, exact as :func:`format_amount` and with a dollar sign
     and thousands separators: ``"$1,234.50"``, ``"$0.0000074"``, ``"-$1.50"``."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from creditledger.domain.money import Nanos
+from creditledger.domain.money import NANOS_PER_DOLLAR, Nanos
 from creditledger.domain.payments import Bought, PaymentStatus, forward
 
 
@@ -51,3 +51,13 @@ class Purchase:
     def expired(self, now: datetime, ttl: timedelta) -> bool:
         """Still pending after ``ttl``: its checkout is closed and it fails."""
         return self.status is PaymentStatus.PENDING and now - self.created_at >= ttl
+
+
+PRESETS: tuple[Nanos, ...] = tuple(n * NANOS_PER_DOLLAR for n in (10, 25, 50, 100))
+"""The amounts the Billing page offers at a click."""
+
+
+def purchase_presets(minimum: Nanos, maximum: Nanos) -> tuple[Nanos, ...]:
+    """The preset amounts a purchase may have, the minimum first when it is not one."""
+    allowed = tuple(p for p in PRESETS if minimum <= p <= maximum)
+    return allowed if allowed and allowed[0] == minimum else (minimum, *allowed)

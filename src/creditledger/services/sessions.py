@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeGuard
 
 from creditledger.domain.accounts import Principal, Team, TokenKind, normalise_email
 from creditledger.domain.errors import NotFound, Unauthenticated
@@ -36,20 +37,41 @@ class NewAccount:
     signed_in: NewSession
 
 
-def sign_in(ctx: Context, email: str, password: str, client: str | None = None) -> NewSession:
-    """A new session for a correct email and password, throttled like API logins."""
-    return _start(ctx, check_login(ctx, email, password, client))
+def sign_in(
+    ctx: Context,
+    email: str,
+    password: str,
+    client: str | None = None,
+    *,
+    replacing: str | None = None,
+) -> NewSession:
+    """A new session for a correct email and password, throttled like API logins.
+
+    ``replacing`` is the secret of the session the browser still holds, if any: it ends
+    as the new one starts (a browser holds one session at a time)."""
+    return _start(ctx, check_login(ctx, email, password, client), replacing)
 
 
 def sign_up(
-    ctx: Context, email: str, password: str, team_name: str, client: str | None = None
+    ctx: Context,
+    email: str,
+    password: str,
+    team_name: str,
+    client: str | None = None,
+    *,
+    replacing: str | None = None,
 ) -> NewAccount:
     """A new user and team (as the API's sign-up makes them), already signed in."""
     done = register(ctx, email, password, team_name, client)
-    return NewAccount(done.team, _start(ctx, done.user_id))
+    return NewAccount(done.team, _start(ctx, done.user_id, replacing))
 
 
-def _start(ctx: Context, user_id: str) -> NewSession:
+def _well_formed(secret: str | None) -> TypeGuard[str]:
+    """Could ``secret`` be one of ours? Anything else is not looked up."""
+    return secret is not None and 0 < len(secret) <= MAX_SECRET_LENGTH and secret.isascii()
+
+
+def _start(ctx: Context, user_id: str, replacing: str | None) -> NewSession:
     secret = secrets.token_urlsafe(SECRET_BYTES)
     now = ctx.clock.now()
     with ctx.uow() as uow:
@@ -60,13 +82,15 @@ def _start(ctx: Context, user_id: str) -> NewSession:
             expires_at=session_expiry(now, timedelta(hours=ctx.settings.web_session_hours)),
         )
         uow.web_sessions.add(session, hash_token(secret))
+        if _well_formed(replacing):
+            uow.web_sessions.revoke(hash_token(replacing), now)
         uow.commit()
     return NewSession(secret, session)
 
 
 def session_principal(ctx: Context, secret: str | None, client: str | None = None) -> Principal:
     """Who holds the session ``secret``: ``Unauthenticated`` unless it is live."""
-    if not secret or len(secret) > MAX_SECRET_LENGTH or not secret.isascii():
+    if not _well_formed(secret):
         raise Unauthenticated(SIGNED_OUT)
     with ctx.uow(write=False) as uow:
         session = uow.web_sessions.find(hash_token(secret))
@@ -77,7 +101,7 @@ def session_principal(ctx: Context, secret: str | None, client: str | None = Non
 
 def sign_out(ctx: Context, secret: str | None) -> None:
     """End the session ``secret`` if there is one; signing out twice is no error."""
-    if not secret or len(secret) > MAX_SECRET_LENGTH or not secret.isascii():
+    if not _well_formed(secret):
         return
     with ctx.uow() as uow:
         uow.web_sessions.revoke(hash_token(secret), ctx.clock.now())

@@ -8,7 +8,6 @@ anyone else to ``/login`` and back. Forms work without JavaScript; with it,
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -21,8 +20,10 @@ from creditledger.domain.accounts import Principal, Role
 from creditledger.domain.errors import (
     CreditLedgerError,
     Forbidden,
+    FormExpired,
     InvalidCredentials,
     InvalidInput,
+    InvalidRequest,
     NotFound,
     TooManyAttempts,
     Unauthenticated,
@@ -30,7 +31,9 @@ from creditledger.domain.errors import (
 from creditledger.domain.grants import GrantKind
 from creditledger.domain.history import HistoryFilter
 from creditledger.domain.ledger import EntryType
-from creditledger.domain.money import display_amount
+from creditledger.domain.money import display_amount, format_amount, typed_amount
+from creditledger.domain.periods import day_range
+from creditledger.domain.purchases import purchase_presets
 from creditledger.entrypoints.api import downloads
 from creditledger.entrypoints.api.deps import Ctx, client_address
 from creditledger.entrypoints.api.errors import status_of
@@ -46,7 +49,6 @@ HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(include_in_schema=False)
 
-PRESETS = ("10", "25", "50", "100")
 FLASH = {
     "redeemed": "Promo code redeemed: its credit is in your balance.",
     "recharge-saved": "Auto-recharge settings saved.",
@@ -70,7 +72,7 @@ def _redirect(url: str) -> RedirectResponse:
 
 
 def _secret(request: Request) -> str | None:
-    return request.cookies.get(security.SESSION_COOKIE)
+    return security.read_cookie(request, security.SESSION_COOKIE)
 
 
 def _signed_in(request: Request, ctx: Context) -> Principal | None:
@@ -81,7 +83,10 @@ def _signed_in(request: Request, ctx: Context) -> Principal | None:
 
 
 def _to_login(request: Request) -> RedirectResponse:
-    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method == "POST":  # back to the page the form was on, not to the form's action
+        here = request.url.path.rsplit("/", 1)[0]
+    else:
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return _redirect(f"/login?next={quote(here, safe='')}")
 
 
@@ -93,9 +98,15 @@ def _user_context(ctx: Context, principal: Principal) -> dict[str, Any]:
 def _error_page(
     request: Request, ctx: Context, principal: Principal, team_id: str, exc: CreditLedgerError
 ) -> HTMLResponse:
-    """The 403 page (who the admins are) or the 404 page, the same for every stranger."""
+    """The page for a refusal: a form without its token, the 403 page of a member (who
+    the admins are), or the 404 page, the same for every stranger."""
+    if isinstance(exc, FormExpired):
+        return _page(request, "problem.html", {"error": exc.message}, 403)
     if isinstance(exc, Forbidden):
-        team, admins = accounts.team_admins(ctx, principal, team_id)
+        try:
+            team, admins = accounts.team_admins(ctx, principal, team_id)
+        except NotFound:
+            return _not_found(request, ctx, principal)
         context = {"team": team, "admins": admins, **_user_context(ctx, principal)}
         return _page(request, "forbidden.html", context, 403)
     return _not_found(request, ctx, principal)
@@ -108,7 +119,7 @@ def _not_found(request: Request, ctx: Context, principal: Principal | None) -> H
 
 def _visit_secret(request: Request) -> tuple[str, bool]:
     """The browser's pre-sign-in secret, and whether it is new (to be set)."""
-    current = request.cookies.get(security.VISIT_COOKIE)
+    current = security.read_cookie(request, security.VISIT_COOKIE)
     if current and len(current) <= web_sessions.MAX_SECRET_LENGTH and current.isascii():
         return current, False
     return security.new_visit_secret(), True
@@ -127,7 +138,6 @@ def _anonymous_form(
 def _start_session(
     request: Request, ctx: Context, started: web_sessions.NewSession, target: str
 ) -> RedirectResponse:
-    web_sessions.sign_out(ctx, _secret(request))  # a browser holds one session at a time
     response = _redirect(target)
     max_age = ctx.settings.web_session_hours * 3600
     security.set_cookie(request, response, security.SESSION_COOKIE, started.secret, max_age)
@@ -155,8 +165,10 @@ def login(
 ) -> Response:
     context: dict[str, Any] = {"next": security.local_path(next, ""), "typed_email": email[:254]}
     try:
-        security.check_csrf(request.cookies.get(security.VISIT_COOKIE), csrf_token)
-        started = web_sessions.sign_in(ctx, email, password, client_address(request))
+        security.check_csrf(security.read_cookie(request, security.VISIT_COOKIE), csrf_token)
+        started = web_sessions.sign_in(
+            ctx, email, password, client_address(request), replacing=_secret(request)
+        )
     except (InvalidCredentials, TooManyAttempts, Forbidden) as exc:
         context["error"] = exc.message
         return _anonymous_form(request, "login.html", context, status_of(exc))
@@ -181,8 +193,10 @@ def signup(
 ) -> Response:
     context = {"typed_email": email[:254], "typed_team": team_name[:200]}
     try:
-        security.check_csrf(request.cookies.get(security.VISIT_COOKIE), csrf_token)
-        made = web_sessions.sign_up(ctx, email, password, team_name, client_address(request))
+        security.check_csrf(security.read_cookie(request, security.VISIT_COOKIE), csrf_token)
+        made = web_sessions.sign_up(
+            ctx, email, password, team_name, client_address(request), replacing=_secret(request)
+        )
     except CreditLedgerError as exc:
         if status_of(exc) >= 500:
             raise
@@ -209,7 +223,7 @@ def logout(request: Request, ctx: Ctx, csrf_token: Field = "") -> Response:
     try:
         security.check_csrf(secret, csrf_token)
     except Forbidden as exc:
-        return _page(request, "form_expired.html", {"error": exc.message}, 403)
+        return _page(request, "problem.html", {"error": exc.message}, 403)
     web_sessions.sign_out(ctx, secret)
     response = _redirect("/login")
     security.clear_cookie(request, response, security.SESSION_COOKIE)
@@ -253,17 +267,10 @@ def _history_filter(request: Request) -> tuple[HistoryFilter, dict[str, str], li
             kind = GrantKind(typed["kind"])
         except ValueError:
             problems.append("Unknown credit kind; showing both kinds.")
-    bounds: dict[str, datetime | None] = {"since": None, "until": None}
-    for name, extra in (("since", 0), ("until", 1)):
-        if typed[name]:
-            try:
-                start = datetime.combine(date.fromisoformat(typed[name]), datetime.min.time(), UTC)
-                bounds[name] = start + timedelta(days=extra)
-            except ValueError:
-                problems.append(f"`{name}` must be a date such as 2026-11-30; it was left out.")
-    since, until = bounds["since"], bounds["until"]
-    if since is not None and until is not None and until <= since:
-        problems.append("The end date is before the start date; the dates were left out.")
+    try:
+        since, until = day_range(typed["since"], typed["until"])
+    except InvalidRequest as exc:
+        problems.append(f"{exc.message} The dates were left out.")
         since = until = None
     return HistoryFilter(entry_type, kind, since, until), typed, problems
 
@@ -305,6 +312,7 @@ def _render_billing(
         )
     secret = _secret(request)
     assert secret is not None
+    settings = ctx.settings
     context = {
         **_user_context(ctx, principal),
         **_billing_context(ctx, page, request, filters),
@@ -318,7 +326,11 @@ def _render_billing(
         "open_redeem": request.query_params.get("redeem") == "1"
         or bool(errors and "redeem" in errors),
         "idempotency_key": security.new_visit_secret(),
-        "presets": PRESETS,
+        "presets": [
+            (format_amount(p), display_amount(p))
+            for p in purchase_presets(settings.purchase_min_nanos, settings.purchase_max_nanos)
+        ],
+        "purchase_min": display_amount(settings.purchase_min_nanos),
     }
     return _page(request, "billing.html", context, status)
 
@@ -344,7 +356,7 @@ def _billing_context(
         "promotional": display_amount(balance.promotional),
         "prepaid": display_amount(balance.prepaid),
         "unpaid": display_amount(balance.team.unpaid),
-        "tier": views.tier_view(balance),
+        "tier": views.tier_view(balance, ctx.settings.purchase_min_nanos),
         "credits": [c for c in credits if c.usable],
         "past_credits": [c for c in credits if not c.usable],
         "recharge": views.recharge_view(page.auto_recharge),
@@ -392,6 +404,10 @@ def _wants_json(request: Request) -> bool:
     return "application/json" in request.headers.get("accept", "")
 
 
+def _json(body: dict[str, Any], status: int = 200) -> Response:
+    return security.with_page_headers(JSONResponse(body, status))
+
+
 @router.post("/teams/{team_id}/settings/billing/promo-code", response_class=HTMLResponse)
 def redeem(
     team_id: str, request: Request, ctx: Ctx, code: Field = "", csrf_token: Field = ""
@@ -400,24 +416,20 @@ def redeem(
     if isinstance(principal, Response):
         if _wants_json(request):  # the page's script: it shows the message in the dialog
             body = {"ok": False, "code": "unauthenticated", "message": web_sessions.SIGNED_OUT}
-            return JSONResponse(body, 401)
+            return _json(body, 401)
         return principal
     try:
         security.check_csrf(_secret(request), csrf_token)
         grant = promo_codes.redeem_promo_code(ctx, principal, team_id, code)
     except (Forbidden, NotFound) as exc:
         if _wants_json(request):
-            return JSONResponse(
-                {"ok": False, "code": exc.code, "message": exc.message}, status_of(exc)
-            )
+            return _json({"ok": False, "code": exc.code, "message": exc.message}, status_of(exc))
         return _error_page(request, ctx, principal, team_id, exc)
     except CreditLedgerError as exc:
         if status_of(exc) >= 500:
             raise
         if _wants_json(request):
-            return JSONResponse(
-                {"ok": False, "code": exc.code, "message": exc.message}, status_of(exc)
-            )
+            return _json({"ok": False, "code": exc.code, "message": exc.message}, status_of(exc))
         return _render_billing(
             request,
             ctx,
@@ -429,7 +441,7 @@ def redeem(
         )
     message = f"Promo code redeemed: {display_amount(grant.amount)} of credit was added."
     if _wants_json(request):
-        return JSONResponse({"ok": True, "message": message})
+        return _json({"ok": True, "message": message})
     return _redirect(f"{_billing_path(team_id)}?flash=redeemed")
 
 
@@ -447,7 +459,7 @@ def buy(
     principal = _user_or_login(request, ctx)
     if isinstance(principal, Response):
         return principal
-    chosen = custom_amount.strip().lstrip("$") if amount == "custom" else amount
+    chosen = typed_amount(custom_amount) if amount == "custom" else amount
     try:
         security.check_csrf(_secret(request), csrf_token)
         checked = idempotent_request(
@@ -504,8 +516,8 @@ def save_auto_recharge(
             principal,
             team_id,
             enabled == "on",
-            threshold.strip().lstrip("$") or None,
-            restore_to.strip().lstrip("$") or None,
+            typed_amount(threshold) or None,
+            typed_amount(restore_to) or None,
         )
     except (Forbidden, NotFound) as exc:
         return _error_page(request, ctx, principal, team_id, exc)
@@ -529,12 +541,14 @@ def history_csv(team_id: str, request: Request, ctx: Ctx) -> Response:
     principal = _user_or_login(request, ctx)
     if isinstance(principal, Response):
         return principal
-    flt, _, _ = _history_filter(request)
+    flt, _, problems = _history_filter(request)
+    if problems:  # a download of everything instead of what was asked for would mislead
+        return _page(request, "problem.html", {"error": " ".join(problems)}, 422)
     try:
         entries = history.export_history(ctx, principal, team_id, flt)
     except (Forbidden, NotFound) as exc:
         return _error_page(request, ctx, principal, team_id, exc)
-    return downloads.history_csv(entries, team_id, ctx.clock.now())
+    return security.with_page_headers(downloads.history_csv(entries, team_id, ctx.clock.now()))
 
 
 @router.get("/teams/{team_id}/settings/billing/invoices/{invoice_id}.pdf")
@@ -546,4 +560,4 @@ def invoice_pdf(team_id: str, invoice_id: str, request: Request, ctx: Ctx) -> Re
         document = invoices.invoice_document(ctx, principal, team_id, invoice_id)
     except (Forbidden, NotFound) as exc:
         return _error_page(request, ctx, principal, team_id, exc)
-    return downloads.invoice_pdf(document)
+    return security.with_page_headers(downloads.invoice_pdf(document))

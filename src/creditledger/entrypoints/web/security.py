@@ -1,7 +1,8 @@
 """Cookies, CSRF tokens and the headers every page is sent with (docs/decisions/0016).
 
-Two cookies, both ``HttpOnly`` and ``SameSite=Lax`` (``Secure`` over https), and
-neither ever in a URL:
+Two cookies, both ``HttpOnly`` and ``SameSite=Lax``, and neither ever in a URL. When
+the site is served over https (the request, or ``CREDITLEDGER_PUBLIC_URL``) they are
+``Secure`` and named with the ``__Host-`` prefix, so no other host can plant them:
 
 - ``creditledger_session``: a signed-in browser's session secret;
 - ``creditledger_visit``: a random value for the forms shown before signing in
@@ -64,21 +65,35 @@ def new_visit_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
+def _secure(request: Request) -> bool:
+    public: str = request.app.state.ctx.settings.public_base_url
+    return request.url.scheme == "https" or public.startswith("https://")
+
+
+def _name(request: Request, name: str) -> str:
+    return f"__Host-{name}" if _secure(request) else name
+
+
+def read_cookie(request: Request, name: str) -> str | None:
+    """The cookie ``name`` (one of the two above) as this site names it."""
+    return request.cookies.get(_name(request, name))
+
+
 def set_cookie(request: Request, response: Response, name: str, value: str, max_age: int) -> None:
     response.set_cookie(
-        name,
+        _name(request, name),
         value,
         max_age=max_age,
         path="/",
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=_secure(request),
     )
 
 
 def clear_cookie(request: Request, response: Response, name: str) -> None:
     response.delete_cookie(
-        name, path="/", httponly=True, samesite="lax", secure=request.url.scheme == "https"
+        _name(request, name), path="/", httponly=True, samesite="lax", secure=_secure(request)
     )
 
 

@@ -14,7 +14,7 @@ from creditledger.domain.grants import Grant, GrantKind, GrantSource, GrantStatu
 from creditledger.domain.history import HistoryEntry
 from creditledger.domain.invoices import Invoice
 from creditledger.domain.ledger import EntryType
-from creditledger.domain.money import display_amount, format_amount
+from creditledger.domain.money import Nanos, display_amount, format_amount
 from creditledger.domain.payments import PaymentStatus
 from creditledger.domain.purchases import Purchase
 from creditledger.services.billing import Balance
@@ -61,7 +61,7 @@ class TierView:
     pay_as_you_go_text: str
 
 
-def tier_view(balance: Balance) -> TierView:
+def tier_view(balance: Balance, purchase_min: Nanos) -> TierView:
     tier, team = balance.tier, balance.team
     following = balance.next_tier
     if team.tier_level_override is not None:
@@ -79,8 +79,8 @@ def tier_view(balance: Balance) -> TierView:
     text = (
         "On: usage beyond your credits is allowed and goes on the monthly invoice."
         if on
-        else "Off: requests stop when credits run out. Buy credits once ($10 or more) "
-        "to unlock pay-as-you-go."
+        else "Off: requests stop when credits run out. Buy credits once "
+        f"({display_amount(purchase_min)} or more) to unlock pay-as-you-go."
     )
     return TierView(
         tier.level,
