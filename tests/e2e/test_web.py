@@ -50,6 +50,15 @@ def page_token(client: TestClient, team_id: str) -> str:
     return csrf_of(client.get(billing(team_id)).text)
 
 
+def admin_member_stranger(client: TestClient, ctx: Context) -> tuple[Account, Account, Account]:
+    """Ada's team with Max as a member; Eve, in a team of her own, is a stranger to it."""
+    ada = sign_up(client, "ada")
+    max_ = sign_up(client, "max")
+    eve = sign_up(client, "eve")
+    add_member(ctx, authenticate(ctx, ada.token), ada.team_id, max_.email, Role.MEMBER)
+    return ada, max_, eve
+
+
 def browser(ctx: Context) -> TestClient:
     """Another browser (its own cookie jar) on the same server."""
     return TestClient(create_app(ctx), raise_server_exceptions=False)
@@ -229,10 +238,7 @@ def test_a_demoted_admin_loses_billing_on_the_next_request(
 def test_members_and_strangers_can_not_use_the_forms_or_downloads(
     client: TestClient, ctx: Context
 ) -> None:
-    ada = sign_up(client, "ada")
-    max_ = sign_up(client, "max")
-    eve = sign_up(client, "eve")
-    add_member(ctx, authenticate(ctx, ada.token), ada.team_id, max_.email, Role.MEMBER)
+    ada, max_, eve = admin_member_stranger(client, ctx)
     create_promo_codes(
         ctx, system_operator("test"), NewPromoCodes(amount="5.00", max_redemptions=9, code="FREE")
     )
@@ -377,10 +383,7 @@ def test_the_invoice_pdf_and_history_csv_download_from_the_page(
 def test_a_stale_form_token_says_so_to_admins_members_and_strangers(
     client: TestClient, ctx: Context
 ) -> None:
-    ada = sign_up(client, "ada")
-    max_ = sign_up(client, "max")
-    eve = sign_up(client, "eve")
-    add_member(ctx, authenticate(ctx, ada.token), ada.team_id, max_.email, Role.MEMBER)
+    ada, max_, eve = admin_member_stranger(client, ctx)
     path = f"{billing(ada.team_id)}/auto-recharge"
     for who, status in ((ada, 403), (max_, 403), (eve, 403)):
         visitor = browser(ctx)
