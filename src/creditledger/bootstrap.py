@@ -12,6 +12,8 @@ from creditledger.adapters.db.invariants import SqlInvariants
 from creditledger.adapters.db.migrate import SqlSchemaStatus
 from creditledger.adapters.db.secrets import StoredSecret, random_secret
 from creditledger.adapters.db.uow import SqlUnitOfWorkFactory
+from creditledger.adapters.holds.memory import MemoryHoldBook
+from creditledger.adapters.holds.redis import RedisHoldBook
 from creditledger.adapters.passwords import Argon2Passwords
 from creditledger.adapters.payments.delivery import HttpDelivery
 from creditledger.adapters.payments.sandbox import SandboxProvider
@@ -80,6 +82,7 @@ def build_context(
         invariants=SqlInvariants(engine, timedelta(seconds=settings.late_arrival_window_seconds)),
         schema=SqlSchemaStatus(engine),
         rate_limiter=LimitsRateLimiter(settings.redis_url),
+        holds=RedisHoldBook(settings.redis_url) if settings.redis_url else MemoryHoldBook(),
         payments=payments or build_payment_provider(settings, clock, engine),
         cursor_secret=StoredSecret(engine, CURSOR_SECRET_NAME, random_secret),
     )

@@ -116,6 +116,10 @@ class Settings(BaseSettings):
     invoice_seller: str = "creditledger\nBilling department"
     """Who issues the invoices: the lines printed at the top of every invoice PDF."""
 
+    hold_seconds: int = Field(default=600, ge=1, le=24 * 3600)
+    """How long a hold placed by an authorization lasts unless its usage or a release
+    ends it sooner (docs/decisions/0017)."""
+
     # The web pages (docs/decisions/0016).
     web_session_hours: int = Field(default=12, ge=1, le=24 * 30)
     """How long a sign-in on the web pages lasts; signing out ends it sooner."""

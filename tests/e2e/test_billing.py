@@ -39,6 +39,7 @@ def test_a_new_team_balance_shows_the_signup_credit_and_tier_zero(client: TestCl
     balance = client.get(f"/v1/teams/{ada.team_id}/balance", headers=ada.auth).json()
     assert balance == {
         "available": {"total": "3.00", "promotional": "3.00", "prepaid": "0.00"},
+        "held": "0.00",
         "unpaid_balance": "0.00",
         "billing_mode": "prepaid",
         "tier": {

@@ -23,6 +23,7 @@ from datetime import datetime
 from itertools import count
 
 from creditledger.adapters.clock import FixedClock
+from creditledger.adapters.holds.memory import MemoryHoldBook
 from creditledger.adapters.payments.delivery import ManualOutbox
 from creditledger.adapters.payments.sandbox import SandboxProvider
 from creditledger.adapters.ratelimit.limiter import LimitsRateLimiter
@@ -415,6 +416,7 @@ def world(at: datetime, **settings: object) -> World:
         schema=MigratedSchema(),
         rate_limiter=LimitsRateLimiter(),
         payments=sandbox,
+        holds=MemoryHoldBook(),
         cursor_secret=lambda: "fake-cursor-secret",
     )
     return World(ctx, uow, clock, sandbox)

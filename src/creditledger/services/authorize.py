@@ -8,22 +8,46 @@ copy that usage pricing uses, checked against the newest version id, which comes
 the same read as the team row: one primary-key read keeps every process correct.
 Requests per minute are counted by the shared rate limiter (Redis when configured,
 so all processes share it).
+
+An authorization with an ``estimate`` places a hold (``domain.holds``) in the shared
+hold book when it is allowed: the book checks the team's open holds against its usable
+credit and adds the hold in one atomic step, so simultaneous requests can not together
+take more than the credit. A hold ends when its usage is charged
+(:func:`services.usage.ingest_usage`), by :func:`release_hold`, or when it expires.
 """
 
 from __future__ import annotations
 
+import secrets
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from creditledger.domain.accounts import BillingMode, Principal, Team
 from creditledger.domain.availability import usable_credit
-from creditledger.domain.errors import NotFound, UnknownPrice
+from creditledger.domain.errors import (
+    InvalidRequest,
+    NotFound,
+    PricingError,
+    ServiceUnavailable,
+    UnknownPrice,
+)
 from creditledger.domain.grants import Grant, UsageScope
+from creditledger.domain.holds import (
+    Estimate,
+    Hold,
+    check_request_id,
+    hold_cap,
+    hold_expiry,
+    left_after_holds,
+    read_estimate,
+)
+from creditledger.domain.ids import make_id
 from creditledger.domain.money import Nanos
 from creditledger.domain.pricing import (
     PriceBook,
     TeamPricing,
+    charge_for,
     check_billable,
     effective,
     effective_team,
@@ -41,7 +65,9 @@ class Decision:
     reason: str
     tier: Tier
     available: int
+    """Credit usable for this usage, less the team's open holds (this one included)."""
     retry_after_seconds: int | None = None
+    hold: Hold | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,23 +128,59 @@ class Authorizer:
         self._cache: dict[str, _TeamState] = {}
         self._lock = threading.Lock()
 
-    def authorize(self, principal: Principal, team_id: str, usage: UsageScope) -> Decision:
+    def authorize(
+        self,
+        principal: Principal,
+        team_id: str,
+        usage: UsageScope,
+        request_id: object = None,
+        estimate: object = None,
+    ) -> Decision:
+        """The decision for one request; with an ``estimate``, an allowed one holds its
+        cost until the usage event ``request_id`` is charged, a release, or expiry."""
         require_service(principal)
+        request_id = check_request_id(request_id)
+        wanted = None if estimate is None else read_estimate(estimate)
         team, state, books = self._load(team_id)
         now = self.ctx.clock.now()
         credit = decide(team, state.grants, usage, now, self.ctx.settings.tier_table)
-        tier, available = credit.tier, credit.available
+        tier = credit.tier
         unbillable = refusal_for_pricing(usage, books, state.pricing, now)
+        cap = hold_cap(team.billing_mode, credit.available)
+        try:
+            held: Nanos | None = self.ctx.holds.open_total(team_id, now)
+        except ServiceUnavailable:
+            # Without the hold book, pay-as-you-go and requests without an estimate are
+            # decided on credit alone; a prepaid-only request that needs a hold can not
+            # be (docs/decisions/0017).
+            if wanted is not None and cap is not None:
+                raise
+            held = None
+        left = left_after_holds(credit.available, held or 0)
         if unbillable is not None:
-            return Decision(False, unbillable, tier, available)
-        if not credit.allowed:
-            return Decision(False, "insufficient_credits", tier, available)
+            return Decision(False, unbillable, tier, left)
+        cost = None if wanted is None else _estimated_cost(wanted, usage, books, state, now)
+        if cap is not None and (left <= 0 or (cost is not None and cost > left)):
+            return Decision(False, "insufficient_credits", tier, left)
         limiter = self.ctx.rate_limiter
         key = f"authorize:{team_id}"
         if not limiter.hit(key, tier.requests_per_minute, RATE_WINDOW_SECONDS):
             retry = limiter.retry_after(key, tier.requests_per_minute, RATE_WINDOW_SECONDS)
-            return Decision(False, "rate_limited", tier, available, retry)
-        return Decision(True, "ok", tier, available)
+            return Decision(False, "rate_limited", tier, left, retry)
+        if cost is None or held is None:
+            return Decision(True, "ok", tier, left)
+        hold = Hold(
+            id=make_id("hold", int(now.timestamp() * 1000), secrets.randbits(80)),
+            team_id=team_id,
+            amount=cost,
+            expires_at=hold_expiry(now, timedelta(seconds=self.ctx.settings.hold_seconds)),
+            request_id=request_id,
+        )
+        placed = self.ctx.holds.place(hold, cap, now)
+        if placed is None:  # another request took the credit in the meantime
+            return Decision(False, "insufficient_credits", tier, left)
+        after = left if placed.id != hold.id else left_after_holds(left, placed.amount)
+        return Decision(True, "ok", tier, after, hold=placed)
 
     def _load(self, team_id: str) -> tuple[Team, _TeamState, list[PriceBook]]:
         with self.ctx.uow(write=False) as uow:
@@ -138,3 +200,38 @@ class Authorizer:
         with self._lock:
             self._cache[team_id] = state
         return team, state, books
+
+
+def _estimated_cost(
+    estimate: Estimate,
+    usage: UsageScope,
+    books: list[PriceBook],
+    state: _TeamState,
+    at: datetime,
+) -> Nanos:
+    """The estimate's amount, or its quantities priced exactly as their usage will be."""
+    if estimate.amount is not None:
+        return estimate.amount
+    assert estimate.quantities is not None
+    try:
+        return charge_for(
+            estimate.quantities,
+            usage.product,
+            usage.model or "",
+            usage.gpu,
+            effective(books, at),
+            effective_team(state.pricing, at),
+        )
+    except PricingError as exc:
+        raise InvalidRequest(
+            f"`estimate` can not be priced: {exc.message}", param="estimate.quantities"
+        ) from None
+
+
+def release_hold(ctx: Context, principal: Principal, hold_id: str) -> bool:
+    """End a hold early (the request it was for did not happen). True when this call
+    ended it; False when it had ended already (or never existed): a hold ends once."""
+    require_service(principal)
+    if len(hold_id) > 64:
+        return False
+    return ctx.holds.release(hold_id, ctx.clock.now()) is not None

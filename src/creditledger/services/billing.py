@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from creditledger.domain.accounts import Principal, Team
 from creditledger.domain.audit import AuditAction
 from creditledger.domain.availability import usable_credit
-from creditledger.domain.errors import InvalidCursor
+from creditledger.domain.errors import InvalidCursor, ServiceUnavailable
 from creditledger.domain.grants import Grant, GrantKind, GrantStatus
 from creditledger.domain.tiers import Tier, next_tier, tier_for
 from creditledger.services import audit
@@ -23,6 +24,9 @@ class Balance:
     tier: Tier
     next_tier: Tier | None
     """The tier the next payments can reach, None at the top."""
+    held: int | None = 0
+    """Σ the team's open holds (requests in flight; not money); None when the hold
+    book does not answer."""
 
     @property
     def next_level_at(self) -> int | None:
@@ -51,7 +55,15 @@ def get_balance(ctx: Context, principal: Principal, team_id: str) -> Balance:
         prepaid=available[GrantKind.PREPAID],
         tier=tier,
         next_tier=next_tier(tier, table),
+        held=_held(ctx, team_id, now),
     )
+
+
+def _held(ctx: Context, team_id: str, now: datetime) -> int | None:
+    try:
+        return ctx.holds.open_total(team_id, now)
+    except ServiceUnavailable:
+        return None
 
 
 CREDITS = "credits"

@@ -10,6 +10,7 @@ from creditledger.config import Settings
 from creditledger.domain.clock import Clock
 from creditledger.domain.cursors import CursorCodec, codec_for
 from creditledger.services.ports import (
+    HoldBook,
     Invariants,
     PasswordHasher,
     PaymentProvider,
@@ -30,6 +31,7 @@ class Context:
     schema: SchemaStatus
     rate_limiter: RateLimiter
     payments: PaymentProvider
+    holds: HoldBook
     price_books: PriceBooks = field(default_factory=PriceBooks, kw_only=True)
     """This process's copy of the price book versions (usage pricing, authorization)."""
     cursor_secret: Callable[[], str] = field(kw_only=True)

@@ -16,6 +16,7 @@ from creditledger.domain.accounts import BillingMode, Member, Principal, Role, T
 from creditledger.domain.audit import AuditEvent, AuditFilter
 from creditledger.domain.grants import Grant
 from creditledger.domain.history import HistoryEntry, HistoryFilter
+from creditledger.domain.holds import Hold
 from creditledger.domain.invoices import (
     Attempt,
     AttemptOutcome,
@@ -110,6 +111,30 @@ class Tokens(Protocol):
         at: datetime,
     ) -> None: ...
     def principal_for(self, token_hash: str) -> Principal | None: ...
+
+
+class HoldBook(Protocol):
+    """Open holds, shared by every process of a deployment (``domain.holds``).
+
+    Each call is atomic: two places racing for the last of a team's credit can not both
+    fit, and a hold ends once however many ways try to end it at the same moment."""
+
+    def place(self, hold: Hold, cap: Nanos | None, now: datetime) -> Hold | None:
+        """``hold``, if the team's open holds plus it fit under ``cap`` (None: no limit);
+        the open hold the team already has for ``hold.request_id``, if any; else None."""
+        ...
+
+    def open_total(self, team_id: str, now: datetime) -> Nanos:
+        """Σ amount of the team's holds open at ``now``."""
+        ...
+
+    def release(self, hold_id: str, now: datetime) -> Hold | None:
+        """End the hold if it is still open; the hold ended by this call, else None."""
+        ...
+
+    def release_requests(self, team_id: str, request_ids: list[str], now: datetime) -> int:
+        """End the team's open holds of these request ids; how many this call ended."""
+        ...
 
 
 class WebSessions(Protocol):

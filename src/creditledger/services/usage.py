@@ -8,6 +8,7 @@ the same batch gives the same result whatever order its events arrived in.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,7 +17,13 @@ from creditledger.domain import ledger
 from creditledger.domain.accounts import Principal, TokenKind
 from creditledger.domain.availability import late_arrival_cutoff, open_to_late_usage
 from creditledger.domain.consumption import order_can_matter
-from creditledger.domain.errors import EventError, Forbidden, InvalidRequest, PricingError
+from creditledger.domain.errors import (
+    EventError,
+    Forbidden,
+    InvalidRequest,
+    PricingError,
+    ServiceUnavailable,
+)
 from creditledger.domain.grants import Grant
 from creditledger.domain.pricing import (
     PriceBook,
@@ -47,6 +54,8 @@ from creditledger.services.context import Context
 from creditledger.services.ports import UnitOfWork
 from creditledger.services.retry import with_retry
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(slots=True)
 class IngestResult:
@@ -54,6 +63,8 @@ class IngestResult:
     duplicates: int = 0
     rejected: list[Rejection] = field(default_factory=list)
     charged_teams: set[str] = field(default_factory=set)
+    charged_requests: dict[str, list[str]] = field(default_factory=dict)
+    """The ids of the events charged by this batch, by team: their holds end."""
 
 
 def require_service(principal: Principal) -> None:
@@ -92,7 +103,22 @@ def ingest_usage(ctx: Context, principal: Principal, raw_events: object) -> Inge
 
     result = with_retry(charge)
     result.rejected.sort(key=lambda r: r.index)
+    _end_holds(ctx, result)
     return result
+
+
+def _end_holds(ctx: Context, result: IngestResult) -> None:
+    """The holds of the requests just charged end, after the commit, so no decision in
+    between sees neither the hold nor the charge. If the hold book does not answer,
+    they end by expiry instead: holds are never money."""
+    now = ctx.clock.now()
+    for team_id, request_ids in result.charged_requests.items():
+        try:
+            ctx.holds.release_requests(team_id, request_ids, now)
+        except ServiceUnavailable:
+            log.warning(
+                "holds of %d charged requests not ended: the hold book is down", len(request_ids)
+            )
 
 
 def _charge_batch(
@@ -116,6 +142,7 @@ def _charge_batch(
         charged_after = _charged_after_late_event(uow, new, now, cutoff, open_grants)
         writes.add(charge_in_time_order(open_grants, charged_after, new))
         result.charged_teams.add(team_id)
+        result.charged_requests[team_id] = [c.event.id for c in new]
     writes.flush()
     result.accepted += writes.accepted
 

@@ -113,11 +113,46 @@ class GrantCreate(Body):
     note: str = Field(max_length=500)
 
 
+ESTIMATE_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {
+            "type": "object",
+            "required": ["quantities"],
+            "additionalProperties": False,
+            "properties": {
+                "quantities": {
+                    "type": "object",
+                    "minProperties": 1,
+                    "maxProperties": 16,
+                    "additionalProperties": {"type": "integer", "minimum": 0},
+                    "description": "Meter → expected count, priced as the usage will be",
+                }
+            },
+        },
+        {
+            "type": "object",
+            "required": ["amount"],
+            "additionalProperties": False,
+            "properties": {
+                "amount": {"type": "string", "pattern": r"^[0-9]{1,15}(\.[0-9]{1,9})?$"}
+            },
+        },
+    ],
+    "description": "What the request is expected to cost: held until its usage is charged",
+}
+
+
 class AuthorizeCreate(Body):
     team_id: str = Field(max_length=64)
     product: Literal["serverless", "dedicated", "container"]
     model: str = Field(max_length=128)
     gpu: str | None = Field(default=None, max_length=128)
+    request_id: str | None = Field(
+        default=None,
+        max_length=255,
+        description="The id its usage event will carry: charging that event ends the hold",
+    )
+    estimate: Annotated[Any, WithJsonSchema(ESTIMATE_SCHEMA)] = None
 
 
 class PriceBody(Body):
@@ -314,6 +349,9 @@ def tier_limits_public(tier: Tier) -> TierLimitsPublic:
 
 class BalancePublic(Public):
     available: AvailablePublic
+    held: MoneyText | None = Field(
+        description="Open holds of requests in flight (not money); null when unknown"
+    )
     unpaid_balance: MoneyText
     billing_mode: BillingMode
     tier: TierPublic
@@ -328,6 +366,7 @@ def balance_public(balance: Balance) -> BalancePublic:
             promotional=format_amount(balance.promotional),
             prepaid=format_amount(balance.prepaid),
         ),
+        held=money(balance.held),
         unpaid_balance=format_amount(balance.team.unpaid),
         billing_mode=balance.team.billing_mode,
         tier=TierPublic(
@@ -558,24 +597,46 @@ AuthorizeReason = Literal[
 ]
 
 
+class HoldPublic(Public):
+    id: str
+    amount: MoneyText
+    expires_at: Timestamp
+
+
 class AuthorizePublic(Public):
     allowed: bool
     reason: AuthorizeReason
     tier: TierLimitsPublic
-    available: MoneyText = Field(description="Credit usable for this product, model and GPU")
+    available: MoneyText = Field(
+        description="Credit usable for this product, model and GPU, less the open holds"
+    )
+    hold: HoldPublic | None = Field(
+        default=None, exclude_if=_unset, description="With an `estimate`, when allowed"
+    )
     retry_after_seconds: int | None = Field(
         default=None, exclude_if=_unset, description="With `rate_limited`: when to try again"
     )
 
 
 def authorize_public(decision: Decision) -> AuthorizePublic:
+    hold = decision.hold
     return AuthorizePublic(
         allowed=decision.allowed,
         reason=decision.reason,
         tier=tier_limits_public(decision.tier),
         available=format_amount(decision.available),
+        hold=None
+        if hold is None
+        else HoldPublic(
+            id=hold.id, amount=format_amount(hold.amount), expires_at=instant(hold.expires_at)
+        ),
         retry_after_seconds=decision.retry_after_seconds,
     )
+
+
+class HoldReleasePublic(Public):
+    id: str
+    released: bool = Field(description="False when the hold had ended already")
 
 
 class UsageRowPublic(Public):

@@ -17,6 +17,7 @@ from creditledger.entrypoints.api.openapi import errors
 from creditledger.entrypoints.api.schemas import (
     AuthorizeCreate,
     AuthorizePublic,
+    HoldReleasePublic,
     Instant,
     UsageBatchResult,
     UsageReportPublic,
@@ -24,7 +25,7 @@ from creditledger.entrypoints.api.schemas import (
     usage_batch_result,
     usage_report_public,
 )
-from creditledger.services.authorize import Authorizer
+from creditledger.services.authorize import Authorizer, release_hold
 from creditledger.services.recharge import recharge_after_usage
 from creditledger.services.usage import ingest_usage
 from creditledger.services.usage_report import usage_report
@@ -110,9 +111,20 @@ def authorize(body: AuthorizeCreate, request: Request, caller: Caller) -> Author
     """May this team make another request now, and at which tier?"""
     authorizer: Authorizer = request.app.state.authorizer
     decision = authorizer.authorize(
-        caller, body.team_id, UsageScope(body.product, body.model, body.gpu)
+        caller,
+        body.team_id,
+        UsageScope(body.product, body.model, body.gpu),
+        body.request_id,
+        body.estimate,
     )
     return authorize_public(decision)
+
+
+@router.post("/v1/holds/{hold_id}/release")
+def release(hold_id: str, ctx: Ctx, caller: Caller) -> HoldReleasePublic:
+    """End a hold early: the request it was for did not happen or was cut short.
+    A hold ends once; releasing one that has ended changes nothing."""
+    return HoldReleasePublic(id=hold_id, released=release_hold(ctx, caller, hold_id))
 
 
 @router.get("/v1/teams/{team_id}/usage", tags=["billing"])

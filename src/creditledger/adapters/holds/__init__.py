@@ -1,0 +1,1 @@
+"""The shared hold book (``services.ports.HoldBook``): in memory or in Redis."""
