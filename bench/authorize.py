@@ -7,7 +7,8 @@ Over HTTP (a uvicorn server subprocess; the load generator is another process) w
 request rate: open loop, each request's latency counted from its scheduled start, so
 queueing counts. Figures: p50/p99 at 1 connection and at 16 connections, the maximum
 rate one worker sustains (closed loop, 16 connections), p99 while usage ingestion runs
-against the same server, and the same for a bare ASGI app (C_asgi). In process:
+against the same server, the maximum rate when every request places a hold
+(``request_id`` + ``estimate``), and the same for a bare ASGI app (C_asgi). In process:
 ``Authorizer.authorize`` with a warm cache and the pure ``decide`` in µs. The teams are
 on tier 5 and requests rotate over 1,000 of them, so the rate limiter never refuses.
 """
@@ -49,6 +50,31 @@ def authorize_requests(token: str, teams: list[str]) -> list[bytes]:
             orjson.dumps({"team_id": t, "product": SCOPE.product, "model": SCOPE.model}),
         )
         for t in teams
+    ]
+
+
+HOLD_REQUESTS = 50_000
+"""Distinct request ids for the run with holds (the load generator cycles its list)."""
+
+
+def hold_requests(token: str, teams: list[str], prefix: str) -> list[bytes]:
+    """Authorizations that each hold a tiny estimate under their own ``request_id``."""
+    return [
+        c.raw_request(
+            "POST",
+            "/v1/authorize",
+            token,
+            orjson.dumps(
+                {
+                    "team_id": teams[n % len(teams)],
+                    "product": SCOPE.product,
+                    "model": SCOPE.model,
+                    "request_id": f"{prefix}-{n}",
+                    "estimate": {"amount": "0.000001"},
+                }
+            ),
+        )
+        for n in range(HOLD_REQUESTS)
     ]
 
 
@@ -169,8 +195,33 @@ class Bench:
             samples["decide"].append(c.percentile(times, 50))
             return c.percentile(times, 99)
 
-        for name, measure in (("authorize", authorize_p99), ("decide", decide_p99)):
-            what = "Authorizer.authorize (warm)" if name == "authorize" else "decide()"
+        serial = iter(range(10**9))
+
+        def holds_p99() -> float:
+            times = []
+            for n in range(calls):
+                team = teams[n % len(teams)]
+                rid = f"inproc-{next(serial)}"
+                started = time.perf_counter_ns()
+                decision = authorizer.authorize(principal, team, SCOPE, rid, {"amount": "0.000001"})
+                times.append((time.perf_counter_ns() - started) / 1000)
+                if decision.hold is None:
+                    raise RuntimeError(f"no hold: {decision.reason}")
+            samples["holds"].append(c.percentile(times, 50))
+            return c.percentile(times, 99)
+
+        samples["holds"] = []
+        whats = {
+            "authorize": "Authorizer.authorize (warm)",
+            "holds": "Authorizer.authorize with a hold",
+            "decide": "decide()",
+        }
+        for name, measure in (
+            ("authorize", authorize_p99),
+            ("holds", holds_p99),
+            ("decide", decide_p99),
+        ):
+            what = whats[name]
             values = c.repeat(measure, self.runs, self.warmup)
             p50 = samples[name][-self.runs :]
             self.figures[f"{backend}_inproc_{name}"] = {
@@ -195,6 +246,12 @@ class Bench:
                 requests,
                 1,
                 rate_1,
+            )
+            self.capacity(
+                f"{backend}_max_rate_holds",
+                f"{backend} max rate with holds, 1 worker, 16 conns",
+                server.port,
+                hold_requests(service, teams, f"h-{time.time_ns()}"),
             )
             rate_16 = round(0.5 * rate, -1)
             self.figures[f"{backend}_16conn_rate"] = rate_16
@@ -299,6 +356,10 @@ def main() -> None:
             f"  in-process Authorizer.authorize p99: {med('inproc_authorize'):.1f} µs"
             f"   goal ≤ {GOAL_DECISION_P99_US:.0f} µs: "
             f"{c.verdict(med('inproc_authorize'), GOAL_DECISION_P99_US, False)}",
+            f"  max rate with holds: {f[f'{backend}_max_rate_holds']['median']:,.0f} req/s = "
+            f"{f[f'{backend}_max_rate_holds']['median'] / rate:.2f} × without"
+            f"   goal ≥ 0.5: {c.verdict(f[f'{backend}_max_rate_holds']['median'] / rate, 0.5)}",
+            f"  in-process Authorizer.authorize with a hold p99: {med('inproc_holds'):.1f} µs",
             f"  in-process decide() p99: {med('inproc_decide'):.1f} µs"
             f"   goal ≤ {GOAL_DECISION_P99_US:.0f} µs: "
             f"{c.verdict(med('inproc_decide'), GOAL_DECISION_P99_US, False)}",
