@@ -17,9 +17,18 @@ from creditledger.services.access import system_operator
 from creditledger.services.accounts import add_member, change_role
 from creditledger.services.context import Context
 from creditledger.services.promo_codes import NewPromoCodes, create_promo_codes
-from creditledger.services.sessions import revoke_sessions
+from creditledger.services.sessions import purge_ended_sessions, revoke_sessions
 from creditledger.services.tokens import authenticate
-from tests.helpers import PASSWORD, Account, Platform, event, price, set_billing, sign_up
+from tests.helpers import (
+    PASSWORD,
+    Account,
+    Platform,
+    bearer,
+    event,
+    price,
+    set_billing,
+    sign_up,
+)
 from tests.payments import balance, rows
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -435,3 +444,40 @@ def test_downloads_are_not_kept_in_caches(client: TestClient) -> None:
     csv = client.get(f"{billing(ada.team_id)}/credit-history.csv")
     assert csv.headers["cache-control"] == "no-store"
     assert csv.headers["x-content-type-options"] == "nosniff"
+
+
+def test_ended_sessions_are_forgotten_after_a_week(
+    client: TestClient, ctx: Context, clock: FixedClock
+) -> None:
+    ada = sign_up(client, "ada")
+    web_sign_in(client, ada)
+    other = browser(ctx)
+    web_sign_in(other, ada)
+    token = csrf_of(client.get("/logout").text)
+    client.post("/logout", data={"csrf_token": token})
+    clock.advance(timedelta(days=7, seconds=1))
+    assert purge_ended_sessions(ctx) == 1  # the signed-out one; the other ended at 12 h
+    assert len(session_rows(ctx)) == 1
+    clock.advance(timedelta(hours=ctx.settings.web_session_hours))
+    assert purge_ended_sessions(ctx) == 1
+    assert session_rows(ctx) == []
+
+
+def test_the_page_shows_what_requests_in_flight_hold(client: TestClient, ctx: Context) -> None:
+    platform = Platform.on(client, ctx)
+    platform.put_prices(price("llama", "tokens", "1.00", 1000))
+    ada = sign_up(client, "ada")
+    web_sign_in(client, ada)
+    assert 'data-testid="held"' not in client.get(billing(ada.team_id)).text
+    body = {
+        "team_id": ada.team_id,
+        "product": "serverless",
+        "model": "llama",
+        "request_id": "r1",
+        "estimate": {"amount": "1.25"},
+    }
+    assert client.post("/v1/authorize", json=body, headers=bearer(platform.service)).json()[
+        "allowed"
+    ]
+    page = client.get(billing(ada.team_id)).text
+    assert "$1.25 held for requests in flight" in page

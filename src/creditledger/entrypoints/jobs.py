@@ -16,6 +16,7 @@ from creditledger.services.context import Context
 from creditledger.services.invoices import run_invoice_retries, run_invoices
 from creditledger.services.payments import reconcile_payments
 from creditledger.services.recharge import run_auto_recharge
+from creditledger.services.sessions import purge_ended_sessions
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,14 @@ register(
         run_invoice_retries,
         every_seconds=600,
         help="Charge again the invoices whose earlier charge failed, on the retry schedule.",
+    )
+)
+register(
+    Job(
+        "web_sessions",
+        purge_ended_sessions,
+        every_seconds=3600,
+        help="Forget web sessions that expired or were revoked more than a week ago.",
     )
 )
 register(

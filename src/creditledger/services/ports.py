@@ -147,6 +147,10 @@ class WebSessions(Protocol):
         """End every live session of the user; how many there were."""
         ...
 
+    def delete_ended_before(self, at: datetime) -> int:
+        """Forget the sessions that expired or were revoked before ``at``; how many."""
+        ...
+
 
 class Grants(Protocol):
     def add(self, grant: Grant, note: str | None) -> None: ...

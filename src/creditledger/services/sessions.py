@@ -108,6 +108,19 @@ def sign_out(ctx: Context, secret: str | None) -> None:
         uow.commit()
 
 
+KEEP_ENDED = timedelta(days=7)
+"""How long an ended session's row stays (to tell when someone signed out) before the
+``web_sessions`` job forgets it."""
+
+
+def purge_ended_sessions(ctx: Context) -> int:
+    """Delete the sessions that ended more than :data:`KEEP_ENDED` ago; how many."""
+    with ctx.uow() as uow:
+        gone = uow.web_sessions.delete_ended_before(ctx.clock.now() - KEEP_ENDED)
+        uow.commit()
+    return gone
+
+
 def revoke_sessions(ctx: Context, email: str) -> int:
     """End every web session of the user with ``email`` (an operator's command)."""
     email = normalise_email(email)

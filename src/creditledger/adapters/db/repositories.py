@@ -314,6 +314,13 @@ class SqlWebSessions(_Repo):
             .values(revoked_at=at)
         )
 
+    def delete_ended_before(self, at: datetime) -> int:
+        s = t.web_sessions.c
+        result = self.conn.execute(
+            t.web_sessions.delete().where(sa.or_(s.expires_at < at, s.revoked_at < at))
+        )
+        return result.rowcount
+
     def revoke_all_of(self, user_id: str, at: datetime) -> int:
         s = t.web_sessions.c
         result = self.conn.execute(

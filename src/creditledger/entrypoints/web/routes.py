@@ -356,6 +356,7 @@ def _billing_context(
         "promotional": display_amount(balance.promotional),
         "prepaid": display_amount(balance.prepaid),
         "unpaid": display_amount(balance.team.unpaid),
+        "held": display_amount(balance.held) if balance.held else None,
         "tier": views.tier_view(balance, ctx.settings.purchase_min_nanos),
         "credits": [c for c in credits if c.usable],
         "past_credits": [c for c in credits if not c.usable],
