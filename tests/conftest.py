@@ -137,6 +137,10 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         # Every test client calls from the one address, and some tests sign up dozens of
         # users; the sign-up throttle's own tests use the default budget.
         "signups_per_address": 1000,
+        # Pushed changes arrive a few milliseconds after their commit; tests that change
+        # data and authorize at once read per decision. tests/integration/test_change_feed.py
+        # covers the push.
+        "push_changes": False,
     }
     values.update(overrides)
     return Settings.model_validate(values)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import sqlalchemy as sa
 
 from creditledger.adapters.clock import SystemClock
+from creditledger.adapters.db.changes import PgChangeFeed
 from creditledger.adapters.db.engine import create_engine
 from creditledger.adapters.db.invariants import SqlInvariants
 from creditledger.adapters.db.migrate import SqlSchemaStatus
@@ -24,7 +26,7 @@ from creditledger.config import Settings
 from creditledger.domain.clock import Clock
 from creditledger.domain.errors import InvalidRequest
 from creditledger.services.context import Context
-from creditledger.services.ports import PaymentProvider
+from creditledger.services.ports import ChangeFeed, PaymentProvider
 
 SANDBOX_SECRET_NAME = "sandbox_webhook_secret"  # noqa: S105 - the name of a stored secret
 CURSOR_SECRET_NAME = "cursor_secret"  # noqa: S105 - the name of a stored secret
@@ -86,6 +88,15 @@ def build_context(
         payments=payments or build_payment_provider(settings, clock, engine),
         cursor_secret=StoredSecret(engine, CURSOR_SECRET_NAME, random_secret),
     )
+
+
+def change_feed(settings: Settings) -> Callable[[Callable[[str], None]], ChangeFeed] | None:
+    """How a process hears of committed changes: PostgreSQL's notices, when enabled
+    (``CREDITLEDGER_PUSH_CHANGES``); None on SQLite."""
+    url = settings.database_url
+    if not settings.push_changes or not url.startswith("postgresql"):
+        return None
+    return lambda on_change: PgChangeFeed(url, on_change)
 
 
 def migrate_database(settings: Settings) -> None:

@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     invoice_seller: str = "creditledger\nBilling department"
     """Who issues the invoices: the lines printed at the top of every invoice PDF."""
 
+    push_changes: bool = True
+    """On PostgreSQL, authorization listens for committed changes (``LISTEN``) and
+    decides from memory while it hears them; off, it reads each team per decision."""
     hold_seconds: int = Field(default=600, ge=1, le=24 * 3600)
     """How long a hold placed by an authorization lasts unless its usage or a release
     ends it sooner (docs/decisions/0017)."""

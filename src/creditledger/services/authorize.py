@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import secrets
 import threading
-from dataclasses import dataclass
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from creditledger.domain.accounts import BillingMode, Principal, Team
@@ -54,6 +57,8 @@ from creditledger.domain.pricing import (
 )
 from creditledger.domain.tiers import DEFAULT_TIERS, Tier, tier_for
 from creditledger.services.context import Context
+from creditledger.services.ports import ChangeFeed
+from creditledger.services.tokens import authenticate
 from creditledger.services.usage import require_service
 
 RATE_WINDOW_SECONDS = 60
@@ -122,11 +127,79 @@ class _TeamState:
     pricing: list[TeamPricing]
 
 
+@dataclass(frozen=True, slots=True)
+class _Fresh:
+    """A team as last read, trusted without a read while the change feed is live."""
+
+    team: Team
+    state: _TeamState
+    books: list[PriceBook]
+    read_at: float
+
+
+TRUST_SECONDS = 2.0
+"""The bounded periodic check: a team read longer ago than this is read again even
+when no notice came, so a lost notice can only delay a change, never hide it."""
+MAX_FRESH_TEAMS = 100_000
+MAX_PRINCIPALS = 10_000
+
+
 class Authorizer:
-    def __init__(self, ctx: Context) -> None:
+    """Decisions for the gateway. With a change feed (PostgreSQL's notices), teams and
+    service tokens are served from memory while the feed is live and each entry is
+    younger than :data:`TRUST_SECONDS`; a notice drops what it names at once. Without
+    one (SQLite, or the feed down), every decision reads the team's revision."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        feed: Callable[[Callable[[str], None]], ChangeFeed] | None = None,
+    ) -> None:
         self.ctx = ctx
         self._cache: dict[str, _TeamState] = {}
+        self._fresh: OrderedDict[str, _Fresh] = OrderedDict()
+        self._principals: OrderedDict[str, Principal] = OrderedDict()
+        self._generation = 0
         self._lock = threading.Lock()
+        self.feed = None if feed is None else feed(self.changed)
+        if self.feed is not None:
+            self.feed.start()
+
+    def close(self) -> None:
+        if self.feed is not None:
+            self.feed.stop()
+
+    def changed(self, notice: str) -> None:
+        """A notice from the feed: forget what it names (everything for ``*``)."""
+        with self._lock:
+            self._generation += 1
+            if notice.startswith("team:"):
+                self._fresh.pop(notice.removeprefix("team:"), None)
+            elif notice == "tokens":
+                self._principals.clear()
+            else:
+                self._fresh.clear()
+                self._principals.clear()
+
+    @property
+    def _live(self) -> bool:
+        return self.feed is not None and self.feed.live
+
+    def authenticate(self, token: str | None, client: str | None = None) -> Principal:
+        """:func:`services.tokens.authenticate`, from memory while the feed is live."""
+        if not self._live or not token or len(token) > 200:
+            return authenticate(self.ctx, token, client)
+        known = self._principals.get(token)
+        if known is None:
+            with self._lock:
+                generation = self._generation
+            known = authenticate(self.ctx, token)
+            with self._lock:
+                if generation == self._generation:
+                    self._principals[token] = known
+                    while len(self._principals) > MAX_PRINCIPALS:
+                        self._principals.popitem(last=False)
+        return known if client is None else replace(known, client=client)
 
     def authorize(
         self,
@@ -183,6 +256,24 @@ class Authorizer:
         return Decision(True, "ok", tier, after, hold=placed)
 
     def _load(self, team_id: str) -> tuple[Team, _TeamState, list[PriceBook]]:
+        if not self._live:
+            return self._read(team_id)
+        fresh = self._fresh.get(team_id)
+        if fresh is not None and time.monotonic() - fresh.read_at < TRUST_SECONDS:
+            return fresh.team, fresh.state, fresh.books
+        with self._lock:
+            generation = self._generation
+        read_at = time.monotonic()
+        team, state, books = self._read(team_id)
+        with self._lock:
+            if generation == self._generation:  # no notice came while it was read
+                self._fresh[team_id] = _Fresh(team, state, books, read_at)
+                self._fresh.move_to_end(team_id)
+                while len(self._fresh) > MAX_FRESH_TEAMS:
+                    self._fresh.popitem(last=False)
+        return team, state, books
+
+    def _read(self, team_id: str) -> tuple[Team, _TeamState, list[PriceBook]]:
         with self.ctx.uow(write=False) as uow:
             found = uow.teams.get_with_price_version(team_id)
             if found is None:

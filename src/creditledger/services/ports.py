@@ -113,6 +113,19 @@ class Tokens(Protocol):
     def principal_for(self, token_hash: str) -> Principal | None: ...
 
 
+class ChangeFeed(Protocol):
+    """Notices of committed changes pushed by the database (``team:<id>``, ``prices``,
+    ``tokens``, or ``*`` for anything), delivered to the callback it was made with."""
+
+    @property
+    def live(self) -> bool:
+        """Connected and listening: no notice can be missed while this holds."""
+        ...
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
 class HoldBook(Protocol):
     """Open holds, shared by every process of a deployment (``domain.holds``).
 

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
+from creditledger.bootstrap import change_feed
 from creditledger.entrypoints.api import errors, metrics
 from creditledger.entrypoints.api.limits import BodyGuard
 from creditledger.entrypoints.api.openapi import document_errors
@@ -52,6 +53,7 @@ def create_app(ctx: Context, *, run_jobs: bool = False) -> FastAPI:
         finally:
             if runner is not None:
                 runner.stop()
+            app.state.authorizer.close()
             ctx.uow.dispose()
 
     # The API reference at /docs is served from files in the package: no CDN.
@@ -66,7 +68,7 @@ def create_app(ctx: Context, *, run_jobs: bool = False) -> FastAPI:
         static_url="/docs/static",
     )
     app.state.ctx = ctx
-    app.state.authorizer = Authorizer(ctx)
+    app.state.authorizer = Authorizer(ctx, change_feed(ctx.settings))
     errors.install(app)
     app.add_middleware(metrics.Metrics)
     app.add_middleware(BodyGuard)

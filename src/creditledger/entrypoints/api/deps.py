@@ -42,7 +42,15 @@ def get_principal(
     return authenticate(get_context(request), token, client_address(request))
 
 
+def bearer_token(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str | None:
+    return credentials.credentials if credentials else None
+
+
 Ctx = Annotated[Context, Depends(get_context)]
+BearerToken = Annotated[str | None, Depends(bearer_token)]
+"""The bearer token as sent, for a route that authenticates it itself (authorize)."""
 Caller = Annotated[Principal, Depends(get_principal)]
 ClientAddress = Annotated[str | None, Depends(client_address)]
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size, 1 to 500")]

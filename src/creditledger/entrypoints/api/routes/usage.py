@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from creditledger.domain.errors import InvalidRequest, UnknownField
 from creditledger.domain.grants import PRODUCTS, UsageScope
 from creditledger.domain.usage import MAX_AGE, MAX_AHEAD, MAX_EVENTS_PER_BATCH
-from creditledger.entrypoints.api.deps import Caller, Ctx
+from creditledger.entrypoints.api.deps import BearerToken, Caller, Ctx, client_address
 from creditledger.entrypoints.api.json_body import SCOPE_KEY
 from creditledger.entrypoints.api.openapi import errors
 from creditledger.entrypoints.api.schemas import (
@@ -107,9 +107,10 @@ async def post_usage_events(
 
 
 @router.post("/v1/authorize", responses=errors(404))
-def authorize(body: AuthorizeCreate, request: Request, caller: Caller) -> AuthorizePublic:
+def authorize(body: AuthorizeCreate, request: Request, token: BearerToken) -> AuthorizePublic:
     """May this team make another request now, and at which tier?"""
     authorizer: Authorizer = request.app.state.authorizer
+    caller = authorizer.authenticate(token, client_address(request))
     decision = authorizer.authorize(
         caller,
         body.team_id,

@@ -1,0 +1,88 @@
+"""What changed, pushed by PostgreSQL: ``LISTEN creditledger_changes`` in a thread.
+
+The notices come from triggers (migration 0010): ``team:<id>`` when a team's revision
+moves, ``prices`` when a price book is added. Each goes to the subscriber as it comes;
+``*`` means "anything may have changed": sent when the listening connection is (re)made,
+so what was cached before it is thrown away. While the connection is down the feed is
+not :attr:`live`, and readers go back to reading the database per decision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+
+import psycopg
+import sqlalchemy as sa
+from psycopg.conninfo import make_conninfo
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "creditledger_changes"
+EVERYTHING = "*"
+
+
+def _conninfo(url: str) -> str:
+    """A SQLAlchemy URL (``postgresql+psycopg://…?options=…``) as a libpq conninfo."""
+    parsed = sa.make_url(url)
+    args = {
+        k: str(v)
+        for k, v in parsed.translate_connect_args(username="user", database="dbname").items()
+    }
+    for key, value in parsed.query.items():
+        args[key] = value if isinstance(value, str) else value[-1]
+    return make_conninfo(**args)
+
+
+class PgChangeFeed:
+    def __init__(self, url: str, on_change: Callable[[str], None], retry_seconds: float = 1.0):
+        self.conninfo = _conninfo(url)
+        self.on_change = on_change
+        self.retry_seconds = retry_seconds
+        self._stop = threading.Event()
+        self._live = threading.Event()
+        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+        self._thread = threading.Thread(target=self._run, name="change-feed", daemon=True)
+
+    @property
+    def live(self) -> bool:
+        return self._live.is_set()
+
+    def start(self, wait_seconds: float = 5.0) -> None:
+        self._thread.start()
+        self._live.wait(wait_seconds)
+
+    def stop(self) -> None:
+        self._stop.set()
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                conn.cancel()
+        self._thread.join(timeout=5)
+
+    def drop_connection(self) -> None:
+        """Close the listening connection, as a network fault would (for tests)."""
+        conn = self._conn
+        if conn is not None:
+            conn.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.conninfo, autocommit=True) as conn:
+                    self._conn = conn
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self.on_change(EVERYTHING)
+                    self._live.set()
+                    while not self._stop.is_set():
+                        for notice in conn.notifies(timeout=0.5):
+                            self.on_change(notice.payload)
+            except psycopg.Error as exc:
+                if not self._stop.is_set():
+                    log.warning("change feed lost its connection: %s", exc)
+            finally:
+                self._live.clear()
+                self._conn = None
+            self._stop.wait(self.retry_seconds)

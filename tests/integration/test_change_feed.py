@@ -1,0 +1,119 @@
+"""Decisions from memory on PostgreSQL: a committed change reaches another process's
+next decision through LISTEN/NOTIFY, and a lost connection only falls back to reads."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from creditledger.adapters.clock import FixedClock
+from creditledger.adapters.db import tables
+from creditledger.adapters.db.changes import PgChangeFeed
+from creditledger.bootstrap import build_context, change_feed
+from creditledger.domain.accounts import BillingMode, Principal, TokenKind
+from creditledger.domain.errors import Unauthenticated
+from creditledger.domain.grants import UsageScope
+from creditledger.services.authorize import Authorizer
+from creditledger.services.context import Context
+from creditledger.services.tokens import create_platform_token
+from tests.conftest import make_settings
+from tests.helpers import Platform, event, price, set_billing
+
+LLAMA = UsageScope("serverless", "llama")
+GATEWAY = Principal(TokenKind.SERVICE, "tok_gateway", name="gateway")
+WITHIN_SECONDS = 2.0
+
+
+@pytest.fixture
+def other(database_url: str, clock: FixedClock) -> Iterator[Authorizer]:
+    """The Authorizer of another process, listening for changes."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL pushes changes; SQLite reads the revision per decision")
+    ctx = build_context(make_settings(database_url, push_changes=True), clock=clock)
+    authorizer = Authorizer(ctx, change_feed(ctx.settings))
+    assert authorizer.feed is not None and authorizer.feed.live
+    yield authorizer
+    authorizer.close()
+    ctx.uow.dispose()
+
+
+def until(check: Callable[[], bool]) -> float:
+    """Seconds until ``check()`` holds (fails after WITHIN_SECONDS)."""
+    began = time.monotonic()
+    while not check():
+        assert time.monotonic() - began < WITHIN_SECONDS, "the change did not arrive"
+        time.sleep(0.005)
+    return time.monotonic() - began
+
+
+def team_with_credit(client: TestClient, ctx: Context, credit: str) -> tuple[Platform, str]:
+    platform = Platform.on(client, ctx)
+    platform.put_prices(price("llama", "tokens", "0.01"))
+    team_id = platform.team().team_id
+    platform.promo(team_id, credit)
+    set_billing(ctx, team_id, BillingMode.PREPAID, tier_override=4)
+    return platform, team_id
+
+
+def test_each_change_reaches_the_other_process_next_decision(
+    client: TestClient, ctx: Context, other: Authorizer
+) -> None:
+    platform, team_id = team_with_credit(client, ctx, "0.05")
+
+    def allowed() -> bool:
+        return other.authorize(GATEWAY, team_id, LLAMA).allowed
+
+    # Served from memory once the notices of the set-up have come in: no read of the team.
+    until(lambda: allowed() and team_id in other._fresh)
+    platform.usage(event(team_id, "e1", ctx.clock.now(), tokens=5))  # uses the credit up
+    until(lambda: not allowed())
+    grant = platform.promo(team_id, "1.00")  # an operator grant
+    until(allowed)
+    platform.client.post(
+        f"/v1/teams/{team_id}/grants/{grant}/void",
+        json={"note": "test"},
+        headers={"Authorization": f"Bearer {platform.operator}"},
+    ).raise_for_status()
+    until(lambda: not allowed())
+    set_billing(ctx, team_id, BillingMode.PAY_AS_YOU_GO, tier_override=4)  # a first purchase
+    until(allowed)
+
+
+def test_a_revoked_token_is_refused_at_once(ctx: Context, other: Authorizer) -> None:
+    token = create_platform_token(ctx, TokenKind.SERVICE, "gateway 2")
+    assert other.authenticate(token).kind is TokenKind.SERVICE
+    assert token in other._principals
+    with ctx.uow() as uow:
+        conn = uow.conn  # type: ignore[attr-defined]
+        conn.execute(sa.update(tables.api_tokens).values(revoked_at=ctx.clock.now()))
+        uow.commit()
+
+    def refused() -> bool:
+        try:
+            other.authenticate(token)
+        except Unauthenticated:
+            return True
+        return False
+
+    until(refused)
+
+
+def test_a_dropped_connection_falls_back_to_reads_and_recovers(
+    client: TestClient, ctx: Context, other: Authorizer
+) -> None:
+    platform, team_id = team_with_credit(client, ctx, "0.05")
+    assert other.authorize(GATEWAY, team_id, LLAMA).allowed
+    feed = other.feed
+    assert isinstance(feed, PgChangeFeed)
+    feed.drop_connection()
+    until(lambda: not feed.live)
+    # While deaf, every decision reads the database: a change shows at once.
+    platform.usage(event(team_id, "e1", ctx.clock.now(), tokens=5))
+    assert not other.authorize(GATEWAY, team_id, LLAMA).allowed
+    until(lambda: feed.live)
+    platform.promo(team_id, "1.00")
+    until(lambda: other.authorize(GATEWAY, team_id, LLAMA).allowed)
