@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 import _common as c
+from creditledger.bootstrap import change_feed
 from creditledger.domain.accounts import BillingMode
 from creditledger.domain.grants import UsageScope
 from creditledger.services.authorize import Authorizer, decide
@@ -161,7 +162,8 @@ class Bench:
         return self.figure(key, label, measure, "req/s")
 
     def in_process(self, backend: str, ctx: Context, teams: list[str]) -> None:
-        authorizer = Authorizer(ctx)
+        # As a server builds it: on PostgreSQL, listening for changes (decisions from memory).
+        authorizer = Authorizer(ctx, change_feed(ctx.settings))
         principal = c.service_principal()
         for team in teams:
             authorizer.authorize(principal, team, SCOPE)  # warm the cache
@@ -225,9 +227,11 @@ class Bench:
             values = c.repeat(measure, self.runs, self.warmup)
             p50 = samples[name][-self.runs :]
             self.figures[f"{backend}_inproc_{name}"] = {
+                "from_memory": authorizer.feed is not None,
                 "p99": c.show(f"{backend} in-process {what} p99", values, "µs"),
                 "p50": c.show(f"{backend} in-process {what} p50", p50, "µs"),
             }
+        authorizer.close()
 
     def http(self, backend: str, url: str, service: str, teams: list[str], rate_1: float) -> None:
         requests = authorize_requests(service, teams)

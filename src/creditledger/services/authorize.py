@@ -137,7 +137,7 @@ class _Fresh:
     read_at: float
 
 
-TRUST_SECONDS = 2.0
+TRUST_SECONDS = 10.0
 """The bounded periodic check: a team read longer ago than this is read again even
 when no notice came, so a lost notice can only delay a change, never hide it."""
 MAX_FRESH_TEAMS = 100_000
