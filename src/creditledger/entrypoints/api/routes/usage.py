@@ -106,7 +106,7 @@ async def post_usage_events(
     return usage_batch_result(result)
 
 
-@router.post("/v1/authorize", responses=errors(404))
+@router.post("/v1/authorize", responses=errors(401, 403, 404))
 def authorize(body: AuthorizeCreate, request: Request, token: BearerToken) -> AuthorizePublic:
     """May this team make another request now, and at which tier?"""
     authorizer: Authorizer = request.app.state.authorizer
