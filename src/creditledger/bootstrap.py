@@ -8,7 +8,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from creditledger.adapters.clock import SystemClock
-from creditledger.adapters.db.changes import PgChangeFeed
+from creditledger.adapters.db.changes import PgChangeFeed, SqliteChangeCounter
 from creditledger.adapters.db.engine import create_engine
 from creditledger.adapters.db.invariants import SqlInvariants
 from creditledger.adapters.db.migrate import SqlSchemaStatus
@@ -26,7 +26,7 @@ from creditledger.config import Settings
 from creditledger.domain.clock import Clock
 from creditledger.domain.errors import InvalidRequest
 from creditledger.services.context import Context
-from creditledger.services.ports import ChangeFeed, PaymentProvider
+from creditledger.services.ports import ChangeCounter, ChangeFeed, PaymentProvider
 
 SANDBOX_SECRET_NAME = "sandbox_webhook_secret"  # noqa: S105 - the name of a stored secret
 CURSOR_SECRET_NAME = "cursor_secret"  # noqa: S105 - the name of a stored secret
@@ -84,6 +84,7 @@ def build_context(
         invariants=SqlInvariants(engine, timedelta(seconds=settings.late_arrival_window_seconds)),
         schema=SqlSchemaStatus(engine),
         rate_limiter=LimitsRateLimiter(settings.redis_url),
+        request_limiter=LimitsRateLimiter(settings.redis_url, counter=True),
         holds=RedisHoldBook(settings.redis_url) if settings.redis_url else MemoryHoldBook(),
         payments=payments or build_payment_provider(settings, clock, engine),
         cursor_secret=StoredSecret(engine, CURSOR_SECRET_NAME, random_secret),
@@ -97,6 +98,15 @@ def change_feed(settings: Settings) -> Callable[[Callable[[str], None]], ChangeF
     if not settings.push_changes or not url.startswith("postgresql"):
         return None
     return lambda on_change: PgChangeFeed(url, on_change)
+
+
+def change_counter(settings: Settings) -> ChangeCounter | None:
+    """How a process tells that nothing was committed since it last read: SQLite's
+    data version, for a database file; None otherwise."""
+    url = sa.make_url(settings.database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return SqliteChangeCounter(url.database)
 
 
 def migrate_database(settings: Settings) -> None:

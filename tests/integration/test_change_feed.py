@@ -1,5 +1,6 @@
-"""Decisions from memory on PostgreSQL: a committed change reaches another process's
-next decision through LISTEN/NOTIFY, and a lost connection only falls back to reads."""
+"""Decisions from memory: a committed change reaches another process's next decision,
+through LISTEN/NOTIFY on PostgreSQL (a lost connection only falls back to reads) and
+through SQLite's data version, which moves at every commit of any connection."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from fastapi.testclient import TestClient
 from creditledger.adapters.clock import FixedClock
 from creditledger.adapters.db import tables
 from creditledger.adapters.db.changes import PgChangeFeed
-from creditledger.bootstrap import build_context, change_feed
+from creditledger.bootstrap import build_context, change_counter, change_feed
 from creditledger.domain.accounts import BillingMode, Principal, TokenKind
 from creditledger.domain.errors import Unauthenticated
 from creditledger.domain.grants import UsageScope
@@ -30,12 +31,14 @@ WITHIN_SECONDS = 2.0
 
 @pytest.fixture
 def other(database_url: str, clock: FixedClock) -> Iterator[Authorizer]:
-    """The Authorizer of another process, listening for changes."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL pushes changes; SQLite reads the revision per decision")
+    """The Authorizer of another process, listening for changes (PostgreSQL) or
+    watching the change counter (SQLite)."""
     ctx = build_context(make_settings(database_url, push_changes=True), clock=clock)
-    authorizer = Authorizer(ctx, change_feed(ctx.settings))
-    assert authorizer.feed is not None and authorizer.feed.live
+    authorizer = Authorizer(ctx, change_feed(ctx.settings), change_counter(ctx.settings))
+    if database_url.startswith("postgresql"):
+        assert authorizer.feed is not None and authorizer.feed.live
+    else:
+        assert authorizer.counter is not None
     yield authorizer
     authorizer.close()
     ctx.uow.dispose()
@@ -107,6 +110,8 @@ def test_a_dropped_connection_falls_back_to_reads_and_recovers(
 ) -> None:
     platform, team_id = team_with_credit(client, ctx, "0.05")
     assert other.authorize(GATEWAY, team_id, LLAMA).allowed
+    if other.feed is None:
+        pytest.skip("SQLite has no connection to lose")
     feed = other.feed
     assert isinstance(feed, PgChangeFeed)
     feed.drop_connection()
@@ -117,3 +122,18 @@ def test_a_dropped_connection_falls_back_to_reads_and_recovers(
     until(lambda: feed.live)
     platform.promo(team_id, "1.00")
     until(lambda: other.authorize(GATEWAY, team_id, LLAMA).allowed)
+
+
+def test_on_sqlite_memory_is_trusted_only_until_the_next_commit(
+    client: TestClient, ctx: Context, other: Authorizer, database_url: str
+) -> None:
+    if other.counter is None:
+        pytest.skip("PostgreSQL trusts memory while its feed is live")
+    platform, team_id = team_with_credit(client, ctx, "0.05")
+    token = platform.service
+    assert other.request(token, None, team_id, LLAMA).allowed
+    assert other.in_memory(token, team_id)  # the next decision needs no read
+    platform.usage(event(team_id, "e1", ctx.clock.now(), tokens=5))  # any commit at all
+    assert not other.in_memory(token, team_id)
+    assert not other.request(token, None, team_id, LLAMA).allowed
+    assert other.in_memory(token, team_id)

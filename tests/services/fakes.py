@@ -415,6 +415,7 @@ def world(at: datetime, **settings: object) -> World:
         invariants=NoInvariants(),
         schema=MigratedSchema(),
         rate_limiter=LimitsRateLimiter(),
+        request_limiter=LimitsRateLimiter(counter=True),
         payments=sandbox,
         holds=MemoryHoldBook(),
         cursor_secret=lambda: "fake-cursor-secret",

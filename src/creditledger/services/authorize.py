@@ -57,7 +57,7 @@ from creditledger.domain.pricing import (
 )
 from creditledger.domain.tiers import DEFAULT_TIERS, Tier, tier_for
 from creditledger.services.context import Context
-from creditledger.services.ports import ChangeFeed
+from creditledger.services.ports import ChangeCounter, ChangeFeed
 from creditledger.services.tokens import authenticate
 from creditledger.services.usage import require_service
 
@@ -135,6 +135,8 @@ class _Fresh:
     state: _TeamState
     books: list[PriceBook]
     read_at: float
+    version: int = 0
+    """The change counter's value before it was read (SQLite)."""
 
 
 TRUST_SECONDS = 10.0
@@ -147,20 +149,25 @@ MAX_PRINCIPALS = 10_000
 class Authorizer:
     """Decisions for the gateway. With a change feed (PostgreSQL's notices), teams and
     service tokens are served from memory while the feed is live and each entry is
-    younger than :data:`TRUST_SECONDS`; a notice drops what it names at once. Without
-    one (SQLite, or the feed down), every decision reads the team's revision."""
+    younger than :data:`TRUST_SECONDS`; a notice drops what it names at once. With a
+    change counter (SQLite's data version), they are served from memory while the
+    counter has not moved since they were read. Without either (or the feed down),
+    every decision reads the team's revision."""
 
     def __init__(
         self,
         ctx: Context,
         feed: Callable[[Callable[[str], None]], ChangeFeed] | None = None,
+        counter: ChangeCounter | None = None,
     ) -> None:
         self.ctx = ctx
+        self.counter = counter
         self._cache: dict[str, _TeamState] = {}
         self._fresh: OrderedDict[str, _Fresh] = OrderedDict()
-        self._principals: OrderedDict[str, Principal] = OrderedDict()
+        self._principals: OrderedDict[str, tuple[int, Principal]] = OrderedDict()
         self._generation = 0
         self._lock = threading.Lock()
+        self._local = ctx.settings.redis_url is None
         self.feed = None if feed is None else feed(self.changed)
         if self.feed is not None:
             self.feed.start()
@@ -168,6 +175,8 @@ class Authorizer:
     def close(self) -> None:
         if self.feed is not None:
             self.feed.stop()
+        if self.counter is not None:
+            self.counter.close()
 
     def changed(self, notice: str) -> None:
         """A notice from the feed: forget what it names (everything for ``*``)."""
@@ -185,21 +194,60 @@ class Authorizer:
     def _live(self) -> bool:
         return self.feed is not None and self.feed.live
 
+    def _version(self) -> int | None:
+        """What memory is checked against: 0 while the feed is live (its notices drop
+        stale entries), the change counter's value, or None (no memory to trust)."""
+        if self._live:
+            return 0
+        return None if self.counter is None else self.counter()
+
     def authenticate(self, token: str | None, client: str | None = None) -> Principal:
-        """:func:`services.tokens.authenticate`, from memory while the feed is live."""
-        if not self._live or not token or len(token) > 200:
+        """:func:`services.tokens.authenticate`, from memory while nothing changed."""
+        version = self._version() if token and len(token) <= 200 else None
+        if version is None or not token:
             return authenticate(self.ctx, token, client)
-        known = self._principals.get(token)
-        if known is None:
+        cached = self._principals.get(token)
+        if cached is not None and cached[0] == version:
+            known = cached[1]
+        else:
             with self._lock:
                 generation = self._generation
             known = authenticate(self.ctx, token)
             with self._lock:
                 if generation == self._generation:
-                    self._principals[token] = known
+                    self._principals[token] = (version, known)
                     while len(self._principals) > MAX_PRINCIPALS:
                         self._principals.popitem(last=False)
         return known if client is None else replace(known, client=client)
+
+    def in_memory(self, token: str, team_id: str) -> bool:
+        """Can :meth:`request` answer for this token and team without a read or a
+        network call? True while the feed is live, both are cached and fresh, and the
+        rate limits and holds are kept in this process (no Redis)."""
+        version = self._version() if self._local else None
+        cached = self._principals.get(token)
+        if version is None or cached is None or cached[0] != version:
+            return False
+        return self._trusted(self._fresh.get(team_id), version)
+
+    @staticmethod
+    def _trusted(fresh: _Fresh | None, version: int) -> bool:
+        if fresh is None or fresh.version != version:
+            return False
+        return version != 0 or time.monotonic() - fresh.read_at < TRUST_SECONDS
+
+    def request(
+        self,
+        token: str | None,
+        client: str | None,
+        team_id: str,
+        usage: UsageScope,
+        request_id: object = None,
+        estimate: object = None,
+    ) -> Decision:
+        """A gateway's request as it comes: authenticate its token, then decide."""
+        caller = self.authenticate(token, client)
+        return self.authorize(caller, team_id, usage, request_id, estimate)
 
     def authorize(
         self,
@@ -235,7 +283,7 @@ class Authorizer:
         cost = None if wanted is None else _estimated_cost(wanted, usage, books, state, now)
         if cap is not None and (left <= 0 or (cost is not None and cost > left)):
             return Decision(False, "insufficient_credits", tier, left)
-        limiter = self.ctx.rate_limiter
+        limiter = self.ctx.request_limiter
         key = f"authorize:{team_id}"
         if not limiter.hit(key, tier.requests_per_minute, RATE_WINDOW_SECONDS):
             retry = limiter.retry_after(key, tier.requests_per_minute, RATE_WINDOW_SECONDS)
@@ -256,10 +304,11 @@ class Authorizer:
         return Decision(True, "ok", tier, after, hold=placed)
 
     def _load(self, team_id: str) -> tuple[Team, _TeamState, list[PriceBook]]:
-        if not self._live:
+        version = self._version()
+        if version is None:
             return self._read(team_id)
         fresh = self._fresh.get(team_id)
-        if fresh is not None and time.monotonic() - fresh.read_at < TRUST_SECONDS:
+        if fresh is not None and self._trusted(fresh, version):
             return fresh.team, fresh.state, fresh.books
         with self._lock:
             generation = self._generation
@@ -267,7 +316,7 @@ class Authorizer:
         team, state, books = self._read(team_id)
         with self._lock:
             if generation == self._generation:  # no notice came while it was read
-                self._fresh[team_id] = _Fresh(team, state, books, read_at)
+                self._fresh[team_id] = _Fresh(team, state, books, read_at, version)
                 self._fresh.move_to_end(team_id)
                 while len(self._fresh) > MAX_FRESH_TEAMS:
                     self._fresh.popitem(last=False)

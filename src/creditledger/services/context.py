@@ -30,8 +30,11 @@ class Context:
     invariants: Invariants
     schema: SchemaStatus
     rate_limiter: RateLimiter
+    """Throttles of failed attempts: an exact moving window."""
     payments: PaymentProvider
     holds: HoldBook
+    request_limiter: RateLimiter = field(kw_only=True)
+    """A tier's requests per minute at authorization: a sliding window counter."""
     price_books: PriceBooks = field(default_factory=PriceBooks, kw_only=True)
     """This process's copy of the price book versions (usage pricing, authorization)."""
     cursor_secret: Callable[[], str] = field(kw_only=True)

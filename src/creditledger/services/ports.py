@@ -126,6 +126,13 @@ class ChangeFeed(Protocol):
     def stop(self) -> None: ...
 
 
+class ChangeCounter(Protocol):
+    """A number that moves whenever anything is committed (SQLite's data version)."""
+
+    def __call__(self) -> int: ...
+    def close(self) -> None: ...
+
+
 class HoldBook(Protocol):
     """Open holds, shared by every process of a deployment (``domain.holds``).
 

@@ -1,4 +1,5 @@
-"""What changed, pushed by PostgreSQL: ``LISTEN creditledger_changes`` in a thread.
+"""What changed: pushed by PostgreSQL (``LISTEN creditledger_changes`` in a thread), or
+counted by SQLite (``PRAGMA data_version``).
 
 The notices come from triggers (migration 0010): ``team:<id>`` when a team's revision
 moves, ``prices`` when a price book is added. Each goes to the subscriber as it comes;
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable
 
@@ -86,3 +88,22 @@ class PgChangeFeed:
                 self._live.clear()
                 self._conn = None
             self._stop.wait(self.retry_seconds)
+
+
+class SqliteChangeCounter:
+    """SQLite's cheap change counter: ``PRAGMA data_version`` on a connection of its
+    own that never writes, so it moves whenever any other connection, in this process
+    or another, commits to the file. While it has not moved, nothing has changed."""
+
+    def __init__(self, path: str) -> None:
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+
+    def __call__(self) -> int:
+        with self._lock:
+            row = self._conn.execute("PRAGMA data_version").fetchone()
+        return int(row[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -1,7 +1,13 @@
 """Rate limits on the ``limits`` library: in memory by default, Redis when configured.
 
-A moving window: "at most N hits in any window of W seconds". With Redis the
-counters are shared by every server process. When Redis does not answer, each
+Two strategies of that library. The throttles of failed guesses count in a moving
+window: "at most N hits in any window of W seconds", exactly, one timestamp kept per
+hit. A tier's requests per minute, checked on every authorization, count in a sliding
+window counter: two counters per key, the previous window's weighted by how much of
+it the current window still covers (docs/decisions/0019); a moving window of a
+50,000-requests-per-minute tier would keep 50,000 timestamps per team and rewrite
+them every few milliseconds. With Redis the counters are shared by every server
+process. When Redis does not answer, each
 process counts in its own memory until it does again: limits stay enforced per
 process, and authorization keeps answering instead of failing every request.
 """
@@ -16,7 +22,11 @@ from typing import TypeVar
 
 from limits import RateLimitItemPerSecond
 from limits.storage import MemoryStorage, RedisStorage, Storage
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import (
+    MovingWindowRateLimiter,
+    RateLimiter,
+    SlidingWindowCounterRateLimiter,
+)
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
@@ -24,15 +34,25 @@ T = TypeVar("T")
 
 
 class LimitsRateLimiter:
-    def __init__(self, redis_url: str | None = None, namespace: str = "creditledger") -> None:
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        namespace: str = "creditledger",
+        *,
+        counter: bool = False,
+    ) -> None:
+        """``counter``: a sliding window counter instead of the exact moving window."""
+        strategy: type[RateLimiter] = (
+            SlidingWindowCounterRateLimiter if counter else MovingWindowRateLimiter
+        )
         storage: Storage = (
             RedisStorage(redis_url, key_prefix=namespace) if redis_url else MemoryStorage()
         )
         self._storage = storage
-        self._limiter = MovingWindowRateLimiter(storage)
-        self._fallback = MovingWindowRateLimiter(MemoryStorage()) if redis_url else None
+        self._limiter = strategy(storage)
+        self._fallback = strategy(MemoryStorage()) if redis_url else None
 
-    def _run(self, call: Callable[[MovingWindowRateLimiter], T]) -> T:
+    def _run(self, call: Callable[[RateLimiter], T]) -> T:
         try:
             return call(self._limiter)
         except RedisError as exc:

@@ -9,8 +9,9 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from creditledger.bootstrap import change_feed
+from creditledger.bootstrap import change_counter, change_feed
 from creditledger.entrypoints.api import errors, metrics
+from creditledger.entrypoints.api.fast_authorize import AuthorizeFastPath
 from creditledger.entrypoints.api.limits import BodyGuard
 from creditledger.entrypoints.api.openapi import document_errors
 from creditledger.entrypoints.api.responses import Json
@@ -68,7 +69,7 @@ def create_app(ctx: Context, *, run_jobs: bool = False) -> FastAPI:
         static_url="/docs/static",
     )
     app.state.ctx = ctx
-    app.state.authorizer = Authorizer(ctx, change_feed(ctx.settings))
+    app.state.authorizer = Authorizer(ctx, change_feed(ctx.settings), change_counter(ctx.settings))
     errors.install(app)
     app.add_middleware(metrics.Metrics)
     app.add_middleware(BodyGuard)
@@ -91,4 +92,7 @@ def create_app(ctx: Context, *, run_jobs: bool = False) -> FastAPI:
     # The pages for people (sign-in, Billing): not part of the API's document.
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=web.HERE / "static"), name="static")
+    # POST /v1/authorize, asked before every inference request, is answered in front of
+    # the framework's stack (routing, middleware, validation), which gets the rest.
+    app.middleware_stack = AuthorizeFastPath(app.build_middleware_stack(), app.state.authorizer)
     return app

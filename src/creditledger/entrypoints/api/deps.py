@@ -9,6 +9,7 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Header, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
+from starlette.types import Scope
 
 from creditledger.domain.accounts import Principal
 from creditledger.domain.throttle import MAX_CLIENT_LENGTH
@@ -31,7 +32,13 @@ def client_address(request: Request) -> str | None:
     """The caller's address as the server sees it. Behind a proxy, uvicorn's
     ``--proxy-headers`` and ``--forwarded-allow-ips`` decide whether it is the
     proxy's or the one the proxy forwards (docs/decisions/0006)."""
-    return request.client.host[:MAX_CLIENT_LENGTH] if request.client else None
+    return client_of(request.scope)
+
+
+def client_of(scope: Scope) -> str | None:
+    """:func:`client_address` from the ASGI scope."""
+    client = scope.get("client")
+    return str(client[0])[:MAX_CLIENT_LENGTH] if client else None
 
 
 def get_principal(

@@ -70,15 +70,21 @@ def _param_of(loc: tuple[Any, ...]) -> str | None:
     return ".".join(parts) or None
 
 
+def domain_error_response(exc: e.CreditLedgerError) -> Json:
+    """The answer to a domain error: its status, code, message and ``Retry-After``; an
+    internal one is logged and answered without its details."""
+    status = status_of(exc)
+    if status >= 500 and status != 503:
+        log.error("internal error", exc_info=exc)
+        return error_response(status, exc.code, "Something went wrong on our side.")
+    headers = None if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
+    return error_response(status, exc.code, exc.message, exc.param, headers)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(e.CreditLedgerError)
     async def _domain(_: Request, exc: e.CreditLedgerError) -> Json:
-        status = status_of(exc)
-        if status >= 500 and status != 503:
-            log.error("internal error", exc_info=exc)
-            return error_response(status, exc.code, "Something went wrong on our side.")
-        headers = None if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
-        return error_response(status, exc.code, exc.message, exc.param, headers)
+        return domain_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> Json:

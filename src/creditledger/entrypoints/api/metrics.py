@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
 from prometheus_client import Counter, Histogram
@@ -46,6 +47,16 @@ class Metrics:
             await self.app(scope, receive, watch)
         finally:
             path = getattr(scope.get("route"), "path", "unmatched")
-            method = scope["method"]
-            LATENCY.labels(method, path).observe(time.perf_counter() - started)
-            REQUESTS.labels(method, path, str(status)).inc()
+            observe(scope["method"], path, status, time.perf_counter() - started)
+
+
+@functools.cache
+def _series(method: str, path: str, status: int) -> tuple[Histogram, Counter]:
+    return LATENCY.labels(method, path), REQUESTS.labels(method, path, str(status))
+
+
+def observe(method: str, path: str, status: int, seconds: float) -> None:
+    """Count one answered request and its time (``path``: the route's template)."""
+    latency, requests = _series(method, path, status)
+    latency.observe(seconds)
+    requests.inc()

@@ -108,11 +108,15 @@ async def post_usage_events(
 
 @router.post("/v1/authorize", responses=errors(401, 403, 404))
 def authorize(body: AuthorizeCreate, request: Request, token: BearerToken) -> AuthorizePublic:
-    """May this team make another request now, and at which tier?"""
+    """May this team make another request now, and at which tier?
+
+    Served by ``AuthorizeFastPath`` in front of the framework; this route answers the
+    requests that path hands on (bodies it does not decode, unusual headers), with the
+    same answers and errors."""
     authorizer: Authorizer = request.app.state.authorizer
-    caller = authorizer.authenticate(token, client_address(request))
-    decision = authorizer.authorize(
-        caller,
+    decision = authorizer.request(
+        token,
+        client_address(request),
         body.team_id,
         UsageScope(body.product, body.model, body.gpu),
         body.request_id,

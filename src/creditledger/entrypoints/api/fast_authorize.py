@@ -1,0 +1,205 @@
+"""``POST /v1/authorize`` in front of the framework: the gateway's hot path.
+
+Every inference request asks first, so this path does the least work that keeps the
+contract: the body is decoded by a precompiled msgspec decoder, the token and the team
+are answered from the authorizer's memory on the event loop (no thread-pool hop), and
+the answer is encoded by a precompiled encoder. Whatever this path is not sure to
+decode exactly as the documented route would (another content type, no length, a
+backslash, a field name twice, a body that does not decode, an unusual
+``Authorization`` header) is handed on, body and all, to the route in
+``routes/usage.py``, which answers it with the framework's validation and errors. When
+the decision needs a read or a network call (a team not cached, SQLite, Redis) it runs
+in the thread pool, as the route does. The answers are the route's: an agreement test
+pins the encoder to ``AuthorizePublic`` and domain errors go through the same
+:func:`~creditledger.entrypoints.api.errors.domain_error_response`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Annotated, Any, Literal
+
+import msgspec
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from creditledger.domain.errors import CreditLedgerError
+from creditledger.domain.grants import UsageScope
+from creditledger.domain.money import format_amount
+from creditledger.entrypoints.api.deps import client_of
+from creditledger.entrypoints.api.errors import domain_error_response, error_response
+from creditledger.entrypoints.api.limits import replay
+from creditledger.entrypoints.api.metrics import observe
+from creditledger.entrypoints.api.schemas import instant
+from creditledger.services.authorize import Authorizer, Decision
+
+log = logging.getLogger(__name__)
+
+PATH = "/v1/authorize"
+MAX_BYTES = 16 * 1024
+"""Larger bodies (an authorization is about 150 bytes) go the framework's way."""
+
+_FIELDS = (b'"team_id"', b'"product"', b'"model"', b'"gpu"', b'"request_id"', b'"estimate"')
+
+
+class AuthorizeWire(msgspec.Struct, forbid_unknown_fields=True):
+    """The body, with the limits of ``schemas.AuthorizeCreate``."""
+
+    team_id: Annotated[str, msgspec.Meta(max_length=64)]
+    product: Literal["serverless", "dedicated", "container"]
+    model: Annotated[str, msgspec.Meta(max_length=128)]
+    gpu: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    request_id: Annotated[str, msgspec.Meta(max_length=255)] | None = None
+    estimate: Any = None
+
+
+class _Tier(msgspec.Struct):
+    level: int
+    requests_per_minute: int
+    max_output_tokens: int
+
+
+class _Hold(msgspec.Struct):
+    id: str
+    amount: str
+    expires_at: str
+
+
+class _Answer(msgspec.Struct, omit_defaults=True):
+    """``schemas.AuthorizePublic``, field for field (``hold`` and
+    ``retry_after_seconds`` only when set)."""
+
+    allowed: bool
+    reason: str
+    tier: _Tier
+    available: str
+    hold: _Hold | None = None
+    retry_after_seconds: int | None = None
+
+
+_decode = msgspec.json.Decoder(AuthorizeWire).decode
+_encode = msgspec.json.Encoder().encode
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+def encode_answer(decision: Decision) -> bytes:
+    """The JSON answer to an authorization, as ``authorize_public`` renders it."""
+    tier = decision.tier
+    hold = decision.hold
+    return _encode(
+        _Answer(
+            allowed=decision.allowed,
+            reason=decision.reason,
+            tier=_Tier(tier.level, tier.requests_per_minute, tier.max_output_tokens),
+            available=format_amount(decision.available),
+            hold=None
+            if hold is None
+            else _Hold(hold.id, format_amount(hold.amount), instant(hold.expires_at)),
+            retry_after_seconds=decision.retry_after_seconds,
+        )
+    )
+
+
+class AuthorizeFastPath:
+    """The front of the application: answers the plain authorizations itself and
+    hands every other request to ``app`` (the framework's whole stack)."""
+
+    def __init__(self, app: ASGIApp, authorizer: Authorizer) -> None:
+        self.app = app
+        self.authorizer = authorizer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        token = _plain_request(scope["headers"])
+        if token is None:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        body, complete = await _read(receive)
+        wire = _decoded(body) if complete else None
+        if wire is None:
+            await self.app(scope, replay(body, receive, more=not complete), send)
+            return
+        status = 200
+        try:
+            out = await self._answer(scope, token, wire)
+        except CreditLedgerError as exc:
+            response: Response = domain_error_response(exc)
+        except Exception as exc:  # as the framework's last handler answers it
+            log.exception("unhandled error", exc_info=exc)
+            response = error_response(500, "internal_error", "Something went wrong on our side.")
+        else:
+            headers = [*_JSON_HEADERS, (b"content-length", str(len(out)).encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": out})
+            observe("POST", PATH, status, time.perf_counter() - started)
+            return
+        status = response.status_code
+        await response(scope, receive, send)
+        observe("POST", PATH, status, time.perf_counter() - started)
+
+    async def _answer(self, scope: Scope, token: str, wire: AuthorizeWire) -> bytes:
+        usage = UsageScope(wire.product, wire.model, wire.gpu)
+        args = (token, client_of(scope), wire.team_id, usage, wire.request_id, wire.estimate)
+        authorizer = self.authorizer
+        if authorizer.in_memory(token, wire.team_id):
+            decision = authorizer.request(*args)
+        else:
+            decision = await run_in_threadpool(authorizer.request, *args)
+        return encode_answer(decision)
+
+
+def _plain_request(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The bearer token of a request this path takes: a JSON body of a declared length
+    up to ``MAX_BYTES`` and ``Authorization: Bearer <token>``; None for any other."""
+    token = None
+    json = False
+    length = -1
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, credentials = value.partition(b" ")
+            if token is not None or scheme.lower() != b"bearer" or not credentials:
+                return None
+            if not credentials.isascii() or b" " in credentials or b"\t" in credentials:
+                return None
+            token = credentials.decode()
+        elif name == b"content-type":
+            json = value.split(b";")[0].strip().lower() == b"application/json"
+        elif name == b"content-length":
+            length = int(value) if value.isdigit() and len(value) < 6 else MAX_BYTES + 1
+        elif name == b"transfer-encoding":
+            return None
+    return token if json and 0 < length <= MAX_BYTES else None
+
+
+def _decoded(body: bytes) -> AuthorizeWire | None:
+    """The body decoded, or None when the route should judge it: it does not decode,
+    or it might hold a key twice (a name seen twice, or any escape)."""
+    if b"\\" in body or any(body.count(name) > 1 for name in _FIELDS):
+        return None
+    try:
+        return _decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+async def _read(receive: Receive) -> tuple[bytes, bool]:
+    """The body, and whether it is all of it (False once it passes ``MAX_BYTES``)."""
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if message["type"] != "http.request":
+        return body, False
+    if not message.get("more_body", False):
+        return body, len(body) <= MAX_BYTES
+    chunks = [body]
+    size = len(body)
+    while message.get("more_body", False) and size <= MAX_BYTES:
+        message = await receive()
+        chunk: bytes = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks), size <= MAX_BYTES and not message.get("more_body", False)
