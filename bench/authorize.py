@@ -258,6 +258,7 @@ class Bench:
         requests = authorize_requests(service, teams)
         env = {"CREDITLEDGER_DATABASE_URL": url}
         with c.Server(env, workers=1) as server:
+            c.load(server.port, requests, connections=16, duration=60.0, once=True)  # warm
             rate = self.capacity(
                 f"{backend}_max_rate_1w",
                 f"{backend} max rate, 1 worker, 16 conns",
@@ -294,30 +295,58 @@ class Bench:
                     rate_16,
                 )
             self.staleness(backend, ctx, server.port, service, teams[0])
-        with c.Server(env, workers=2) as server:
-
-            def ingestion() -> c.Load:
-                self.serial += 1
-                batches = ingest_requests(service, teams, f"bg-{self.serial}-{time.time_ns()}", 60)
-                return c.Load(
-                    server.port,
-                    batches,
-                    connections=2,
-                    duration=self.seconds + 1.0,
-                    once=True,
-                    count_field="accepted",
-                )
-
-            for port, name in ((server.port, backend), (auth_port, "C_auth")):
-                self.open_loop(
-                    f"{backend}_{'' if port == server.port else 'C_auth_'}1conn_loaded",
-                    f"{name} 1 conn @ {rate_1:.0f}/s + ingestion on 2 workers",
-                    port,
+            with c.Server(env, workers=2) as busy:
+                self.loaded(
+                    backend,
                     requests,
-                    1,
+                    service,
+                    teams,
                     rate_1,
-                    background=ingestion,
+                    busy.port,
+                    {
+                        "": busy.port,  # authorizations on the workers that charge the batches
+                        "dedicated_": server.port,  # on a worker of their own, same database
+                        "C_auth_": auth_port,
+                    },
                 )
+
+    def loaded(
+        self,
+        backend: str,
+        requests: list[bytes],
+        service: str,
+        teams: list[str],
+        rate_1: float,
+        busy_port: int,
+        targets: dict[str, int],
+    ) -> None:
+        """p99 at 1 connection while usage batches saturate the 2 workers of ``busy_port``."""
+        for _ in range(4):  # warm both workers (the kernel picks which takes a connection)
+            c.load(busy_port, requests, connections=16, duration=60.0, once=True)
+
+        def ingestion() -> c.Load:
+            self.serial += 1
+            batches = ingest_requests(service, teams, f"bg-{self.serial}-{time.time_ns()}", 60)
+            return c.Load(
+                busy_port,
+                batches,
+                connections=2,
+                duration=self.seconds + 1.0,
+                once=True,
+                count_field="accepted",
+            )
+
+        names = {"": f"{backend} (same workers)", "dedicated_": f"{backend} (own worker)"}
+        for prefix, port in targets.items():
+            self.open_loop(
+                f"{backend}_{prefix}1conn_loaded",
+                f"{names.get(prefix, 'C_auth')} 1 conn @ {rate_1:.0f}/s + ingestion on 2 workers",
+                port,
+                requests,
+                1,
+                rate_1,
+                background=ingestion,
+            )
 
     def staleness(self, backend: str, ctx: Context, port: int, service: str, team: str) -> None:
         """A usage event charged in this process, then the server asked until its
@@ -399,11 +428,11 @@ def main() -> None:
         auth_rate = f[f"{backend}_C_auth_max_rate"]["median"]
         holds = f[f"{backend}_max_rate_holds"]["median"]
 
-        def p99_line(label: str, key: str, goal: float) -> str:
-            ours, ceiling = med(key), med(f"C_auth_{key}")
-            ratio = ours / ceiling
+        def p99_line(label: str, key: str, goal: float, ceiling: str | None = None) -> str:
+            ours, ceiling_p99 = med(key), med(ceiling or f"C_auth_{key}")
+            ratio = ours / ceiling_p99
             return (
-                f"  {label}: {ours:.2f} ms = {ratio:.2f} × C_auth's {ceiling:.2f} ms"
+                f"  {label}: {ours:.2f} ms = {ratio:.2f} × C_auth's {ceiling_p99:.2f} ms"
                 f"   goal ≤ {goal:g} ×: {c.verdict(ratio, goal, False)}"
             )
 
@@ -416,7 +445,15 @@ def main() -> None:
             p99_line(
                 f"p99, 16 conns @ {f[f'{backend}_16conn_rate']:.0f}/s", "16conn", GOAL_P99_16_RATIO
             ),
-            p99_line("p99 with ingestion alongside", "1conn_loaded", GOAL_P99_LOADED_RATIO),
+            p99_line(
+                "p99 with ingestion on the same workers", "1conn_loaded", GOAL_P99_LOADED_RATIO
+            ),
+            p99_line(
+                "p99 with ingestion on other workers",
+                "dedicated_1conn_loaded",
+                GOAL_P99_LOADED_RATIO,
+                ceiling="C_auth_1conn_loaded",
+            ),
             f"  max rate with holds: {holds:,.0f} req/s = {holds / rate:.2f} × without"
             f"   goal ≥ {GOAL_HOLDS_RATIO} ×: {c.verdict(holds / rate, GOAL_HOLDS_RATIO)}",
             f"  in-process Authorizer.authorize p99: {med('inproc_authorize'):.1f} µs"

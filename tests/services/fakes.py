@@ -106,6 +106,9 @@ class FakeTeams:
     def lock(self, team_id: str) -> Team | None:
         return self.get(team_id)  # one unit of work at a time: nothing to wait for
 
+    def get_many_with_price_version(self, team_ids: Sequence[str]) -> tuple[dict[str, Team], int]:
+        return self.lock_many(team_ids), 0
+
     def lock_many(self, team_ids: Sequence[str]) -> dict[str, Team]:
         return {i: self.state.teams[i] for i in sorted(set(team_ids)) if i in self.state.teams}
 

@@ -18,6 +18,7 @@ take more than the credit. A hold ends when its usage is charged
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 import time
@@ -60,6 +61,8 @@ from creditledger.services.context import Context
 from creditledger.services.ports import ChangeCounter, ChangeFeed
 from creditledger.services.tokens import authenticate
 from creditledger.services.usage import require_service
+
+log = logging.getLogger(__name__)
 
 RATE_WINDOW_SECONDS = 60
 
@@ -137,19 +140,29 @@ class _Fresh:
     read_at: float
     version: int = 0
     """The change counter's value before it was read (SQLite)."""
+    stale_at: float | None = None
+    """When a notice said the team changed; a refresh is on its way."""
 
 
 TRUST_SECONDS = 10.0
 """The bounded periodic check: a team read longer ago than this is read again even
 when no notice came, so a lost notice can only delay a change, never hide it."""
+STALE_SECONDS = 0.1
+"""How long a decision without a hold may still use a team that a notice marked
+changed while its refresh is read in the background: the staleness bound. A decision
+that places a hold never does: it reads the team when it has changed."""
 MAX_FRESH_TEAMS = 100_000
+STRIPES = 4096
+REFRESH_BATCH = 1_000
 MAX_PRINCIPALS = 10_000
 
 
 class Authorizer:
     """Decisions for the gateway. With a change feed (PostgreSQL's notices), teams and
     service tokens are served from memory while the feed is live and each entry is
-    younger than :data:`TRUST_SECONDS`; a notice drops what it names at once. With a
+    younger than :data:`TRUST_SECONDS`. A notice drops the tokens it names at once; a
+    team it names is read again in the background, and until then only decisions
+    without a hold, for at most :data:`STALE_SECONDS`, use what was known. With a
     change counter (SQLite's data version), they are served from memory while the
     counter has not moved since they were read. Without either (or the feed down),
     every decision reads the team's revision."""
@@ -166,13 +179,23 @@ class Authorizer:
         self._fresh: OrderedDict[str, _Fresh] = OrderedDict()
         self._principals: OrderedDict[str, tuple[int, Principal]] = OrderedDict()
         self._generation = 0
+        """Moved by every notice that is not about one team."""
+        self._stripes = [0] * STRIPES
+        """Moved by the notices about the teams of each stripe (by hash of the id)."""
         self._lock = threading.Lock()
         self._local = ctx.settings.redis_url is None
+        self._refresh: set[str] = set()
+        self._refresh_wanted = threading.Condition(self._lock)
+        self._closed = False
         self.feed = None if feed is None else feed(self.changed)
         if self.feed is not None:
+            threading.Thread(target=self._refresher, name="authorize-refresh", daemon=True).start()
             self.feed.start()
 
     def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._refresh_wanted.notify()
         if self.feed is not None:
             self.feed.stop()
         if self.counter is not None:
@@ -181,12 +204,20 @@ class Authorizer:
     def changed(self, notice: str) -> None:
         """A notice from the feed: forget what it names (everything for ``*``)."""
         with self._lock:
-            self._generation += 1
             if notice.startswith("team:"):
-                self._fresh.pop(notice.removeprefix("team:"), None)
+                team_id = notice.removeprefix("team:")
+                self._stripes[hash(team_id) % STRIPES] += 1
+                fresh = self._fresh.get(team_id)
+                if fresh is not None:
+                    if fresh.stale_at is None:
+                        self._fresh[team_id] = replace(fresh, stale_at=time.monotonic())
+                    self._refresh.add(team_id)
+                    self._refresh_wanted.notify()
             elif notice == "tokens":
+                self._generation += 1
                 self._principals.clear()
             else:
+                self._generation += 1
                 self._fresh.clear()
                 self._principals.clear()
 
@@ -220,7 +251,53 @@ class Authorizer:
                         self._principals.popitem(last=False)
         return known if client is None else replace(known, client=client)
 
-    def in_memory(self, token: str, team_id: str) -> bool:
+    def _refresher(self) -> None:
+        """Read again the teams that notices marked changed, up to
+        :data:`REFRESH_BATCH` at a time in one read each of teams, grants and prices."""
+        while True:
+            with self._lock:
+                while not self._refresh and not self._closed:
+                    self._refresh_wanted.wait()
+                if self._closed:
+                    return
+                team_ids = [
+                    self._refresh.pop() for _ in range(min(REFRESH_BATCH, len(self._refresh)))
+                ]
+            try:
+                self._reload_many(team_ids)
+            except Exception:  # the next decisions read them themselves
+                log.warning("authorize: refreshing %d teams failed", len(team_ids), exc_info=True)
+                with self._lock:
+                    for team_id in team_ids:
+                        self._fresh.pop(team_id, None)
+
+    def _reload_many(self, team_ids: list[str]) -> None:
+        stripes = [hash(team_id) % STRIPES for team_id in team_ids]
+        with self._lock:
+            generation = self._generation
+            seen = [self._stripes[stripe] for stripe in stripes]
+        read_at = time.monotonic()
+        with self.ctx.uow(write=False) as uow:
+            teams, price_version = uow.teams.get_many_with_price_version(team_ids)
+            books = self.ctx.price_books.at_version(uow, price_version)
+            grants = uow.grants.for_teams(list(teams))
+            pricing = uow.pricing.for_teams(list(teams))
+        with self._lock:
+            for team_id, stripe, before in zip(team_ids, stripes, seen, strict=True):
+                team = teams.get(team_id)
+                if team is None or generation != self._generation:
+                    self._fresh.pop(team_id, None)
+                    continue
+                if self._stripes[stripe] != before:  # a notice came while it was read
+                    self._refresh.add(team_id)
+                    self._refresh_wanted.notify()
+                    continue
+                state = _TeamState(team.revision, grants[team_id], pricing.get(team_id, []))
+                self._cache[team_id] = state
+                if team_id in self._fresh:
+                    self._fresh[team_id] = _Fresh(team, state, books, read_at, 0)
+
+    def in_memory(self, token: str, team_id: str, exact: bool = False) -> bool:
         """Can :meth:`request` answer for this token and team without a read or a
         network call? True while the feed is live, both are cached and fresh, and the
         rate limits and holds are kept in this process (no Redis)."""
@@ -228,13 +305,19 @@ class Authorizer:
         cached = self._principals.get(token)
         if version is None or cached is None or cached[0] != version:
             return False
-        return self._trusted(self._fresh.get(team_id), version)
+        return self._trusted(self._fresh.get(team_id), version, exact)
 
     @staticmethod
-    def _trusted(fresh: _Fresh | None, version: int) -> bool:
+    def _trusted(fresh: _Fresh | None, version: int, exact: bool) -> bool:
+        """May a decision use ``fresh``? ``exact``: one that places a hold."""
         if fresh is None or fresh.version != version:
             return False
-        return version != 0 or time.monotonic() - fresh.read_at < TRUST_SECONDS
+        if version != 0:
+            return True
+        now = time.monotonic()
+        if fresh.stale_at is not None and (exact or now - fresh.stale_at > STALE_SECONDS):
+            return False
+        return now - fresh.read_at < TRUST_SECONDS
 
     def request(
         self,
@@ -262,7 +345,7 @@ class Authorizer:
         require_service(principal)
         request_id = check_request_id(request_id)
         wanted = None if estimate is None else read_estimate(estimate)
-        team, state, books = self._load(team_id)
+        team, state, books = self._load(team_id, exact=wanted is not None)
         now = self.ctx.clock.now()
         credit = decide(team, state.grants, usage, now, self.ctx.settings.tier_table)
         tier = credit.tier
@@ -303,20 +386,32 @@ class Authorizer:
         after = left if placed.id != hold.id else left_after_holds(left, placed.amount)
         return Decision(True, "ok", tier, after, hold=placed)
 
-    def _load(self, team_id: str) -> tuple[Team, _TeamState, list[PriceBook]]:
+    def _load(self, team_id: str, exact: bool) -> tuple[Team, _TeamState, list[PriceBook]]:
         version = self._version()
         if version is None:
             return self._read(team_id)
         fresh = self._fresh.get(team_id)
-        if fresh is not None and self._trusted(fresh, version):
+        if fresh is not None and self._trusted(fresh, version, exact):
             return fresh.team, fresh.state, fresh.books
+        return self._reload(team_id, version)
+
+    def _reload(self, team_id: str, version: int) -> tuple[Team, _TeamState, list[PriceBook]]:
+        """Read the team and keep it, unless a notice came while it was read."""
+        stripe = hash(team_id) % STRIPES
         with self._lock:
-            generation = self._generation
+            seen = (self._generation, self._stripes[stripe])
         read_at = time.monotonic()
         team, state, books = self._read(team_id)
         with self._lock:
-            if generation == self._generation:  # no notice came while it was read
-                self._fresh[team_id] = _Fresh(team, state, books, read_at, version)
+            if seen[0] == self._generation:
+                # A notice about this team while it was read: keep it as changed at the
+                # read's start, and have it read again in the background.
+                noticed = seen[1] != self._stripes[stripe]
+                stale_at = read_at if noticed else None
+                self._fresh[team_id] = _Fresh(team, state, books, read_at, version, stale_at)
+                if noticed:
+                    self._refresh.add(team_id)
+                    self._refresh_wanted.notify()
                 self._fresh.move_to_end(team_id)
                 while len(self._fresh) > MAX_FRESH_TEAMS:
                     self._fresh.popitem(last=False)

@@ -70,6 +70,11 @@ class Teams(Protocol):
         """Load the team and hold its row lock until the end of the transaction."""
         ...
 
+    def get_many_with_price_version(self, team_ids: Sequence[str]) -> tuple[dict[str, Team], int]:
+        """The teams that exist among ``team_ids`` and the newest price book version id
+        (0: none): what an authorization refreshes its memory with, many at a time."""
+        ...
+
     def lock_many(self, team_ids: Sequence[str]) -> dict[str, Team]:
         """Lock the teams that exist among ``team_ids``, in id order (no deadlocks)."""
         ...

@@ -131,6 +131,20 @@ class SqlTeams(_Repo):
         ).first()
         return None if row is None else (team_from_row(row), int(row.price_version))
 
+    def get_many_with_price_version(self, team_ids: Sequence[str]) -> tuple[dict[str, Team], int]:
+        """The teams that exist among ``team_ids``, and the newest price book version id."""
+        rows = bulk.select_in(
+            self.conn,
+            f"SELECT {_TEAM_COLUMNS} FROM teams WHERE 1 = 1",  # noqa: S608 - constant
+            (),
+            "id",
+            sorted(set(team_ids)),
+        )
+        version = self.conn.execute(
+            sa.select(sa.func.coalesce(sa.func.max(t.price_books.c.id), 0))
+        ).scalar_one()
+        return {r[0]: team_from_tuple(r) for r in rows}, int(version)
+
     def lock(self, team_id: str) -> Team | None:
         row = self.conn.execute(
             sa.select(t.teams).where(t.teams.c.id == team_id).with_for_update()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from creditledger.domain.errors import CreditLedgerError
@@ -10,6 +11,9 @@ from creditledger.entrypoints.api.json_body import SCOPE_KEY, decode_json
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 MAX_FORM_BYTES = 16 * 1024
+DECODE_ON_LOOP_BYTES = 64 * 1024
+"""Bodies larger than this (usage batches) are decoded in the thread pool, so the
+event loop keeps answering authorizations while a batch of 5,000 events is read."""
 """The web pages' forms are a few short fields."""
 _JSON_EXEMPT = ("/v1/webhooks/", "/sandbox/")
 _FORM = b"application/x-www-form-urlencoded"
@@ -72,7 +76,10 @@ class BodyGuard:
             return
         if body and not exempt:
             try:
-                scope[SCOPE_KEY] = decode_json(body)
+                if len(body) > DECODE_ON_LOOP_BYTES:  # a usage batch: not on the event loop
+                    scope[SCOPE_KEY] = await run_in_threadpool(decode_json, body)
+                else:
+                    scope[SCOPE_KEY] = decode_json(body)
             except CreditLedgerError as exc:
                 await error_response(status_of(exc), exc.code, exc.message, exc.param)(
                     scope, receive, send
