@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -14,10 +15,13 @@ from fastapi.testclient import TestClient
 from creditledger.adapters.clock import FixedClock
 from creditledger.adapters.db import tables
 from creditledger.adapters.db.changes import PgChangeFeed
+from creditledger.adapters.holds.memory import MemoryHoldBook
 from creditledger.bootstrap import build_context, change_counter, change_feed
 from creditledger.domain.accounts import BillingMode, Principal, TokenKind
 from creditledger.domain.errors import Unauthenticated
 from creditledger.domain.grants import UsageScope
+from creditledger.domain.holds import Hold
+from creditledger.services import authorize
 from creditledger.services.authorize import Authorizer
 from creditledger.services.context import Context
 from creditledger.services.tokens import create_platform_token
@@ -137,3 +141,49 @@ def test_on_sqlite_memory_is_trusted_only_until_the_next_commit(
     assert not other.in_memory(token, team_id)
     assert not other.request(token, None, team_id, LLAMA).allowed
     assert other.in_memory(token, team_id)
+
+
+class _LiveFeed:
+    """A feed that is always live and sends only what the test calls ``changed`` with."""
+
+    live = True
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+def test_a_team_marked_changed_serves_decisions_without_a_hold_for_a_bounded_time(
+    client: TestClient, ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    platform, team_id = team_with_credit(client, ctx, "1.00")
+    authorizer = Authorizer(ctx, lambda _: _LiveFeed())
+    refreshed: list[list[str]] = []
+    monkeypatch.setattr(authorizer, "_reload_many", refreshed.append)  # hold the refresh back
+    token = platform.service
+    assert authorizer.request(token, None, team_id, LLAMA).allowed
+    assert authorizer.in_memory(token, team_id) and authorizer.in_memory(token, team_id, True)
+    authorizer.changed(f"team:{team_id}")
+    until(lambda: refreshed == [[team_id]])  # the refresh was asked for
+    assert authorizer.in_memory(token, team_id)  # a check may use what was known…
+    assert not authorizer.in_memory(token, team_id, exact=True)  # …a hold may not
+    time.sleep(authorize.STALE_SECONDS)
+    assert not authorizer.in_memory(token, team_id)  # and not past the bound
+    authorizer.close()
+
+
+def test_the_memory_hold_book_stays_small_when_usage_ends_its_holds(ctx: Context) -> None:
+    book = MemoryHoldBook()
+    now = ctx.clock.now()
+    for n in range(5_000):
+        hold = Hold(f"hold_{n}", "team_1", 10, now + timedelta(minutes=10), f"r{n}")
+        assert book.place(hold, 10_000, now) is hold
+        if n % 2:
+            assert book.release_requests("team_1", [f"r{n}", f"r{n - 1}"], now) == 2
+    assert book.open_total("team_1", now) == 0
+    team = book._by_team.get("team_1")
+    assert team is None or len(team.expiries) <= 2 * len(team.holds) + 64
+    late = Hold("hold_late", "team_1", 30, now + timedelta(seconds=1), "late")
+    assert book.place(late, 50, now) is late
+    assert book.place(Hold("hold_x", "team_1", 30, now + timedelta(minutes=1)), 50, now) is None
+    assert book.open_total("team_1", now + timedelta(seconds=1)) == 0  # expired on time
+    assert book.release("hold_late", now + timedelta(seconds=1)) is None

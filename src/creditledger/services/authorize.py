@@ -142,11 +142,14 @@ class _Fresh:
     """The change counter's value before it was read (SQLite)."""
     stale_at: float | None = None
     """When a notice said the team changed; a refresh is on its way."""
+    renewing: bool = False
+    """Near the end of its trust, a refresh was asked for."""
 
 
 TRUST_SECONDS = 10.0
 """The bounded periodic check: a team read longer ago than this is read again even
 when no notice came, so a lost notice can only delay a change, never hide it."""
+RENEW_SECONDS = 0.8 * TRUST_SECONDS
 STALE_SECONDS = 0.1
 """How long a decision without a hold may still use a team that a notice marked
 changed while its refresh is read in the background: the staleness bound. A decision
@@ -307,8 +310,7 @@ class Authorizer:
             return False
         return self._trusted(self._fresh.get(team_id), version, exact)
 
-    @staticmethod
-    def _trusted(fresh: _Fresh | None, version: int, exact: bool) -> bool:
+    def _trusted(self, fresh: _Fresh | None, version: int, exact: bool) -> bool:
         """May a decision use ``fresh``? ``exact``: one that places a hold."""
         if fresh is None or fresh.version != version:
             return False
@@ -317,7 +319,17 @@ class Authorizer:
         now = time.monotonic()
         if fresh.stale_at is not None and (exact or now - fresh.stale_at > STALE_SECONDS):
             return False
-        return now - fresh.read_at < TRUST_SECONDS
+        age = now - fresh.read_at
+        if age > RENEW_SECONDS and fresh.stale_at is None and not fresh.renewing:
+            # Renewed in the background before its trust runs out, so teams read at the
+            # same moment do not all fall back to reads on the request path together.
+            with self._lock:
+                current = self._fresh.get(fresh.team.id)
+                if current is fresh:
+                    self._fresh[fresh.team.id] = replace(fresh, renewing=True)
+                    self._refresh.add(fresh.team.id)
+                    self._refresh_wanted.notify()
+        return age < TRUST_SECONDS
 
     def request(
         self,
