@@ -16,6 +16,7 @@ from creditledger.adapters.db.secrets import StoredSecret, random_secret
 from creditledger.adapters.db.uow import SqlUnitOfWorkFactory
 from creditledger.adapters.holds.memory import MemoryHoldBook
 from creditledger.adapters.holds.redis import RedisHoldBook
+from creditledger.adapters.notify.webhooks import StandardWebhooks
 from creditledger.adapters.passwords import Argon2Passwords
 from creditledger.adapters.payments.delivery import HttpDelivery
 from creditledger.adapters.payments.sandbox import SandboxProvider
@@ -85,6 +86,7 @@ def build_context(
         schema=SqlSchemaStatus(engine),
         rate_limiter=LimitsRateLimiter(settings.redis_url),
         request_limiter=LimitsRateLimiter(settings.redis_url, counter=True),
+        notifier=StandardWebhooks(settings.notify_allow_private_urls),
         holds=RedisHoldBook(settings.redis_url) if settings.redis_url else MemoryHoldBook(),
         payments=payments or build_payment_provider(settings, clock, engine),
         cursor_secret=StoredSecret(engine, CURSOR_SECRET_NAME, random_secret),

@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     """When set, rate-limit counters live in Redis and are shared by all processes."""
 
+    notify_allow_private_urls: bool = False
+    """Notices may go to http and to private, loopback and link-local addresses: for
+    local use and tests only (an attacker's webhook could otherwise reach the network
+    behind the server)."""
+
     run_jobs_in_process: bool = True
     """``serve`` runs the periodic jobs itself (embedded default)."""
 

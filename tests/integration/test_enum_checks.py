@@ -21,6 +21,7 @@ from creditledger.domain.accounts import BillingMode, Role, TokenKind
 from creditledger.domain.grants import GrantKind, GrantSource
 from creditledger.domain.invoices import AttemptOutcome, InvoiceStatus
 from creditledger.domain.ledger import EntryType
+from creditledger.domain.notices import NoticeState
 from creditledger.domain.payments import CheckoutState, PaymentPurpose, PaymentStatus, Refusal
 from creditledger.domain.recharge import RechargeStatus
 
@@ -45,6 +46,7 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("sandbox_sessions", "status"): values(CheckoutState),
     ("invoices", "status"): values(InvoiceStatus),
     ("invoice_attempts", "outcome"): values(AttemptOutcome),
+    ("notifications", "state"): values(NoticeState),
 }
 """(table, column) → the values its CHECK allows, as the domain defines them."""
 

@@ -24,6 +24,7 @@ from itertools import count
 
 from creditledger.adapters.clock import FixedClock
 from creditledger.adapters.holds.memory import MemoryHoldBook
+from creditledger.adapters.notify.webhooks import StandardWebhooks
 from creditledger.adapters.payments.delivery import ManualOutbox
 from creditledger.adapters.payments.sandbox import SandboxProvider
 from creditledger.adapters.ratelimit.limiter import LimitsRateLimiter
@@ -38,6 +39,7 @@ from creditledger.services.ports import (
     Idempotency,
     Invoices,
     Ledger,
+    Notices,
     Payments,
     Pricing,
     Recharges,
@@ -319,6 +321,10 @@ class FakeUnitOfWork:
     def invoices(self) -> Invoices:
         raise NotFaked("invoices are covered by the database tests only")
 
+    @property
+    def notices(self) -> Notices:
+        raise NotFaked("notices are covered by the database tests only")
+
     def commit(self) -> None:
         self.committed = True
 
@@ -419,6 +425,7 @@ def world(at: datetime, **settings: object) -> World:
         schema=MigratedSchema(),
         rate_limiter=LimitsRateLimiter(),
         request_limiter=LimitsRateLimiter(counter=True),
+        notifier=StandardWebhooks(allow_private=True),
         payments=sandbox,
         holds=MemoryHoldBook(),
         cursor_secret=lambda: "fake-cursor-secret",

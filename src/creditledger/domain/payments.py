@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from creditledger.domain.errors import InvalidAmount, InvalidRequest
 from creditledger.domain.money import NANOS_PER_CENT, Nanos
+from creditledger.domain.notices import billing_path
 
 
 class PaymentStatus(enum.StrEnum):
@@ -202,7 +203,7 @@ class CheckoutRequest:
 def billing_return_path(team_id: str, purpose: PaymentPurpose, reference: str) -> str:
     """The team's Billing page, told which checkout the buyer comes back from, so it
     can show how the payment went (``?purchase=pur_…`` or ``?invoice=inv_…``)."""
-    return f"/teams/{team_id}/settings/billing?{purpose.value}={reference}"
+    return f"{billing_path(team_id)}?{purpose.value}={reference}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from creditledger.domain.errors import CreditLedgerError
 from creditledger.services.context import Context
 from creditledger.services.invoices import run_invoice_retries, run_invoices
+from creditledger.services.notices import deliver_due, notify_expiring
 from creditledger.services.payments import reconcile_payments
 from creditledger.services.recharge import run_auto_recharge
 from creditledger.services.sessions import purge_ended_sessions
@@ -115,5 +116,21 @@ register(
         reconcile_payments,
         every_seconds=600,
         help="Grant recent succeeded payments whose webhook never arrived (exactly once).",
+    )
+)
+register(
+    Job(
+        "notify_expiring",
+        notify_expiring,
+        every_seconds=3600,
+        help="Tell teams, once per grant, of credit that expires within 7 days.",
+    )
+)
+register(
+    Job(
+        "deliver_notifications",
+        deliver_due,
+        every_seconds=5,
+        help="Send the notices that are due to teams' webhooks; try failed ones again.",
     )
 )

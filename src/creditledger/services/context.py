@@ -12,6 +12,7 @@ from creditledger.domain.cursors import CursorCodec, codec_for
 from creditledger.services.ports import (
     HoldBook,
     Invariants,
+    NoticeSender,
     PasswordHasher,
     PaymentProvider,
     RateLimiter,
@@ -33,6 +34,8 @@ class Context:
     """Throttles of failed attempts: an exact moving window."""
     payments: PaymentProvider
     holds: HoldBook
+    notifier: NoticeSender = field(kw_only=True)
+    """Delivers notices to teams' webhooks."""
     request_limiter: RateLimiter = field(kw_only=True)
     """A tier's requests per minute at authorization: a sliding window counter."""
     price_books: PriceBooks = field(default_factory=PriceBooks, kw_only=True)

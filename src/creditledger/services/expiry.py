@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from creditledger.domain import ledger
 from creditledger.domain.availability import expiry_due, late_arrival_cutoff
+from creditledger.services import notices
 from creditledger.services.context import Context
 
 BATCH = 500
@@ -41,7 +42,8 @@ def _expire_team(
     with ctx.uow() as uow:
         uow.teams.lock(team_id)
         txs = []
-        for grant in uow.grants.for_team(team_id):
+        grants = uow.grants.for_team(team_id)
+        for grant in grants:
             if grant.id in grant_ids and expiry_due(grant, cutoff):
                 assert grant.expires_at is not None  # a grant that never expires is never due
                 tx = ledger.write_off(
@@ -52,6 +54,9 @@ def _expire_team(
                     "Credit expired",
                 )
                 txs.append((uow.new_id("txn"), tx))
+                notices.grant_expired(uow, ctx, grant, grant.remaining, now)
         uow.ledger.post_many(txs, now)
+        if txs:
+            notices.low_balance_after(uow, ctx, {team_id: grants}, now)
         uow.commit()
     return len(txs)

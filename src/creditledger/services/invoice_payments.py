@@ -23,7 +23,9 @@ from creditledger.domain.invoices import (
     next_charge_after,
 )
 from creditledger.domain.money import format_amount
+from creditledger.domain.notices import instant
 from creditledger.domain.payments import Bought, PaymentStatus
+from creditledger.services import notices
 from creditledger.services.context import Context
 from creditledger.services.ports import UnitOfWork
 
@@ -39,7 +41,9 @@ def bought(invoice: Invoice) -> Bought:
     return Bought(invoice.total, status)
 
 
-def settle(uow: UnitOfWork, invoice: Invoice, provider_payment_id: str, now: datetime) -> Invoice:
+def settle(
+    uow: UnitOfWork, ctx: Context, invoice: Invoice, provider_payment_id: str, now: datetime
+) -> Invoice:
     """The invoice is paid: post the payment, close the attempt, count the money."""
     was_uncollectible = invoice.status is InvoiceStatus.UNCOLLECTIBLE
     paid = replace(
@@ -66,6 +70,7 @@ def settle(uow: UnitOfWork, invoice: Invoice, provider_payment_id: str, now: dat
     uow.teams.add_lifetime_paid(invoice.team_id, invoice.total)
     if was_uncollectible:
         restore_pay_as_you_go(uow, invoice.team_id)
+    notices.invoice_notice(uow, ctx, "invoice.paid", paid, now)
     return paid
 
 
@@ -85,7 +90,21 @@ def record_failure(
     uow.invoices.finish_attempt(
         invoice.id, pending, AttemptOutcome.FAILED, reason, provider_payment_id, now
     )
-    return after_failed_attempt(uow, ctx, invoice, pending, now)
+    notices.payment_failed(
+        uow, ctx, invoice.team_id, "invoice", invoice.total, reason, invoice.id, now
+    )
+    after = after_failed_attempt(uow, ctx, invoice, pending, now)
+    notices.invoice_notice(
+        uow,
+        ctx,
+        "invoice.payment_failed",
+        after,
+        now,
+        reason=reason,
+        status=after.status.value,
+        next_charge_at=None if after.next_charge_at is None else instant(after.next_charge_at),
+    )
+    return after
 
 
 def after_failed_attempt(

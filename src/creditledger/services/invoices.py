@@ -62,7 +62,7 @@ from creditledger.domain.payments import (
     PaymentStatus,
     SavedPaymentMethod,
 )
-from creditledger.services import audit, invoice_payments
+from creditledger.services import audit, invoice_payments, notices
 from creditledger.services.access import Need, check_team_access
 from creditledger.services.context import Context
 from creditledger.services.idempotency import (
@@ -336,6 +336,10 @@ def open_invoices(ctx: Context, team_ids: Sequence[str], period: Period) -> list
             raise InvoiceTransitionRefused("These invoices were opened meanwhile.")
         txs = [tx for inv in opened for tx in _opening_transactions(uow, inv, now)]
         uow.ledger.post_many(txs, now)
+        hooked = uow.notices.teams_with_webhooks(sorted(bills))
+        for inv in opened:
+            if inv.team_id in hooked and inv.status is InvoiceStatus.OPEN:
+                notices.invoice_notice(uow, ctx, "invoice.opened", inv, now)
         uow.commit()
     return opened
 

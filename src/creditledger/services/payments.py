@@ -45,7 +45,7 @@ from creditledger.domain.payments import (
 )
 from creditledger.domain.purchases import Purchase, expired_reason
 from creditledger.domain.recharge import AutoRecharge, Recharge, RechargeStatus
-from creditledger.services import invoice_payments
+from creditledger.services import invoice_payments, notices
 from creditledger.services.context import Context
 from creditledger.services.grants import NewGrant, issue_grant
 from creditledger.services.ports import UnitOfWork
@@ -306,7 +306,9 @@ def _grant_once(
     assert outcome.provider_payment_id is not None
     amount = owner.bought.amount
     if owner.invoice is not None:
-        return _settle_invoice_once(uow, provider, owner.invoice, outcome.provider_payment_id, now)
+        return _settle_invoice_once(
+            uow, ctx, provider, owner.invoice, outcome.provider_payment_id, now
+        )
     purpose = PaymentPurpose.PURCHASE if owner.purchase else PaymentPurpose.AUTO_RECHARGE
     payment = Payment(
         id=uow.new_id("pay"),
@@ -345,7 +347,12 @@ def _grant_once(
 
 
 def _settle_invoice_once(
-    uow: UnitOfWork, provider: str, invoice: Invoice, provider_payment_id: str, now: datetime
+    uow: UnitOfWork,
+    ctx: Context,
+    provider: str,
+    invoice: Invoice,
+    provider_payment_id: str,
+    now: datetime,
 ) -> Payment | None:
     """Insert the invoice's payment; only if it is new, the invoice is paid."""
     payment = Payment(
@@ -365,7 +372,7 @@ def _settle_invoice_once(
     )
     if not uow.payments.add_payment(payment, now):
         return None
-    invoice_payments.settle(uow, invoice, provider_payment_id, now)
+    invoice_payments.settle(uow, ctx, invoice, provider_payment_id, now)
     return payment
 
 
@@ -416,6 +423,9 @@ def _record_failure(
         uow.payments.set_purchase_status(
             purchase.id, PaymentStatus.FAILED, outcome.provider_payment_id, reason, now
         )
+        notices.payment_failed(
+            uow, ctx, purchase.team_id, "purchase", purchase.amount, reason, purchase.id, now
+        )
     if owner.invoice is not None:
         invoice_payments.record_failure(
             uow, ctx, owner.invoice, reason, outcome.provider_payment_id, now
@@ -425,10 +435,16 @@ def _record_failure(
         uow.recharges.set_status(
             recharge.id, RechargeStatus.FAILED, outcome.provider_payment_id, reason, now
         )
-        disable_auto_recharge(uow, recharge.team_id, f"A recharge was declined: {reason}", now)
+        notices.payment_failed(
+            uow, ctx, recharge.team_id, "recharge", recharge.amount, reason, recharge.id, now
+        )
+        disable_auto_recharge(uow, ctx, recharge.team_id, f"A recharge was declined: {reason}", now)
 
 
-def disable_auto_recharge(uow: UnitOfWork, team_id: str, reason: str, now: datetime) -> None:
+def disable_auto_recharge(
+    uow: UnitOfWork, ctx: Context, team_id: str, reason: str, now: datetime
+) -> None:
+    """Turn the team's auto-recharge off with ``reason`` (and tell the team)."""
     current = uow.recharges.settings(team_id)
     if current is not None and current.enabled:
         off = AutoRecharge(
@@ -438,6 +454,7 @@ def disable_auto_recharge(uow: UnitOfWork, team_id: str, reason: str, now: datet
             disabled_reason=reason,
         )
         uow.recharges.save_settings(team_id, off, now)
+        notices.notify(uow, ctx, team_id, "auto_recharge.disabled", {"reason": reason}, now)
 
 
 def settle_offline_purchase(ctx: Context, team_id: str, amount: int, reference: str) -> str:

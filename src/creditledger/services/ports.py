@@ -28,6 +28,7 @@ from creditledger.domain.invoices import (
 )
 from creditledger.domain.ledger import Transaction
 from creditledger.domain.money import Nanos
+from creditledger.domain.notices import Notice, NoticeState, Webhook
 from creditledger.domain.payments import (
     CheckoutPage,
     CheckoutRequest,
@@ -187,6 +188,10 @@ class Grants(Protocol):
     def set_voided(self, grant_id: str, at: datetime) -> None: ...
     def for_teams(self, team_ids: Sequence[str]) -> dict[str, list[Grant]]:
         """The grants of several teams, each list in consumption order."""
+        ...
+
+    def expiring_between(self, start: datetime, end: datetime, limit: int) -> list[Grant]:
+        """Grants not voided, with credit left, expiring after ``start`` and by ``end``."""
         ...
 
     def due_for_expiry(self, cutoff: datetime, limit: int) -> list[tuple[str, str]]:
@@ -481,6 +486,64 @@ class AuditLog(Protocol):
         ...
 
 
+class Notices(Protocol):
+    """Notification webhooks, the notices outbox (``domain.notices``) and once-only marks."""
+
+    def webhook(self, team_id: str) -> Webhook | None: ...
+    def teams_with_webhooks(self, team_ids: Sequence[str]) -> set[str]:
+        """The teams among ``team_ids`` with an enabled webhook."""
+        ...
+
+    def save_webhook(self, webhook: Webhook, at: datetime) -> None: ...
+    def delete_webhook(self, team_id: str) -> bool: ...
+    def disable_webhook(self, team_id: str, reason: str, at: datetime) -> None: ...
+    def add(self, notice: Notice) -> None: ...
+    def get(self, notice_id: str) -> Notice | None: ...
+    def due(self, now: datetime, limit: int) -> list[Notice]:
+        """Pending notices whose next try is due and that no runner holds."""
+        ...
+
+    def claim(self, notice_id: str, now: datetime, until: datetime) -> bool:
+        """Hold the notice for one try until ``until``; False when another runner has it."""
+        ...
+
+    def finish_try(
+        self,
+        notice_id: str,
+        state: NoticeState,
+        attempts: int,
+        next_attempt_at: datetime | None,
+        status: int | None,
+        error: str | None,
+        delivered_at: datetime | None,
+    ) -> None: ...
+    def page(self, team_id: str, before_id: str | None, limit: int) -> list[Notice]:
+        """Newest first, older than ``before_id``."""
+        ...
+
+    def mark(self, team_id: str, key: str, at: datetime) -> bool:
+        """Remember ``key``; True when it was not remembered yet."""
+        ...
+
+    def unmark(self, team_id: str, key: str) -> bool: ...
+
+
+class NoticeSender(Protocol):
+    """Delivers one notice over HTTP, refusing unsafe addresses (an adapter)."""
+
+    def check_url(self, url: str) -> str | None:
+        """Why ``url`` may not receive notices, or None when it may."""
+        ...
+
+    def send(
+        self, url: str, secret: str, message_id: str, at: datetime, body: bytes
+    ) -> tuple[int | None, str | None]:
+        """The receiver's status and, unless it took the notice, why not."""
+        ...
+
+    def new_secret(self) -> str: ...
+
+
 class UnitOfWork(Protocol):
     @property
     def users(self) -> Users: ...
@@ -512,6 +575,8 @@ class UnitOfWork(Protocol):
     def audit(self) -> AuditLog: ...
     @property
     def invoices(self) -> Invoices: ...
+    @property
+    def notices(self) -> Notices: ...
 
     def commit(self) -> None: ...
     def new_id(self, prefix: str) -> str: ...

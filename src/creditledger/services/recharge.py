@@ -134,7 +134,7 @@ def recharge_if_needed(ctx: Context, team_id: str) -> bool:
             return False
         method = uow.payments.saved_method(team_id)
         if method is None or method.payment_method_ref is None:
-            disable_auto_recharge(uow, team_id, "There is no saved card to charge.", now)
+            disable_auto_recharge(uow, ctx, team_id, "There is no saved card to charge.", now)
             uow.commit()
             return False
         recharge = Recharge(

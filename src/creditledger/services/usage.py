@@ -50,6 +50,7 @@ from creditledger.domain.usage import (
     parse_event,
     single_meter,
 )
+from creditledger.services import notices
 from creditledger.services.context import Context
 from creditledger.services.ports import UnitOfWork
 from creditledger.services.retry import with_retry
@@ -145,6 +146,8 @@ def _charge_batch(
         result.charged_requests[team_id] = [c.event.id for c in new]
     writes.flush()
     result.accepted += writes.accepted
+    charged = {team_id: grants[team_id] for team_id in result.charged_requests}
+    notices.low_balance_after(uow, ctx, charged, now)
 
 
 def _by_team(priced: list[tuple[int, UsageEvent, int]]) -> list[tuple[str, list[NewCharge]]]:

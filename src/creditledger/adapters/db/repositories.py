@@ -391,6 +391,22 @@ class SqlGrants(_Repo):
             grants.sort(key=consumption_order_key)
         return out
 
+    def expiring_between(self, start: datetime, end: datetime, limit: int) -> list[Grant]:
+        """Grants not voided, with credit left, expiring after ``start`` and by ``end``."""
+        g = t.grants.c
+        rows = self.conn.execute(
+            sa.select(t.grants)
+            .where(
+                g.voided_at.is_(None),
+                g.remaining_nanos > 0,
+                g.expires_at > start,
+                g.expires_at <= end,
+            )
+            .order_by(g.expires_at, g.id)
+            .limit(limit)
+        )
+        return [grant_from_row(r) for r in rows]
+
     def due_for_expiry(self, cutoff: datetime, limit: int) -> list[tuple[str, str]]:
         g = t.grants
         rows = self.conn.execute(

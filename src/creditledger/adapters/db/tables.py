@@ -596,3 +596,44 @@ audit_events = sa.Table(
     sa.Index("ix_audit_events_team_id_seq", "team_id", "seq"),
     sa.Index("ix_audit_events_actor_seq", "actor", "seq"),
 )
+
+notification_webhooks = sa.Table(
+    "notification_webhooks",
+    metadata,
+    sa.Column("team_id", Id, sa.ForeignKey("teams.id"), primary_key=True),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("events", JsonDoc, nullable=True),
+    sa.Column("secret", sa.String(64), nullable=False),
+    sa.Column("created_at", UtcMicros, nullable=False),
+    sa.Column("updated_at", UtcMicros, nullable=False),
+    sa.Column("disabled_at", UtcMicros, nullable=True),
+    sa.Column("disabled_reason", sa.String(500), nullable=True),
+)
+
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("team_id", Id, sa.ForeignKey("teams.id"), nullable=False),
+    sa.Column("type", sa.String(40), nullable=False),
+    sa.Column("payload", JsonDoc, nullable=False),
+    sa.Column("state", sa.String(12), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("created_at", UtcMicros, nullable=False),
+    sa.Column("next_attempt_at", UtcMicros, nullable=True),
+    sa.Column("claimed_until", UtcMicros, nullable=True),
+    sa.Column("last_status", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.String(500), nullable=True),
+    sa.Column("delivered_at", UtcMicros, nullable=True),
+    sa.CheckConstraint("state IN ('pending', 'delivered', 'failed')", name="state"),
+    sa.Index("ix_notifications_due", "state", "next_attempt_at"),
+    sa.Index("ix_notifications_team_id", "team_id", "id"),
+)
+
+notice_marks = sa.Table(
+    "notice_marks",
+    metadata,
+    sa.Column("team_id", Id, sa.ForeignKey("teams.id"), primary_key=True),
+    sa.Column("key", sa.String(80), primary_key=True),
+    sa.Column("created_at", UtcMicros, nullable=False),
+)

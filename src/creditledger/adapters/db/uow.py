@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from creditledger.adapters.db.audit import SqlAuditLog
 from creditledger.adapters.db.engine import WRITE_OPTION
 from creditledger.adapters.db.invoices import SqlInvoices
+from creditledger.adapters.db.notices import SqlNotices
 from creditledger.adapters.db.payments import SqlPayments, SqlRecharges
 from creditledger.adapters.db.pricing import SqlPricing
 from creditledger.adapters.db.promo_codes import SqlPromoCodes
@@ -53,6 +54,7 @@ class SqlUnitOfWork:
         self.promo_codes = SqlPromoCodes(conn)
         self.audit = SqlAuditLog(conn)
         self.invoices = SqlInvoices(conn)
+        self.notices = SqlNotices(conn)
         self._committed = False
 
     def commit(self) -> None:
