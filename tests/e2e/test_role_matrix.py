@@ -61,6 +61,13 @@ EXPECTED: dict[str, tuple[int, ...]] = {
     "POST /v1/teams/{team}/grants": (401, 403, 403, 403, 403, 201, 403),
     "POST /v1/teams/{team}/grants/{grant}/void": (401, 403, 403, 403, 403, 200, 403),
     "POST /v1/teams/{team}/promo-codes/redeem": (401, 403, 201, 404, 404, 403, 403),
+    # The webhook is set by the first row and removed by the last.
+    "PUT /v1/teams/{team}/notification-webhook": (401, 403, 200, 404, 404, 403, 403),
+    "GET /v1/teams/{team}/notification-webhook": (401, 403, 200, 404, 404, 200, 403),
+    "POST /v1/teams/{team}/notification-webhook/rotate-secret": (401, 403, 200, 404, 404, 403, 403),
+    "POST /v1/teams/{team}/notification-webhook/test": (401, 403, 200, 404, 404, 403, 403),
+    "GET /v1/teams/{team}/notifications": (401, 403, 200, 404, 404, 200, 403),
+    "DELETE /v1/teams/{team}/notification-webhook": (401, 403, 204, 404, 404, 403, 403),
     "POST /v1/promo-codes": (401, 403, 403, 403, 403, 201, 403),
     "GET /v1/promo-codes/{promo}": (401, 403, 403, 403, 403, 200, 403),
     "PATCH /v1/promo-codes/{promo}": (401, 403, 403, 403, 403, 200, 403),
@@ -211,6 +218,8 @@ def request_for(endpoint: str, world: World) -> Request:
         body = {"note": "matrix"}
     elif endpoint.endswith("/void"):
         grant = world.fresh_grant()
+    elif endpoint == "PUT /v1/teams/{team}/notification-webhook":
+        body = {"url": "http://127.0.0.1:9/notices"}  # nothing listens: tries fail, quickly
     elif endpoint.endswith("/redeem"):
         body = {"code": world.fresh_promo()["code"]}
     elif endpoint == "POST /v1/promo-codes":

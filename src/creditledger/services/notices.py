@@ -346,7 +346,7 @@ def _try(ctx: Context, notice: Notice) -> bool:
         error = NO_WEBHOOK if webhook is None else "The webhook is disabled."
     else:
         body = orjson.dumps(notice.payload)
-        status, error = ctx.notifier.send(webhook.url, webhook.secret, notice.id, now, body)
+        status, error = ctx.notifier.send(webhook.url, webhook.secret, notice.id, body)
     attempts = notice.attempts + 1
     done = ctx.clock.now()
     with ctx.uow() as uow:

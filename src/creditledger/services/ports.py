@@ -536,9 +536,10 @@ class NoticeSender(Protocol):
         ...
 
     def send(
-        self, url: str, secret: str, message_id: str, at: datetime, body: bytes
+        self, url: str, secret: str, message_id: str, body: bytes
     ) -> tuple[int | None, str | None]:
-        """The receiver's status and, unless it took the notice, why not."""
+        """The receiver's status and, unless it took the notice, why not (signed at the
+        moment of sending)."""
         ...
 
     def new_secret(self) -> str: ...

@@ -171,11 +171,11 @@ class SqlNotices:
     def mark(self, team_id: str, key: str, at: datetime) -> bool:
         """Remember ``key`` for the team; True when it was not remembered yet."""
         inserted = self.conn.execute(
-            insert_ignoring_conflicts(self.conn, t.notice_marks).values(
-                team_id=team_id, key=key, created_at=at
-            )
+            insert_ignoring_conflicts(self.conn, t.notice_marks)
+            .values(team_id=team_id, key=key, created_at=at)
+            .returning(t.notice_marks.c.key)
         )
-        return inserted.rowcount == 1
+        return inserted.first() is not None
 
     def unmark(self, team_id: str, key: str) -> bool:
         deleted = self.conn.execute(

@@ -3,7 +3,7 @@ it (``services.ports.NoticeSender``)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from creditledger.adapters.notify import sender
 
@@ -12,9 +12,9 @@ class StandardWebhooks:
     """Standard Webhooks over HTTPS, refusing private addresses unless ``allow_private``
     (``CREDITLEDGER_NOTIFY_ALLOW_PRIVATE_URLS``, for local use and tests)."""
 
-    def __init__(self, allow_private: bool = False) -> None:
+    def __init__(self, allow_private: bool = False, read_timeout: float = 10.0) -> None:
         self.allow_private = allow_private
-        self._sender = sender.WebhookSender(allow_private=allow_private)
+        self._sender = sender.WebhookSender(allow_private=allow_private, read_timeout=read_timeout)
 
     def check_url(self, url: str) -> str | None:
         try:
@@ -24,9 +24,11 @@ class StandardWebhooks:
         return None
 
     def send(
-        self, url: str, secret: str, message_id: str, at: datetime, body: bytes
+        self, url: str, secret: str, message_id: str, body: bytes
     ) -> tuple[int | None, str | None]:
-        delivery = self._sender.send(url, secret, message_id, at, body)
+        # Signed at the moment of the try, by the wall clock: receivers refuse a
+        # ``webhook-timestamp`` far from their own time (replay protection).
+        delivery = self._sender.send(url, secret, message_id, datetime.now(UTC), body)
         return delivery.status, None if delivery.ok else delivery.error or "not delivered"
 
     def new_secret(self) -> str:

@@ -22,6 +22,7 @@ from creditledger.entrypoints.api.routes import (
     grants,
     health,
     invoices,
+    notices,
     prices,
     promo_codes,
     purchases,
@@ -86,6 +87,7 @@ def create_app(ctx: Context, *, run_jobs: bool = False) -> FastAPI:
         sandbox,
         promo_codes,
         audit,
+        notices,
     ):
         document_errors(module.router)
         app.include_router(module.router)

@@ -30,6 +30,7 @@ from creditledger.domain.history import HistoryEntry
 from creditledger.domain.invoices import AttemptOutcome, Invoice, InvoiceStatus
 from creditledger.domain.ledger import EntryType
 from creditledger.domain.money import format_amount
+from creditledger.domain.notices import Notice, NoticeState, Webhook
 from creditledger.domain.payments import PaymentStatus
 from creditledger.domain.pricing import Price, PriceBook, TeamPricing
 from creditledger.domain.promo_codes import PromoCode
@@ -931,4 +932,86 @@ def invoice_payment_public(result: PayResult) -> InvoicePaymentPublic:
         checkout_url=result.checkout_url,
         outcome=result.outcome,
         reason=result.reason,
+    )
+
+
+NoticeEventType = Literal[
+    "balance.low",
+    "credits.expiring",
+    "credits.expired",
+    "payment.failed",
+    "auto_recharge.disabled",
+    "invoice.opened",
+    "invoice.paid",
+    "invoice.payment_failed",
+]
+
+
+class NotificationWebhookUpdate(Body):
+    url: str = Field(max_length=2048, description="https; public addresses only")
+    events: list[NoticeEventType] | None = Field(
+        default=None, min_length=1, description="The event types to send; null: all of them"
+    )
+
+
+class NotificationWebhookPublic(Public):
+    url: str
+    events: list[str] | None = Field(description="null: every event type")
+    secret: str | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="`whsec_…`, to verify signatures: shown on create and rotate only",
+    )
+    disabled_at: Timestamp | None = Field(
+        description="Set when every try of a notice failed; saving the webhook again enables it"
+    )
+    disabled_reason: str | None
+    created_at: Timestamp
+
+
+def notification_webhook_public(
+    webhook: Webhook, secret: str | None = None
+) -> NotificationWebhookPublic:
+    return NotificationWebhookPublic(
+        url=webhook.url,
+        events=None if webhook.events is None else list(webhook.events),
+        secret=secret,
+        disabled_at=iso(webhook.disabled_at),
+        disabled_reason=webhook.disabled_reason,
+        created_at=instant(webhook.created_at),
+    )
+
+
+class NotificationPublic(Public):
+    id: str = Field(description="The `webhook-id` of every try: receivers dedupe by it")
+    type: str
+    state: NoticeState
+    attempts: int
+    last_status: int | None = Field(description="The receiver's HTTP status at the last try")
+    last_error: str | None
+    next_attempt_at: Timestamp | None = Field(description="When it is tried again, if pending")
+    delivered_at: Timestamp | None
+    created_at: Timestamp
+    payload: dict[str, Any] = Field(description="The body sent: `{type, timestamp, data}`")
+
+
+class NotificationPagePublic(Public):
+    data: list[NotificationPublic]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
+
+
+def notification_public(notice: Notice) -> NotificationPublic:
+    return NotificationPublic(
+        id=notice.id,
+        type=notice.type,
+        state=notice.state,
+        attempts=notice.attempts,
+        last_status=notice.last_status,
+        last_error=notice.last_error,
+        next_attempt_at=iso(notice.next_attempt_at)
+        if notice.state is NoticeState.PENDING
+        else None,
+        delivered_at=iso(notice.delivered_at),
+        created_at=instant(notice.created_at),
+        payload=notice.payload,
     )
