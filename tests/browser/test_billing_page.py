@@ -18,6 +18,7 @@ from creditledger.services.accounts import add_member
 from creditledger.services.promo_codes import NewPromoCodes, create_promo_codes
 from creditledger.services.tokens import authenticate
 from tests.browser.conftest import PROMO_FAILURES_PER_TEAM, SCREENSHOTS, Live
+from tests.conftest import Receiver
 from tests.helpers import PASSWORD, Account, Platform, event, price, sign_up
 from tests.payments import balance
 
@@ -351,3 +352,24 @@ def test_a_form_without_its_csrf_token_changes_nothing(live: Live, page: Page) -
 
 def _principal(live: Live, account: Account) -> Principal:
     return authenticate(live.ctx, account.token)
+
+
+def test_notices_are_set_tested_and_logged_on_the_page(
+    live: Live, page: Page, receiver: Receiver
+) -> None:
+    admin = sign_up(live.api, "ada")
+    sign_in(page, live, admin)
+    notices = page.get_by_test_id("notices")
+    notices.get_by_label("Webhook URL").fill(receiver.url)
+    notices.get_by_label("Invoice paid").uncheck()
+    notices.get_by_role("button", name="Save notices").click()
+    expect(page.get_by_test_id("webhook-secret")).to_contain_text("whsec_")
+    page.get_by_test_id("notices").get_by_role("button", name="Send a test notice").click()
+    expect(page.get_by_test_id("webhook-test-result")).to_have_text("Test notice delivered.")
+    expect(page.get_by_test_id("notice-row")).to_contain_text("HTTP 200")
+    page.get_by_test_id("notices").screenshot(path=str(SCREENSHOTS / "billing-notices.png"))
+    assert len(receiver.got) == 1
+    webhook = live.api.get(
+        f"/v1/teams/{admin.team_id}/notification-webhook", headers=admin.auth
+    ).json()
+    assert "invoice.paid" not in webhook["events"] and len(webhook["events"]) == 7

@@ -5,11 +5,8 @@ once by two runners at once, and the webhook disabled after every try failed."""
 
 from __future__ import annotations
 
-import http.server
 import threading
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -31,46 +28,9 @@ from creditledger.services.context import Context
 from creditledger.services.expiry import expire_credits
 from creditledger.services.invoices import run_invoices
 from creditledger.services.tokens import authenticate
-from tests.conftest import make_settings
+from tests.conftest import Receiver, make_settings
 from tests.helpers import Account, Platform, at, bearer, event, price, sign_up
 from tests.payments import buy, draw_down
-
-
-@dataclass
-class Receiver:
-    """An HTTP endpoint on localhost that answers from ``statuses`` (then 200)."""
-
-    url: str = ""
-    got: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    statuses: list[int] = field(default_factory=list)
-    delay: float = 0.0
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-    lock = threading.Lock()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            time.sleep(state.delay)
-            with lock:
-                state.got.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                status = state.statuses.pop(0) if state.statuses else 200
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *_: Any) -> None: ...
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
 
 
 def set_webhook(client: TestClient, team: Account, url: str, **body: Any) -> dict[str, Any]:

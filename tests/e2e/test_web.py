@@ -260,6 +260,10 @@ def test_members_and_strangers_can_not_use_the_forms_or_downloads(
             (f"{base}/promo-code", {"code": "FREE"}),
             (f"{base}/purchases", {"amount": "10", "idempotency_key": "k1"}),
             (f"{base}/auto-recharge", {"threshold": "5", "restore_to": "20"}),
+            (f"{base}/notices", {"url": "https://example.com/hook"}),
+            (f"{base}/notices/test", {}),
+            (f"{base}/notices/rotate-secret", {}),
+            (f"{base}/notices/delete", {}),
         ):
             answer = visitor.post(path, data={**data, "csrf_token": token})
             assert answer.status_code == status, (who.email, path)

@@ -15,9 +15,10 @@ from creditledger.domain.grants import Grant
 from creditledger.domain.history import HistoryFilter
 from creditledger.domain.ids import is_id
 from creditledger.domain.invoices import Invoice
+from creditledger.domain.notices import Notice, Webhook
 from creditledger.domain.purchases import Purchase
 from creditledger.domain.usage_report import DaySpend, daily_spend, last_days
-from creditledger.services import billing, history, invoices, purchases, recharge
+from creditledger.services import billing, history, invoices, notices, purchases, recharge
 from creditledger.services.access import Need, check_team_access
 from creditledger.services.billing import Balance
 from creditledger.services.context import Context
@@ -27,6 +28,7 @@ from creditledger.services.usage_report import usage_report
 
 CREDITS_SHOWN = 200
 INVOICES_SHOWN = 12
+NOTICES_SHOWN = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,9 @@ class BillingPage:
     history: HistoryPage
     invoices: list[Invoice]
     returned: Purchase | None
+    webhook: Webhook | None
+    notices: list[Notice]
+    """The latest notices sent to the webhook, newest first."""
 
 
 def billing_page(ctx: Context, principal: Principal, team_id: str, query: PageQuery) -> BillingPage:
@@ -82,6 +87,8 @@ def billing_page(ctx: Context, principal: Principal, team_id: str, query: PageQu
             ctx, principal, team_id, None, None, INVOICES_SHOWN
         ).invoices,
         returned=returned,
+        webhook=notices.find_webhook(ctx, principal, team_id),
+        notices=notices.list_notices(ctx, principal, team_id, None, NOTICES_SHOWN).notices,
     )
 
 

@@ -8,6 +8,7 @@ anyone else to ``/login`` and back. Forms work without JavaScript; with it,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -32,6 +33,7 @@ from creditledger.domain.grants import GrantKind
 from creditledger.domain.history import HistoryFilter
 from creditledger.domain.ledger import EntryType
 from creditledger.domain.money import display_amount, format_amount, typed_amount
+from creditledger.domain.notices import EVENT_TYPES, NoticeState
 from creditledger.domain.periods import day_range
 from creditledger.domain.purchases import purchase_presets
 from creditledger.entrypoints.api import downloads
@@ -39,7 +41,15 @@ from creditledger.entrypoints.api.deps import Ctx, client_address
 from creditledger.entrypoints.api.errors import status_of
 from creditledger.entrypoints.web import security, views
 from creditledger.entrypoints.web.chart import spend_chart
-from creditledger.services import accounts, history, invoices, promo_codes, purchases, recharge
+from creditledger.services import (
+    accounts,
+    history,
+    invoices,
+    notices,
+    promo_codes,
+    purchases,
+    recharge,
+)
 from creditledger.services import sessions as web_sessions
 from creditledger.services.billing_page import BillingPage, PageQuery, billing_page
 from creditledger.services.context import Context
@@ -52,6 +62,8 @@ router = APIRouter(include_in_schema=False)
 FLASH = {
     "redeemed": "Promo code redeemed: its credit is in your balance.",
     "recharge-saved": "Auto-recharge settings saved.",
+    "notices-saved": "Notice settings saved.",
+    "notices-stopped": "Notices stopped: the webhook was removed.",
 }
 Field = Annotated[str, Form()]
 
@@ -301,7 +313,9 @@ def _render_billing(
     errors: dict[str, str] | None = None,
     status: int = 200,
     typed: dict[str, str] | None = None,
+    shown: dict[str, Any] | None = None,
 ) -> HTMLResponse:
+    """The page; ``shown``: what only this answer shows (a new secret, a test's result)."""
     query, filters, problems = _page_query(request)
     try:
         page = billing_page(ctx, principal, team_id, query)
@@ -331,6 +345,7 @@ def _render_billing(
             for p in purchase_presets(settings.purchase_min_nanos, settings.purchase_max_nanos)
         ],
         "purchase_min": display_amount(settings.purchase_min_nanos),
+        **(shown or {}),
     }
     return _page(request, "billing.html", context, status)
 
@@ -379,6 +394,8 @@ def _billing_context(
         "entry_types": [(t.value, views.ENTRY_TYPE[t]) for t in EntryType],
         "kinds": [(k.value, views.KIND[k]) for k in GrantKind],
         "invoices": [views.invoice_view(i) for i in page.invoices],
+        "webhook": views.webhook_view(page.webhook),
+        "notice_log": [views.notice_view(n) for n in page.notices],
         "returned": returned,
         "sales_href": contact if contact.startswith("https://") else f"mailto:{contact}",
     }
@@ -535,6 +552,90 @@ def save_auto_recharge(
             typed={"threshold": threshold[:20], "restore_to": restore_to[:20]},
         )
     return _redirect(f"{_billing_path(team_id)}?flash=recharge-saved#auto-recharge")
+
+
+def _notices_action(
+    request: Request,
+    ctx: Context,
+    team_id: str,
+    csrf_token: str,
+    act: Callable[[Principal], dict[str, Any] | str],
+    typed: dict[str, str] | None = None,
+) -> Response:
+    """Run one notices action of the Billing page: a flash key to redirect with, or what
+    to show on the page answered at once (a secret is never put in a URL)."""
+    principal = _user_or_login(request, ctx)
+    if isinstance(principal, Response):
+        return principal
+    try:
+        security.check_csrf(_secret(request), csrf_token)
+        outcome = act(principal)
+    except (Forbidden, NotFound) as exc:
+        return _error_page(request, ctx, principal, team_id, exc)
+    except CreditLedgerError as exc:
+        if status_of(exc) >= 500:
+            raise
+        return _render_billing(
+            request,
+            ctx,
+            principal,
+            team_id,
+            errors={"notices": exc.message},
+            status=status_of(exc),
+            typed=typed,
+        )
+    if isinstance(outcome, str):
+        return _redirect(f"{_billing_path(team_id)}?flash={outcome}#notices")
+    return _render_billing(request, ctx, principal, team_id, shown=outcome)
+
+
+@router.post("/teams/{team_id}/settings/billing/notices", response_class=HTMLResponse)
+def save_notices(
+    team_id: str,
+    request: Request,
+    ctx: Ctx,
+    url: Field = "",
+    events: Annotated[list[str] | None, Form()] = None,
+    csrf_token: Field = "",
+) -> Response:
+    def save(principal: Principal) -> dict[str, Any] | str:
+        ticked = events or []
+        chosen = None if set(ticked) >= set(EVENT_TYPES) else ticked  # every box: all types
+        view = notices.set_webhook(ctx, principal, team_id, url.strip(), chosen)
+        return "notices-saved" if view.secret is None else {"new_secret": view.secret}
+
+    return _notices_action(request, ctx, team_id, csrf_token, save, {"url": url[:2048]})
+
+
+@router.post("/teams/{team_id}/settings/billing/notices/test", response_class=HTMLResponse)
+def send_test_notice(team_id: str, request: Request, ctx: Ctx, csrf_token: Field = "") -> Response:
+    def ping(principal: Principal) -> dict[str, Any] | str:
+        sent = notices.send_test(ctx, principal, team_id)
+        if sent.state is NoticeState.DELIVERED:
+            return {"notice_result": ("success", "Test notice delivered.")}
+        why = sent.last_error or "not delivered"
+        return {"notice_result": ("error", f"Test notice not delivered: {why}. It is tried again.")}
+
+    return _notices_action(request, ctx, team_id, csrf_token, ping)
+
+
+@router.post("/teams/{team_id}/settings/billing/notices/rotate-secret", response_class=HTMLResponse)
+def rotate_notice_secret(
+    team_id: str, request: Request, ctx: Ctx, csrf_token: Field = ""
+) -> Response:
+    def rotate(principal: Principal) -> dict[str, Any] | str:
+        return {"new_secret": notices.rotate_secret(ctx, principal, team_id).secret}
+
+    return _notices_action(request, ctx, team_id, csrf_token, rotate)
+
+
+@router.post("/teams/{team_id}/settings/billing/notices/delete", response_class=HTMLResponse)
+def stop_notices(team_id: str, request: Request, ctx: Ctx, csrf_token: Field = "") -> Response:
+    def stop(principal: Principal) -> dict[str, Any] | str:
+        notices.delete_webhook(ctx, principal, team_id)
+        return "notices-stopped"
+
+    return _notices_action(request, ctx, team_id, csrf_token, stop)
 
 
 @router.get("/teams/{team_id}/settings/billing/credit-history.csv")

@@ -15,6 +15,7 @@ from creditledger.domain.history import HistoryEntry
 from creditledger.domain.invoices import Invoice
 from creditledger.domain.ledger import EntryType
 from creditledger.domain.money import Nanos, display_amount, format_amount
+from creditledger.domain.notices import EVENT_TYPES, Notice, NoticeState, Webhook
 from creditledger.domain.payments import PaymentStatus
 from creditledger.domain.purchases import Purchase
 from creditledger.services.billing import Balance
@@ -225,3 +226,70 @@ def purchase_message(purchase: Purchase) -> tuple[str, str]:
         return "info", f"This purchase of {amount} was {purchase.status.value}."
     reason = purchase.failure_reason or "the payment did not go through"
     return "error", f"The payment of {amount} failed: {reason.rstrip('.')}. Nothing was charged."
+
+
+NOTICE_TYPE = {
+    "balance.low": "Low balance",
+    "credits.expiring": "Credits expiring soon",
+    "credits.expired": "Credits expired",
+    "payment.failed": "Payment failed",
+    "auto_recharge.disabled": "Auto-recharge turned off",
+    "invoice.opened": "Invoice opened",
+    "invoice.paid": "Invoice paid",
+    "invoice.payment_failed": "Invoice payment failed",
+    "ping": "Test",
+}
+"""How the Billing page names each notice type (every type of ``domain.notices``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookView:
+    url: str
+    events: list[tuple[str, str, bool]]
+    """(type, label, sent) for every event type."""
+    all_events: bool
+    disabled: str | None
+    """Why notices stopped, when they did."""
+
+
+def webhook_view(webhook: Webhook | None) -> WebhookView:
+    chosen = None if webhook is None else webhook.events
+    return WebhookView(
+        url="" if webhook is None else webhook.url,
+        events=[(t, NOTICE_TYPE[t], chosen is None or t in chosen) for t in EVENT_TYPES],
+        all_events=chosen is None,
+        disabled=None
+        if webhook is None or webhook.disabled_at is None
+        else webhook.disabled_reason,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeView:
+    id: str
+    when: str
+    type: str
+    state: str
+    attempts: int
+    result: str
+    """The receiver's last answer, or why it could not be reached."""
+    next_try: str | None
+
+
+def notice_view(notice: Notice) -> NoticeView:
+    if notice.last_error is not None:
+        result = notice.last_error
+    elif notice.last_status is not None:
+        result = f"HTTP {notice.last_status}"
+    else:
+        result = "Not tried yet"
+    pending = notice.state is NoticeState.PENDING
+    return NoticeView(
+        id=notice.id,
+        when=moment(notice.created_at),
+        type=NOTICE_TYPE.get(notice.type, notice.type),
+        state=notice.state.value,
+        attempts=notice.attempts,
+        result=result,
+        next_try=moment(notice.next_attempt_at) if pending and notice.next_attempt_at else None,
+    )
