@@ -20,7 +20,7 @@ from creditledger.adapters.notify.webhooks import StandardWebhooks
 from creditledger.adapters.payments.sandbox import SandboxProvider
 from creditledger.bootstrap import build_context
 from creditledger.domain.money import dollars
-from creditledger.domain.notices import EVENT_TYPES, MAX_ATTEMPTS
+from creditledger.domain.notices import CLAIM, EVENT_TYPES, MAX_ATTEMPTS
 from creditledger.entrypoints.api.app import create_app
 from creditledger.entrypoints.api.schemas import NoticeEventType
 from creditledger.services import notices, recharge
@@ -321,3 +321,21 @@ def test_unknown_event_types_and_bad_cursors_are_refused(
         f"/v1/teams/{team.team_id}/notifications", params={"cursor": "nope"}, headers=team.auth
     )
     assert page.status_code == 400 and page.json()["error"]["code"] == "invalid_cursor"
+
+
+def test_a_notice_outlives_the_process_and_a_runner_that_died_holding_it(
+    client: TestClient, ctx: Context, clock: FixedClock, receiver: Receiver, database_url: str
+) -> None:
+    team = Platform.on(client, ctx).team()
+    set_webhook(client, team, receiver.url)
+    with ctx.uow() as uow:
+        notice = notices.notify(uow, ctx, team.team_id, "ping", {}, ctx.clock.now())
+        assert notice is not None
+        assert uow.notices.claim(notice.id, clock.now(), clock.now() + CLAIM)  # then it dies
+        uow.commit()
+    restarted = build_context(make_settings(database_url), clock=clock)
+    assert notices.deliver_due(restarted) == 0  # still held by the runner that died
+    clock.at = clock.at + CLAIM
+    assert notices.deliver_due(restarted) == 1
+    assert [h["webhook-id"] for h, _ in receiver.got] == [notice.id]
+    restarted.uow.dispose()
