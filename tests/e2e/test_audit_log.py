@@ -78,6 +78,8 @@ BILLING_READS = {
     "GET /v1/teams/{team}/invoices": "invoices.read",
     "GET /v1/teams/{team}/invoices/{invoice}": "invoices.read",
     "GET /v1/teams/{team}/invoices/{invoice}.pdf": "invoices.read",
+    "GET /v1/teams/{team}/notification-webhook": "notification_webhook.read",
+    "GET /v1/teams/{team}/notifications": "notifications.read",
 }
 
 
@@ -109,6 +111,11 @@ def test_every_operator_read_of_a_team_billing_is_audited(client: TestClient, ct
     ada = sign_up(client)
     purchase = purchase_of(client, ada)
     invoice = draft_invoice_of(client, ctx, ada)
+    hook = {"url": "https://example.com/notices"}
+    webhook = client.put(
+        f"/v1/teams/{ada.team_id}/notification-webhook", json=hook, headers=ada.auth
+    )
+    assert webhook.status_code == 200
     operator = operator_token(ctx)
     for endpoint in BILLING_READS:
         path = endpoint.split(" ")[1].format(team=ada.team_id, purchase=purchase, invoice=invoice)

@@ -43,6 +43,8 @@ class AuditAction(enum.StrEnum):
     USAGE_READ = "usage.read"
     AUTO_RECHARGE_READ = "auto_recharge.read"
     INVOICES_READ = "invoices.read"
+    NOTIFICATION_WEBHOOK_READ = "notification_webhook.read"
+    NOTIFICATIONS_READ = "notifications.read"
     # Reading this log is itself recorded.
     AUDIT_EVENTS_READ = "audit_events.read"
 

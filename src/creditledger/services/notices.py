@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from creditledger.domain.accounts import Principal
+from creditledger.domain.audit import AuditAction
 from creditledger.domain.availability import usable_credit
 from creditledger.domain.errors import InvalidRequest, NotFound
 from creditledger.domain.grants import Grant
@@ -40,6 +41,7 @@ from creditledger.domain.notices import (
     payload,
     retry_at,
 )
+from creditledger.services import audit
 from creditledger.services.access import Need, check_team_access
 from creditledger.services.context import Context
 from creditledger.services.ports import UnitOfWork
@@ -250,6 +252,7 @@ def get_webhook(ctx: Context, principal: Principal, team_id: str) -> Webhook:
         webhook = uow.notices.webhook(team_id)
     if webhook is None:
         raise NotFound(NO_WEBHOOK)
+    audit.record_read(ctx, principal, AuditAction.NOTIFICATION_WEBHOOK_READ, team_id)
     return webhook
 
 
@@ -315,6 +318,7 @@ def list_notices(
     with ctx.uow(write=False) as uow:
         check_team_access(uow, principal, team_id, Need.BILLING_READ)
         rows = uow.notices.page(team_id, before, limit + 1)
+    audit.record_read(ctx, principal, AuditAction.NOTIFICATIONS_READ, team_id)
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = codec.seal("notifications", team_id, rows[-1].id.encode()) if more else None
