@@ -181,6 +181,7 @@ class Authorizer:
         self._cache: dict[str, _TeamState] = {}
         self._fresh: OrderedDict[str, _Fresh] = OrderedDict()
         self._principals: OrderedDict[str, tuple[int, Principal]] = OrderedDict()
+        self._by_client: dict[tuple[str, str], Principal] = {}
         self._generation = 0
         """Moved by every notice that is not about one team."""
         self._stripes = [0] * STRIPES
@@ -219,10 +220,12 @@ class Authorizer:
             elif notice == "tokens":
                 self._generation += 1
                 self._principals.clear()
+                self._by_client.clear()
             else:
                 self._generation += 1
                 self._fresh.clear()
                 self._principals.clear()
+                self._by_client.clear()
 
     @property
     def _live(self) -> bool:
@@ -252,7 +255,7 @@ class Authorizer:
                     self._principals[token] = (version, known)
                     while len(self._principals) > MAX_PRINCIPALS:
                         self._principals.popitem(last=False)
-        return known if client is None else replace(known, client=client)
+        return known if client is None else self._with_client(token, known, client)
 
     def _refresher(self) -> None:
         """Read again the teams that notices marked changed, up to
@@ -304,11 +307,18 @@ class Authorizer:
         """Can :meth:`request` answer for this token and team without a read or a
         network call? True while the feed is live, both are cached and fresh, and the
         rate limits and holds are kept in this process (no Redis)."""
+        return self._memory(token, team_id, exact) is not None
+
+    def _memory(self, token: str, team_id: str, exact: bool) -> tuple[Principal, _Fresh] | None:
+        """The token's principal and the team's state, when both may be used as known."""
         version = self._version() if self._local else None
         cached = self._principals.get(token)
         if version is None or cached is None or cached[0] != version:
-            return False
-        return self._trusted(self._fresh.get(team_id), version, exact)
+            return None
+        fresh = self._fresh.get(team_id)
+        if fresh is None or not self._trusted(fresh, version, exact):
+            return None
+        return cached[1], fresh
 
     def _trusted(self, fresh: _Fresh | None, version: int, exact: bool) -> bool:
         """May a decision use ``fresh``? ``exact``: one that places a hold."""
@@ -358,6 +368,53 @@ class Authorizer:
         request_id = check_request_id(request_id)
         wanted = None if estimate is None else read_estimate(estimate)
         team, state, books = self._load(team_id, exact=wanted is not None)
+        return self._decide(team, state, books, usage, request_id, wanted)
+
+    def from_memory(
+        self,
+        token: str,
+        client: str | None,
+        team_id: str,
+        usage: UsageScope,
+        request_id: object = None,
+        estimate: object = None,
+    ) -> Decision | None:
+        """:meth:`request` when memory can answer it without a read or a network call
+        (:meth:`in_memory`), else None: the caller then calls :meth:`request` where
+        blocking is allowed."""
+        known = self._memory(token, team_id, exact=estimate is not None)
+        if known is None:
+            return None
+        principal, fresh = known
+        if client is not None:
+            principal = self._with_client(token, principal, client)
+        require_service(principal)
+        request_id = check_request_id(request_id)
+        wanted = None if estimate is None else read_estimate(estimate)
+        return self._decide(fresh.team, fresh.state, fresh.books, usage, request_id, wanted)
+
+    def _with_client(self, token: str, principal: Principal, client: str) -> Principal:
+        """The principal as seen from ``client`` (kept: gateways call from few addresses;
+        a token's principal changes only by its revocation, which clears this)."""
+        key = (token, client)
+        known = self._by_client.get(key)
+        if known is None:
+            known = replace(principal, client=client)
+            if len(self._by_client) >= MAX_PRINCIPALS:
+                self._by_client.clear()
+            self._by_client[key] = known
+        return known
+
+    def _decide(
+        self,
+        team: Team,
+        state: _TeamState,
+        books: list[PriceBook],
+        usage: UsageScope,
+        request_id: str | None,
+        wanted: Estimate | None,
+    ) -> Decision:
+        team_id = team.id
         now = self.ctx.clock.now()
         credit = decide(team, state.grants, usage, now, self.ctx.settings.tier_table)
         tier = credit.tier

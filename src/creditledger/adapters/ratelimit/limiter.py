@@ -14,6 +14,7 @@ process, and authorization keeps answering instead of failing every request.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -31,6 +32,12 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+@functools.lru_cache(maxsize=256)
+def _item(limit: int, window_seconds: int) -> RateLimitItemPerSecond:
+    """The library's description of a limit (a few tier and throttle budgets in all)."""
+    return RateLimitItemPerSecond(limit, window_seconds)
 
 
 class LimitsRateLimiter:
@@ -63,17 +70,17 @@ class LimitsRateLimiter:
 
     def hit(self, key: str, limit: int, window_seconds: int) -> bool:
         """Count one hit; False when it goes over the limit (and is then not counted)."""
-        item = RateLimitItemPerSecond(limit, window_seconds)
+        item = _item(limit, window_seconds)
         return bool(self._run(lambda limiter: limiter.hit(item, key)))
 
     def test(self, key: str, limit: int, window_seconds: int) -> bool:
         """Would one more hit be allowed? Counts nothing."""
-        item = RateLimitItemPerSecond(limit, window_seconds)
+        item = _item(limit, window_seconds)
         return bool(self._run(lambda limiter: limiter.test(item, key)))
 
     def retry_after(self, key: str, limit: int, window_seconds: int) -> int:
         """Whole seconds until one more hit would be allowed (0 when it already would)."""
-        item = RateLimitItemPerSecond(limit, window_seconds)
+        item = _item(limit, window_seconds)
         reset_at, remaining = self._run(lambda limiter: limiter.get_window_stats(item, key))
         if remaining > 0:
             return 0

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
+from typing import cast
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from starlette.types import Receive, Scope, Send
 
 from creditledger.bootstrap import change_counter, change_feed
 from creditledger.entrypoints.api import errors, metrics
@@ -95,6 +98,18 @@ def create_app(ctx: Context, *, run_jobs: bool = False) -> FastAPI:
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=web.HERE / "static"), name="static")
     # POST /v1/authorize, asked before every inference request, is answered in front of
-    # the framework's stack (routing, middleware, validation), which gets the rest.
-    app.middleware_stack = AuthorizeFastPath(app.build_middleware_stack(), app.state.authorizer)
+    # the framework (its own entry, routing, middleware, validation), which gets the rest.
+    front = AuthorizeFastPath(partial(FastAPI.__call__, app), app.state.authorizer)
+    app.__class__ = _Fronted
+    cast(_Fronted, app).front = front
     return app
+
+
+class _Fronted(FastAPI):
+    """The application with ``AuthorizeFastPath`` as its entry. ``FastAPIOffline`` makes
+    a plain ``FastAPI``; this subclass only changes where a request enters."""
+
+    front: AuthorizeFastPath
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.front(scope, receive, send)

@@ -146,9 +146,8 @@ class AuthorizeFastPath:
         usage = UsageScope(wire.product, wire.model, wire.gpu)
         args = (token, client_of(scope), wire.team_id, usage, wire.request_id, wire.estimate)
         authorizer = self.authorizer
-        if authorizer.in_memory(token, wire.team_id, exact=wire.estimate is not None):
-            decision = authorizer.request(*args)
-        else:
+        decision = authorizer.from_memory(*args)
+        if decision is None:
             decision = await run_in_threadpool(authorizer.request, *args)
         return encode_answer(decision)
 
