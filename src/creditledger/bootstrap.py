@@ -23,6 +23,7 @@ from creditledger.adapters.payments.sandbox import SandboxProvider
 from creditledger.adapters.payments.sandbox_store import SqlSandboxStore
 from creditledger.adapters.payments.stripe import StripeProvider
 from creditledger.adapters.ratelimit.limiter import LimitsRateLimiter
+from creditledger.adapters.ratelimit.window import SlidingWindowCounter
 from creditledger.config import Settings
 from creditledger.domain.clock import Clock
 from creditledger.domain.errors import InvalidRequest
@@ -85,7 +86,9 @@ def build_context(
         invariants=SqlInvariants(engine, timedelta(seconds=settings.late_arrival_window_seconds)),
         schema=SqlSchemaStatus(engine),
         rate_limiter=LimitsRateLimiter(settings.redis_url),
-        request_limiter=LimitsRateLimiter(settings.redis_url, counter=True),
+        request_limiter=LimitsRateLimiter(settings.redis_url, counter=True)
+        if settings.redis_url
+        else SlidingWindowCounter(),
         notifier=StandardWebhooks(settings.notify_allow_private_urls),
         holds=RedisHoldBook(settings.redis_url) if settings.redis_url else MemoryHoldBook(),
         payments=payments or build_payment_provider(settings, clock, engine),

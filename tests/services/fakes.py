@@ -28,6 +28,7 @@ from creditledger.adapters.notify.webhooks import StandardWebhooks
 from creditledger.adapters.payments.delivery import ManualOutbox
 from creditledger.adapters.payments.sandbox import SandboxProvider
 from creditledger.adapters.ratelimit.limiter import LimitsRateLimiter
+from creditledger.adapters.ratelimit.window import SlidingWindowCounter
 from creditledger.config import Settings
 from creditledger.domain.accounts import BillingMode, Member, Principal, Role, Team, TokenKind
 from creditledger.domain.audit import AuditEvent, AuditFilter
@@ -424,7 +425,7 @@ def world(at: datetime, **settings: object) -> World:
         invariants=NoInvariants(),
         schema=MigratedSchema(),
         rate_limiter=LimitsRateLimiter(),
-        request_limiter=LimitsRateLimiter(counter=True),
+        request_limiter=SlidingWindowCounter(),
         notifier=StandardWebhooks(allow_private=True),
         payments=sandbox,
         holds=MemoryHoldBook(),
