@@ -524,11 +524,7 @@ def save_auto_recharge(
     restore_to: Field = "",
     csrf_token: Field = "",
 ) -> Response:
-    principal = _user_or_login(request, ctx)
-    if isinstance(principal, Response):
-        return principal
-    try:
-        security.check_csrf(_secret(request), csrf_token)
+    def save(principal: Principal) -> dict[str, Any] | str:
         recharge.set_auto_recharge(
             ctx,
             principal,
@@ -537,33 +533,28 @@ def save_auto_recharge(
             typed_amount(threshold) or None,
             typed_amount(restore_to) or None,
         )
-    except (Forbidden, NotFound) as exc:
-        return _error_page(request, ctx, principal, team_id, exc)
-    except CreditLedgerError as exc:
-        if status_of(exc) >= 500:
-            raise
-        return _render_billing(
-            request,
-            ctx,
-            principal,
-            team_id,
-            errors={"recharge": exc.message},
-            status=status_of(exc),
-            typed={"threshold": threshold[:20], "restore_to": restore_to[:20]},
-        )
-    return _redirect(f"{_billing_path(team_id)}?flash=recharge-saved#auto-recharge")
+        return "recharge-saved"
+
+    typed = {"threshold": threshold[:20], "restore_to": restore_to[:20]}
+    return _billing_form(request, ctx, team_id, csrf_token, "recharge", save, typed)
 
 
-def _notices_action(
+SECTIONS = {"recharge": "auto-recharge", "notices": "notices"}
+"""A form's key in ``errors`` → the id of its section on the page."""
+
+
+def _billing_form(
     request: Request,
     ctx: Context,
     team_id: str,
     csrf_token: str,
+    section: str,
     act: Callable[[Principal], dict[str, Any] | str],
     typed: dict[str, str] | None = None,
 ) -> Response:
-    """Run one notices action of the Billing page: a flash key to redirect with, or what
-    to show on the page answered at once (a secret is never put in a URL)."""
+    """Run one form of the Billing page after its CSRF check. A refusal shows on the page
+    in ``section``; otherwise ``act`` gives a flash key to redirect with, or what to show
+    on the page answered at once (a secret is never put in a URL)."""
     principal = _user_or_login(request, ctx)
     if isinstance(principal, Response):
         return principal
@@ -580,12 +571,12 @@ def _notices_action(
             ctx,
             principal,
             team_id,
-            errors={"notices": exc.message},
+            errors={section: exc.message},
             status=status_of(exc),
             typed=typed,
         )
     if isinstance(outcome, str):
-        return _redirect(f"{_billing_path(team_id)}?flash={outcome}#notices")
+        return _redirect(f"{_billing_path(team_id)}?flash={outcome}#{SECTIONS[section]}")
     return _render_billing(request, ctx, principal, team_id, shown=outcome)
 
 
@@ -604,7 +595,7 @@ def save_notices(
         view = notices.set_webhook(ctx, principal, team_id, url.strip(), chosen)
         return "notices-saved" if view.secret is None else {"new_secret": view.secret}
 
-    return _notices_action(request, ctx, team_id, csrf_token, save, {"url": url[:2048]})
+    return _billing_form(request, ctx, team_id, csrf_token, "notices", save, {"url": url[:2048]})
 
 
 @router.post("/teams/{team_id}/settings/billing/notices/test", response_class=HTMLResponse)
@@ -616,7 +607,7 @@ def send_test_notice(team_id: str, request: Request, ctx: Ctx, csrf_token: Field
         why = sent.last_error or "not delivered"
         return {"notice_result": ("error", f"Test notice not delivered: {why}. It is tried again.")}
 
-    return _notices_action(request, ctx, team_id, csrf_token, ping)
+    return _billing_form(request, ctx, team_id, csrf_token, "notices", ping)
 
 
 @router.post("/teams/{team_id}/settings/billing/notices/rotate-secret", response_class=HTMLResponse)
@@ -626,7 +617,7 @@ def rotate_notice_secret(
     def rotate(principal: Principal) -> dict[str, Any] | str:
         return {"new_secret": notices.rotate_secret(ctx, principal, team_id).secret}
 
-    return _notices_action(request, ctx, team_id, csrf_token, rotate)
+    return _billing_form(request, ctx, team_id, csrf_token, "notices", rotate)
 
 
 @router.post("/teams/{team_id}/settings/billing/notices/delete", response_class=HTMLResponse)
@@ -635,7 +626,7 @@ def stop_notices(team_id: str, request: Request, ctx: Ctx, csrf_token: Field = "
         notices.delete_webhook(ctx, principal, team_id)
         return "notices-stopped"
 
-    return _notices_action(request, ctx, team_id, csrf_token, stop)
+    return _billing_form(request, ctx, team_id, csrf_token, "notices", stop)
 
 
 @router.get("/teams/{team_id}/settings/billing/credit-history.csv")
