@@ -7,6 +7,7 @@ sets ``CREDITLEDGER_SOAK_SEEDS=50`` and runs fifty."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import random
 import signal
@@ -188,3 +189,52 @@ def test_kill_9_mid_batches_then_redelivery_loses_nothing_and_charges_nothing_tw
         assert verify_ledger(ctx) == []
     finally:
         ctx.uow.dispose()
+
+
+@pytest.mark.slow
+def test_kill_9_during_200_concurrent_single_event_posts_loses_no_acknowledged_event(
+    database_url: str,
+) -> None:
+    """Group commit: every POST answered 200 was stored by a commit before the answer, so
+    a kill -9 right after the answers loses none of them; redelivery charges none twice."""
+    ctx = build_context(make_settings(database_url))
+    operator = Principal(TokenKind.OPERATOR, "tok_test_operator")
+    set_price_book(ctx, operator, [PriceInput("serverless", "llama", None, "requests", "0.01", 1)])
+    team = sign_up(ctx, "g@example.com", "correct horse battery", "G").team.id
+    token = create_platform_token(ctx, TokenKind.SERVICE, "gateway")
+    ctx.uow.dispose()
+    when = datetime.now(UTC) + timedelta(seconds=1)
+    singles = [[event(team, f"single-{n}", when, requests=1)] for n in range(200)]
+    port = _free_port()
+    acknowledged: set[int] = set()
+    lock = threading.Lock()
+    with _server(database_url, port) as server:
+
+        def post(n: int) -> None:
+            try:
+                answer = _post(port, token, singles[n])
+            except (OSError, http.client.HTTPException):  # cut off by the kill: unknown
+                return
+            if answer["accepted"] == 1:
+                with lock:
+                    acknowledged.add(n)
+
+        posters = [threading.Thread(target=post, args=(n,)) for n in range(200)]
+        for poster in posters:
+            poster.start()
+        while len(acknowledged) < 50:
+            time.sleep(0.0005)
+        os.kill(server.pid, signal.SIGKILL)  # while the rest are in flight
+        server.wait(timeout=10)
+        for poster in posters:
+            poster.join(timeout=30)
+    engine = sa.create_engine(database_url, poolclass=sa.NullPool)
+    with engine.connect() as conn:
+        stored = {r.event_id for r in conn.execute(sa.select(tables.usage_events.c.event_id)).all()}
+    engine.dispose()
+    assert {f"single-{n}" for n in acknowledged} <= stored  # 0 lost
+    with _server(database_url, port):
+        again = [_post(port, token, batch) for batch in singles]
+    assert all(a["accepted"] + a["duplicates"] == 1 for a in again)
+    assert all(again[n]["duplicates"] == 1 for n in acknowledged)
+    assert usage_violations(database_url) == []

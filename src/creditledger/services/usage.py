@@ -9,7 +9,8 @@ the same batch gives the same result whatever order its events arrived in.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from creditledger.domain.accounts import Principal, TokenKind
 from creditledger.domain.availability import late_arrival_cutoff, open_to_late_usage
 from creditledger.domain.consumption import order_can_matter
 from creditledger.domain.errors import (
+    CreditLedgerError,
     EventError,
     Forbidden,
     InvalidRequest,
@@ -66,6 +68,7 @@ class IngestResult:
     charged_teams: set[str] = field(default_factory=set)
     charged_requests: dict[str, list[str]] = field(default_factory=dict)
     """The ids of the events charged by this batch, by team: their holds end."""
+    duplicate_indices: list[int] = field(default_factory=list)
 
 
 def require_service(principal: Principal) -> None:
@@ -75,24 +78,46 @@ def require_service(principal: Principal) -> None:
 
 def ingest_usage(ctx: Context, principal: Principal, raw_events: object) -> IngestResult:
     """POST /v1/usage-events: take the valid events of a batch, reject the rest."""
-    require_service(principal)
-    if not isinstance(raw_events, list):
-        raise InvalidRequest("`events` must be a list.", param="events")
-    if len(raw_events) > MAX_EVENTS_PER_BATCH:
-        raise InvalidRequest(
-            f"A batch holds at most {MAX_EVENTS_PER_BATCH} events; split it.", param="events"
-        )
+    (outcome,) = ingest_together(ctx, [(principal, raw_events)])
+    if isinstance(outcome, CreditLedgerError):
+        raise outcome
+    return outcome
+
+
+def ingest_together(
+    ctx: Context, batches: Sequence[tuple[Principal, object]]
+) -> list[IngestResult | CreditLedgerError]:
+    """Several batches charged in one transaction, with one commit: concurrent small
+    POSTs grouped by the server. Each gets its own result, or the error that refused it
+    alone (not a service token, not a list, too many events); if the transaction fails,
+    this raises and none of them was stored."""
     now = ctx.clock.now()
+    outcomes: list[IngestResult | CreditLedgerError] = []
+    spans: list[tuple[int, int] | None] = []
     events: list[tuple[int, UsageEvent]] = []
     invalid: list[Rejection] = []
-    for index, raw in enumerate(raw_events):
+    offset = 0
+    for principal, raw_events in batches:
         try:
-            events.append((index, parse_event(raw, now)))
-        except EventError as exc:
-            raw_id = raw.get("id") if isinstance(raw, dict) else None
-            invalid.append(
-                Rejection(index, raw_id if isinstance(raw_id, str) else None, exc.code, exc.message)
-            )
+            _check_batch(principal, raw_events)
+        except CreditLedgerError as exc:
+            outcomes.append(exc)
+            spans.append(None)
+            continue
+        assert isinstance(raw_events, list)
+        for index, raw in enumerate(raw_events, start=offset):
+            try:
+                events.append((index, parse_event(raw, now)))
+            except EventError as exc:
+                raw_id = raw.get("id") if isinstance(raw, dict) else None
+                invalid.append(
+                    Rejection(
+                        index, raw_id if isinstance(raw_id, str) else None, exc.code, exc.message
+                    )
+                )
+        outcomes.append(IngestResult())
+        spans.append((offset, len(raw_events)))
+        offset += len(raw_events)
 
     def charge() -> IngestResult:
         result = IngestResult(rejected=list(invalid))
@@ -103,9 +128,48 @@ def ingest_usage(ctx: Context, principal: Principal, raw_events: object) -> Inge
         return result
 
     result = with_retry(charge)
-    result.rejected.sort(key=lambda r: r.index)
     _end_holds(ctx, result)
-    return result
+    if len(batches) == 1 and spans[0] is not None:
+        result.rejected.sort(key=lambda r: r.index)
+        return [result]
+    return [
+        outcome if span is None else _part(result, events, *span)
+        for outcome, span in zip(outcomes, spans, strict=True)
+    ]
+
+
+def _check_batch(principal: Principal, raw_events: object) -> None:
+    require_service(principal)
+    if not isinstance(raw_events, list):
+        raise InvalidRequest("`events` must be a list.", param="events")
+    if len(raw_events) > MAX_EVENTS_PER_BATCH:
+        raise InvalidRequest(
+            f"A batch holds at most {MAX_EVENTS_PER_BATCH} events; split it.", param="events"
+        )
+
+
+def _part(
+    result: IngestResult, events: list[tuple[int, UsageEvent]], start: int, length: int
+) -> IngestResult:
+    """What a group's result says of one of its batches (indices ``start`` on)."""
+    end = start + length
+    rejected = sorted(
+        (replace(r, index=r.index - start) for r in result.rejected if start <= r.index < end),
+        key=lambda r: r.index,
+    )
+    duplicates = [i for i in result.duplicate_indices if start <= i < end]
+    refused = {r.index + start for r in rejected} | set(duplicates)
+    part = IngestResult(
+        accepted=length - len(rejected) - len(duplicates),
+        duplicates=len(duplicates),
+        rejected=rejected,
+        duplicate_indices=[i - start for i in duplicates],
+    )
+    for index, event in events:
+        if start <= index < end and index not in refused:
+            part.charged_teams.add(event.team_id)
+            part.charged_requests.setdefault(event.team_id, []).append(event.id)
+    return part
 
 
 def _end_holds(ctx: Context, result: IngestResult) -> None:
@@ -272,6 +336,7 @@ def _drop_duplicates(
             fresh.append((index, event))
         elif previous == event.fingerprint:
             result.duplicates += 1
+            result.duplicate_indices.append(index)
         else:
             result.rejected.append(
                 Rejection(

@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 from creditledger.bootstrap import change_counter, change_feed
 from creditledger.entrypoints.api import errors, metrics
 from creditledger.entrypoints.api.fast_authorize import AuthorizeFastPath
+from creditledger.entrypoints.api.group_commit import GroupCommit
 from creditledger.entrypoints.api.limits import BodyGuard
 from creditledger.entrypoints.api.openapi import document_errors
 from creditledger.entrypoints.api.responses import Json
@@ -73,6 +74,7 @@ def create_app(ctx: Context, *, run_jobs: bool = False) -> FastAPI:
         static_url="/docs/static",
     )
     app.state.ctx = ctx
+    app.state.usage_groups = GroupCommit(ctx)
     app.state.authorizer = Authorizer(ctx, change_feed(ctx.settings), change_counter(ctx.settings))
     errors.install(app)
     app.add_middleware(metrics.Metrics)

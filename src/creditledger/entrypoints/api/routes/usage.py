@@ -6,12 +6,12 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request
-from fastapi.concurrency import run_in_threadpool
 
 from creditledger.domain.errors import InvalidRequest, UnknownField
 from creditledger.domain.grants import PRODUCTS, UsageScope
 from creditledger.domain.usage import MAX_AGE, MAX_AHEAD, MAX_EVENTS_PER_BATCH
 from creditledger.entrypoints.api.deps import BearerToken, Caller, Ctx, client_address
+from creditledger.entrypoints.api.group_commit import GroupCommit
 from creditledger.entrypoints.api.json_body import SCOPE_KEY
 from creditledger.entrypoints.api.openapi import errors
 from creditledger.entrypoints.api.schemas import (
@@ -27,7 +27,6 @@ from creditledger.entrypoints.api.schemas import (
 )
 from creditledger.services.authorize import Authorizer, release_hold
 from creditledger.services.recharge import recharge_after_usage
-from creditledger.services.usage import ingest_usage
 from creditledger.services.usage_report import usage_report
 
 router = APIRouter(tags=["platform"])
@@ -100,7 +99,8 @@ async def post_usage_events(
     """Report a batch of usage (≤ 5,000 events, ≤ 5 MB). Each event is taken or rejected
     on its own; an id seen before with the same payload is counted as a duplicate."""
     events = _parse_batch(request.scope.get(SCOPE_KEY))
-    result = await run_in_threadpool(ingest_usage, ctx, caller, events)
+    groups: GroupCommit = request.app.state.usage_groups
+    result = await groups.ingest(caller, events)
     # After the answer: top up teams that this usage took below their threshold.
     background.add_task(recharge_after_usage, ctx, result.charged_teams)
     return usage_batch_result(result)

@@ -1,0 +1,84 @@
+"""Group commit of small usage batches: concurrent POSTs share one transaction.
+
+A gateway that reports each request's usage as it ends sends many one-event POSTs at
+once; each costing its own transaction and commit (a dozen round trips and a disk flush)
+caps them far below what the database can take. Here a POST of a small batch joins the
+group being gathered; while a group is written, the next gathers behind it, and is
+written as soon as the first has committed. Nobody waits when the server is idle (a
+lone POST is a group of one), and under load each commit carries everything that
+arrived meanwhile. Every POST is answered only after the commit that stored it, with
+its own part of the result; if the group's transaction fails, every member gets that
+failure and none of them was stored (``services.usage.ingest_together``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from starlette.concurrency import run_in_threadpool
+
+from creditledger.domain.accounts import Principal
+from creditledger.domain.errors import CreditLedgerError
+from creditledger.domain.usage import MAX_EVENTS_PER_BATCH
+from creditledger.services.context import Context
+from creditledger.services.usage import IngestResult, ingest_together, ingest_usage
+
+SMALL_BATCH = 100
+"""Batches of at most this many events are grouped; larger ones are a group each."""
+
+
+@dataclass(slots=True)
+class _Member:
+    principal: Principal
+    events: list[object]
+    answer: asyncio.Future[IngestResult]
+
+
+class GroupCommit:
+    def __init__(self, ctx: Context, max_events: int = MAX_EVENTS_PER_BATCH) -> None:
+        self.ctx = ctx
+        self.max_events = max_events
+        self._waiting: list[_Member] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def ingest(self, principal: Principal, events: object) -> IngestResult:
+        """The batch's result once the commit that stored it is done: in a group when
+        it is small, on its own otherwise."""
+        if not isinstance(events, list) or len(events) > SMALL_BATCH:
+            return await run_in_threadpool(ingest_usage, self.ctx, principal, events)
+        member = _Member(principal, events, asyncio.get_running_loop().create_future())
+        self._waiting.append(member)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        return await member.answer
+
+    def _next_group(self) -> list[_Member]:
+        group: list[_Member] = []
+        size = 0
+        while self._waiting and (
+            not group or size + len(self._waiting[0].events) <= self.max_events
+        ):
+            member = self._waiting.pop(0)
+            group.append(member)
+            size += len(member.events)
+        return group
+
+    async def _write(self) -> None:
+        while self._waiting:
+            group = self._next_group()
+            batches = [(m.principal, m.events) for m in group]
+            try:
+                outcomes = await run_in_threadpool(ingest_together, self.ctx, batches)
+            except Exception as exc:  # the group's transaction: each member is told
+                for member in group:
+                    if not member.answer.done():
+                        member.answer.set_exception(exc)
+                continue
+            for member, outcome in zip(group, outcomes, strict=True):
+                if member.answer.done():
+                    continue  # its caller went away; it is stored all the same
+                if isinstance(outcome, CreditLedgerError):
+                    member.answer.set_exception(outcome)
+                else:
+                    member.answer.set_result(outcome)

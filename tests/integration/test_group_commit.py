@@ -1,0 +1,115 @@
+"""Group commit of small usage batches (entrypoints/api/group_commit.py, on both
+backends): concurrent single-event POSTs share commits, each answer is its own part of
+the group's result and is given after the commit, and a failed group tells every member
+the truth and stores none of them."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from creditledger.domain.errors import ServiceUnavailable
+from creditledger.entrypoints.api import group_commit
+from creditledger.services import usage
+from creditledger.services.context import Context
+from creditledger.services.tokens import authenticate
+from tests.helpers import Platform, bearer, event, price
+
+
+@pytest.fixture
+def platform(client: TestClient, ctx: Context) -> Platform:
+    platform = Platform.on(client, ctx)
+    platform.put_prices(price("llama", "requests", "0.01"))
+    return platform
+
+
+def _post_all(client: TestClient, token: str, batches: list[list[dict[str, Any]]]) -> list[Any]:
+    answers: list[Any] = [None] * len(batches)
+
+    def post(n: int) -> None:
+        answers[n] = client.post(
+            "/v1/usage-events", json={"events": batches[n]}, headers=bearer(token)
+        )
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(len(batches))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
+def test_concurrent_single_event_posts_share_commits_and_each_is_charged_once(
+    client: TestClient, ctx: Context, platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    team = platform.team().team_id
+    platform.promo(team, "10.00")
+    groups: list[int] = []
+    together = usage.ingest_together
+
+    def counted(ctx: Context, batches: Any) -> Any:
+        groups.append(len(batches))
+        return together(ctx, batches)
+
+    monkeypatch.setattr(group_commit, "ingest_together", counted)
+    now = ctx.clock.now()
+    singles = [[event(team, f"e{n}", now, requests=1)] for n in range(200)]
+    answers = _post_all(client, platform.service, singles)
+    assert [a.status_code for a in answers] == [200] * 200
+    assert all(a.json() == {"accepted": 1, "duplicates": 0, "rejected": []} for a in answers)
+    assert sum(groups) == 200 and len(groups) < 200  # several POSTs per commit
+    balance = client.get(f"/v1/teams/{team}/balance", headers=bearer(platform.operator)).json()
+    assert balance["available"]["total"] == "8.00"  # 200 × $0.01, once each
+    again = _post_all(client, platform.service, singles[:20])
+    assert all(a.json()["duplicates"] == 1 for a in again)
+
+
+def test_each_member_gets_its_own_part_of_the_group_result(
+    ctx: Context, platform: Platform
+) -> None:
+    team = platform.team().team_id
+    platform.promo(team, "1.00")
+    gateway = authenticate(ctx, platform.service)
+    now = ctx.clock.now()
+    platform.usage(event(team, "seen", now, requests=1))
+    outcomes = usage.ingest_together(
+        ctx,
+        [
+            (gateway, [event(team, "a", now, requests=1), {"id": "bad"}]),
+            (gateway, [event(team, "seen", now, requests=1)]),  # a duplicate
+            (gateway, "not a list"),
+            (gateway, [event(team, "b", now, requests=1), event(team, "c", now, requests=2)]),
+        ],
+    )
+    first, second, third, fourth = outcomes
+    assert isinstance(first, usage.IngestResult) and first.accepted == 1
+    assert [(r.index, r.code) for r in first.rejected] == [(1, "invalid_event")]
+    assert isinstance(second, usage.IngestResult)
+    assert (second.accepted, second.duplicates) == (0, 1)
+    assert isinstance(third, Exception) and getattr(third, "code", "") == "invalid_request"
+    assert isinstance(fourth, usage.IngestResult) and fourth.accepted == 2
+    assert fourth.charged_requests == {team: ["b", "c"]}
+
+
+def test_a_failed_group_answers_every_member_with_the_truth_and_stores_none(
+    client: TestClient, ctx: Context, platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    team = platform.team().team_id
+    platform.promo(team, "1.00")
+
+    def down(*_: Any) -> None:
+        raise ServiceUnavailable("The database is not answering; retry.")
+
+    monkeypatch.setattr(usage, "_charge_batch", down)
+    now = ctx.clock.now()
+    answers = _post_all(
+        client, platform.service, [[event(team, f"f{n}", now, requests=1)] for n in range(20)]
+    )
+    assert {a.status_code for a in answers} == {503}
+    assert {a.json()["error"]["code"] for a in answers} == {"service_unavailable"}
+    monkeypatch.undo()
+    stored = client.get(f"/v1/teams/{team}/balance", headers=bearer(platform.operator)).json()
+    assert stored["available"]["total"] == "1.00"
