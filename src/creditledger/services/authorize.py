@@ -341,6 +341,15 @@ class Authorizer:
                     self._refresh_wanted.notify()
         return age < TRUST_SECONDS
 
+    def known_principal(self, token: str | None, client: str | None) -> Principal | None:
+        """The token's principal from memory, or None when it must be read."""
+        version = self._version() if token else None
+        cached = None if token is None else self._principals.get(token)
+        if version is None or cached is None or cached[0] != version:
+            return None
+        assert token is not None
+        return cached[1] if client is None else self._with_client(token, cached[1], client)
+
     def request(
         self,
         token: str | None,

@@ -74,8 +74,8 @@ def create_app(ctx: Context, *, run_jobs: bool = False) -> FastAPI:
         static_url="/docs/static",
     )
     app.state.ctx = ctx
-    app.state.usage_groups = GroupCommit(ctx)
     app.state.authorizer = Authorizer(ctx, change_feed(ctx.settings), change_counter(ctx.settings))
+    app.state.usage_groups = GroupCommit(ctx, app.state.authorizer)
     errors.install(app)
     app.add_middleware(metrics.Metrics)
     app.add_middleware(BodyGuard)

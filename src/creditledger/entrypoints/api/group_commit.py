@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from creditledger.domain.accounts import Principal
 from creditledger.domain.errors import CreditLedgerError
 from creditledger.domain.usage import MAX_EVENTS_PER_BATCH
+from creditledger.services.authorize import Authorizer
 from creditledger.services.context import Context
 from creditledger.services.usage import IngestResult, ingest_together, ingest_usage
 
@@ -36,15 +37,22 @@ class _Member:
 
 
 class GroupCommit:
-    def __init__(self, ctx: Context, max_events: int = MAX_EVENTS_PER_BATCH) -> None:
+    def __init__(
+        self, ctx: Context, authorizer: Authorizer, max_events: int = MAX_EVENTS_PER_BATCH
+    ) -> None:
         self.ctx = ctx
+        self.authorizer = authorizer
         self.max_events = max_events
         self._waiting: list[_Member] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def ingest(self, principal: Principal, events: object) -> IngestResult:
+    async def ingest(self, token: str | None, client: str | None, events: object) -> IngestResult:
         """The batch's result once the commit that stored it is done: in a group when
-        it is small, on its own otherwise."""
+        it is small, on its own otherwise. The gateway's token is known from memory when
+        the authorizer has it (no read, no thread)."""
+        principal = self.authorizer.known_principal(token, client)
+        if principal is None:
+            principal = await run_in_threadpool(self.authorizer.authenticate, token, client)
         if not isinstance(events, list) or len(events) > SMALL_BATCH:
             return await run_in_threadpool(ingest_usage, self.ctx, principal, events)
         member = _Member(principal, events, asyncio.get_running_loop().create_future())

@@ -86,6 +86,7 @@ def _parse_batch(body: object) -> object:
 
 @router.post(
     "/v1/usage-events",
+    responses=errors(401, 403),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -94,13 +95,13 @@ def _parse_batch(body: object) -> object:
     },
 )
 async def post_usage_events(
-    request: Request, ctx: Ctx, caller: Caller, background: BackgroundTasks
+    request: Request, ctx: Ctx, token: BearerToken, background: BackgroundTasks
 ) -> UsageBatchResult:
     """Report a batch of usage (≤ 5,000 events, ≤ 5 MB). Each event is taken or rejected
     on its own; an id seen before with the same payload is counted as a duplicate."""
     events = _parse_batch(request.scope.get(SCOPE_KEY))
     groups: GroupCommit = request.app.state.usage_groups
-    result = await groups.ingest(caller, events)
+    result = await groups.ingest(token, client_address(request), events)
     # After the answer: top up teams that this usage took below their threshold.
     background.add_task(recharge_after_usage, ctx, result.charged_teams)
     return usage_batch_result(result)
