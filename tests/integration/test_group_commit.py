@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from creditledger.domain.errors import ServiceUnavailable
 from creditledger.entrypoints.api import group_commit
+from creditledger.entrypoints.api.routes import usage as usage_routes
 from creditledger.services import usage
 from creditledger.services.context import Context
 from creditledger.services.tokens import authenticate
@@ -113,3 +114,31 @@ def test_a_failed_group_answers_every_member_with_the_truth_and_stores_none(
     monkeypatch.undo()
     stored = client.get(f"/v1/teams/{team}/balance", headers=bearer(platform.operator)).json()
     assert stored["available"]["total"] == "1.00"
+
+
+def test_the_recharge_check_runs_once_per_group_for_all_its_teams(
+    client: TestClient, ctx: Context, platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    teams = [platform.team().team_id for _ in range(5)]
+    for team in teams:
+        platform.promo(team, "1.00")
+    checked: list[set[str]] = []
+    groups: list[int] = []
+    together = usage.ingest_together
+
+    def counted(ctx: Context, batches: Any) -> Any:
+        groups.append(len(batches))
+        return together(ctx, batches)
+
+    def check(_: Context, team_ids: Any) -> int:
+        if team_ids:
+            checked.append(set(team_ids))
+        return 0
+
+    monkeypatch.setattr(group_commit, "ingest_together", counted)
+    monkeypatch.setattr(usage_routes, "recharge_after_usage", check)
+    now = ctx.clock.now()
+    singles = [[event(teams[n % 5], f"r{n}", now, requests=1)] for n in range(60)]
+    assert {a.status_code for a in _post_all(client, platform.service, singles)} == {200}
+    assert len(checked) == len(groups)  # one check per commit…
+    assert set().union(*checked) == set(teams)  # …covering every team it charged

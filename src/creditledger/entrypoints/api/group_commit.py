@@ -33,7 +33,16 @@ SMALL_BATCH = 100
 class _Member:
     principal: Principal
     events: list[object]
-    answer: asyncio.Future[IngestResult]
+    answer: asyncio.Future[Written]
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    result: IngestResult
+    """This batch's part of the group's result."""
+    top_up: set[str]
+    """The teams whose auto-recharge to check after the answer: the whole group's charged
+    teams on one member of the group, none on the others (one check per commit)."""
 
 
 class GroupCommit:
@@ -46,7 +55,7 @@ class GroupCommit:
         self._waiting: list[_Member] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def ingest(self, token: str | None, client: str | None, events: object) -> IngestResult:
+    async def ingest(self, token: str | None, client: str | None, events: object) -> Written:
         """The batch's result once the commit that stored it is done: in a group when
         it is small, on its own otherwise. The gateway's token is known from memory when
         the authorizer has it (no read, no thread)."""
@@ -54,7 +63,8 @@ class GroupCommit:
         if principal is None:
             principal = await run_in_threadpool(self.authorizer.authenticate, token, client)
         if not isinstance(events, list) or len(events) > SMALL_BATCH:
-            return await run_in_threadpool(ingest_usage, self.ctx, principal, events)
+            result = await run_in_threadpool(ingest_usage, self.ctx, principal, events)
+            return Written(result, result.charged_teams)
         member = _Member(principal, events, asyncio.get_running_loop().create_future())
         self._waiting.append(member)
         if self._writer is None or self._writer.done():
@@ -83,10 +93,12 @@ class GroupCommit:
                     if not member.answer.done():
                         member.answer.set_exception(exc)
                 continue
+            charged = {t for o in outcomes if isinstance(o, IngestResult) for t in o.charged_teams}
             for member, outcome in zip(group, outcomes, strict=True):
                 if member.answer.done():
                     continue  # its caller went away; it is stored all the same
                 if isinstance(outcome, CreditLedgerError):
                     member.answer.set_exception(outcome)
                 else:
-                    member.answer.set_result(outcome)
+                    member.answer.set_result(Written(outcome, charged))
+                    charged = set()

@@ -101,10 +101,10 @@ async def post_usage_events(
     on its own; an id seen before with the same payload is counted as a duplicate."""
     events = _parse_batch(request.scope.get(SCOPE_KEY))
     groups: GroupCommit = request.app.state.usage_groups
-    result = await groups.ingest(token, client_address(request), events)
+    written = await groups.ingest(token, client_address(request), events)
     # After the answer: top up teams that this usage took below their threshold.
-    background.add_task(recharge_after_usage, ctx, result.charged_teams)
-    return usage_batch_result(result)
+    background.add_task(recharge_after_usage, ctx, written.top_up)
+    return usage_batch_result(written.result)
 
 
 @router.post("/v1/authorize", responses=errors(401, 403, 404))
