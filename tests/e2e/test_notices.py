@@ -331,7 +331,7 @@ def test_a_notice_outlives_the_process_and_a_runner_that_died_holding_it(
     with ctx.uow() as uow:
         notice = notices.notify(uow, ctx, team.team_id, "ping", {}, ctx.clock.now())
         assert notice is not None
-        assert uow.notices.claim(notice.id, clock.now(), clock.now() + CLAIM)  # then it dies
+        assert uow.notices.claim(notice.id, 0, clock.now(), clock.now() + CLAIM)  # then it dies
         uow.commit()
     restarted = build_context(make_settings(database_url), clock=clock)
     assert notices.deliver_due(restarted) == 0  # still held by the runner that died
@@ -339,3 +339,54 @@ def test_a_notice_outlives_the_process_and_a_runner_that_died_holding_it(
     assert notices.deliver_due(restarted) == 1
     assert [h["webhook-id"] for h, _ in receiver.got] == [notice.id]
     restarted.uow.dispose()
+
+
+def test_a_runner_that_read_a_notice_before_another_tried_it_does_not_send_it_again(
+    client: TestClient, ctx: Context, receiver: Receiver
+) -> None:
+    team = Platform.on(client, ctx).team()
+    set_webhook(client, team, receiver.url)
+    receiver.statuses = [500]
+    with ctx.uow() as uow:
+        notice = notices.notify(uow, ctx, team.team_id, "ping", {}, ctx.clock.now())
+        uow.commit()
+    assert notice is not None
+    with ctx.uow(write=False) as uow:
+        (seen_by_b,) = uow.notices.due(ctx.clock.now(), 10)  # runner B reads it…
+    assert notices.deliver_due(ctx) == 0  # …runner A tries it: 500, retry in ~30 s
+    assert notices._try(ctx, seen_by_b) is None  # B's stale copy is not sent again
+    assert len(receiver.got) == 1
+    with ctx.uow(write=False) as uow:
+        stored = uow.notices.get(notice.id)
+    assert stored is not None and stored.attempts == 1
+
+
+def test_testing_a_disabled_webhook_is_a_conflict_and_a_bad_idna_name_is_refused(
+    client: TestClient, ctx: Context, clock: FixedClock, receiver: Receiver
+) -> None:
+    team = Platform.on(client, ctx).team()
+    set_webhook(client, team, receiver.url)
+    with ctx.uow() as uow:
+        uow.notices.disable_webhook(team.team_id, "test", clock.now())
+        uow.commit()
+    tested = client.post(f"/v1/teams/{team.team_id}/notification-webhook/test", headers=team.auth)
+    assert tested.status_code == 409, tested.text
+    for url in ("https://xn--/", "https://xn--a.com/x"):
+        bad = client.put(
+            f"/v1/teams/{team.team_id}/notification-webhook", json={"url": url}, headers=team.auth
+        )
+        assert bad.status_code == 422 and bad.json()["error"]["param"] == "url"
+
+
+def test_credit_that_expires_below_the_threshold_is_told_as_a_low_balance(
+    client: TestClient, ctx: Context, clock: FixedClock, receiver: Receiver
+) -> None:
+    platform = Platform.on(client, ctx)
+    team = platform.team()
+    set_webhook(client, team, receiver.url, events=["balance.low"])
+    clock.at = at("2026-11-20T00:00")
+    platform.promo(team.team_id, "0.50")
+    platform.promo(team.team_id, "5.00", expires_at=at("2026-11-25T00:00"))
+    clock.at = at("2026-11-27T00:00")
+    assert expire_credits(ctx) == 1
+    assert outbox(ctx, team.team_id) == ["balance.low"]

@@ -94,6 +94,14 @@ class Notice:
     delivered_at: datetime | None = None
 
 
+def expiring_mark(grant_id: str) -> str:
+    """The once-only mark of ``credits.expiring`` for a grant."""
+    return EXPIRING_MARK + grant_id
+
+
+EXPIRING_MARK = "credits.expiring:"
+
+
 def billing_path(team_id: str) -> str:
     """The team's Billing page (Team Settings > Billing), where notices link to."""
     return f"/teams/{team_id}/settings/billing"

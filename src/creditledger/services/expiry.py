@@ -42,6 +42,7 @@ def _expire_team(
     with ctx.uow() as uow:
         uow.teams.lock(team_id)
         txs = []
+        lost = 0
         grants = uow.grants.for_team(team_id)
         for grant in grants:
             if grant.id in grant_ids and expiry_due(grant, cutoff):
@@ -55,8 +56,9 @@ def _expire_team(
                 )
                 txs.append((uow.new_id("txn"), tx))
                 notices.grant_expired(uow, ctx, grant, grant.remaining, now)
+                lost += grant.remaining
         uow.ledger.post_many(txs, now)
         if txs:
-            notices.low_balance_after(uow, ctx, {team_id: grants}, now)
+            notices.low_balance_after(uow, ctx, {team_id: grants}, now, {team_id: lost})
         uow.commit()
     return len(txs)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -21,7 +22,7 @@ import orjson
 from creditledger.domain.accounts import Principal
 from creditledger.domain.audit import AuditAction
 from creditledger.domain.availability import usable_credit
-from creditledger.domain.errors import InvalidRequest, NotFound
+from creditledger.domain.errors import Conflict, InvalidRequest, NotFound
 from creditledger.domain.grants import Grant
 from creditledger.domain.invoices import Invoice
 from creditledger.domain.money import Nanos, format_amount
@@ -35,6 +36,7 @@ from creditledger.domain.notices import (
     Webhook,
     billing_path,
     check_events,
+    expiring_mark,
     fell_below,
     instant,
     low_balance_threshold,
@@ -89,11 +91,14 @@ def low_balance_after(
     ctx: Context,
     before: dict[str, list[Grant]],
     now: datetime,
+    written_off: Mapping[str, Nanos] | None = None,
 ) -> int:
     """``balance.low`` for the teams whose available credit fell below their threshold
-    in ``uow`` (``before``: their grants before the change), once per crossing: the
-    mark is cleared when the credit is back above the threshold. Only teams with a
-    webhook are read again. How many notices were written."""
+    in ``uow``: ``before`` holds their grants as read under their lock before the change
+    (and ``written_off`` what an expiry took that ``before`` no longer counts as usable).
+    A fall below is seen once, by the change that makes it, under the team's lock: the
+    next one can only come after the credit was back at or above the threshold. Only
+    teams with a webhook are read again. How many notices were written."""
     watched = sorted(uow.notices.teams_with_webhooks(sorted(before)))
     if not watched:
         return 0
@@ -104,28 +109,12 @@ def low_balance_after(
         threshold = low_balance_threshold(
             settings.threshold if settings is not None and settings.enabled else None
         )
-        was = usable_credit(before[team_id], None, now)
-        now_left = usable_credit(after[team_id], None, now)
-        written += _low_balance(uow, ctx, team_id, was, now_left, threshold, now)
+        was = usable_credit(before[team_id], None, now) + (written_off or {}).get(team_id, 0)
+        left = usable_credit(after[team_id], None, now)
+        if fell_below(was, left, threshold):
+            data = {"available": format_amount(left), "threshold": format_amount(threshold)}
+            written += notify(uow, ctx, team_id, LOW_BALANCE, data, now) is not None
     return written
-
-
-def _low_balance(
-    uow: UnitOfWork,
-    ctx: Context,
-    team_id: str,
-    was: Nanos,
-    left: Nanos,
-    threshold: Nanos,
-    now: datetime,
-) -> int:
-    if left >= threshold:
-        uow.notices.unmark(team_id, LOW_BALANCE)  # recovered: the next crossing tells
-        return 0
-    if not fell_below(was, left, threshold) or not uow.notices.mark(team_id, LOW_BALANCE, now):
-        return 0
-    data = {"available": format_amount(left), "threshold": format_amount(threshold)}
-    return notify(uow, ctx, team_id, LOW_BALANCE, data, now) is not None
 
 
 def grant_expired(uow: UnitOfWork, ctx: Context, grant: Grant, lost: Nanos, now: datetime) -> None:
@@ -142,20 +131,20 @@ def grant_expired(uow: UnitOfWork, ctx: Context, grant: Grant, lost: Nanos, now:
 
 
 def notify_expiring(ctx: Context) -> int:
-    """The daily scan: ``credits.expiring`` once per grant that has credit left and
-    expires within 7 days. Safe twice at once: the mark is taken before the notice."""
+    """The scan: ``credits.expiring`` once per grant that has credit left and expires
+    within 7 days, for teams whose webhook wants it. Safe twice at once: the mark is
+    taken (``INSERT … ON CONFLICT DO NOTHING``) before the notice."""
     now = ctx.clock.now()
     written = 0
     with ctx.uow() as uow:
-        hooked = uow.notices.teams_with_webhooks
-        candidates = uow.grants.expiring_between(now, now + EXPIRING_WITHIN, EXPIRY_SCAN_LIMIT)
-        with_webhook = hooked(sorted({g.team_id for g in candidates}))
+        candidates = uow.grants.to_warn_of_expiry(now, now + EXPIRING_WITHIN, EXPIRY_SCAN_LIMIT)
         for grant in candidates:
-            if grant.team_id not in with_webhook:
-                continue
             if grant.expires_soon_in_days(now) is None:
                 continue  # the scan's SQL is wider than the rule; the rule decides
-            if not uow.notices.mark(grant.team_id, f"credits.expiring:{grant.id}", now):
+            webhook = uow.notices.webhook(grant.team_id)
+            if webhook is None or not webhook.wants("credits.expiring"):
+                continue  # marked only when told, so a later subscription still hears
+            if not uow.notices.mark(grant.team_id, expiring_mark(grant.id), now):
                 continue
             data = {
                 "grant_id": grant.id,
@@ -292,11 +281,15 @@ def send_test(ctx: Context, principal: Principal, team_id: str) -> Notice:
     with ctx.uow() as uow:
         check_team_access(uow, principal, team_id, Need.ADMIN)
         now = ctx.clock.now()
-        if uow.notices.webhook(team_id) is None:
+        webhook = uow.notices.webhook(team_id)
+        if webhook is None:
             raise NotFound(NO_WEBHOOK)
+        if webhook.disabled_at is not None:
+            raise Conflict("The webhook is disabled: save its settings to turn it on again.")
         notice = notify(uow, ctx, team_id, PING, {"message": "A test from the Billing page."}, now)
         uow.commit()
-    assert notice is not None  # a webhook always wants a ping
+    if notice is None:  # disabled in the meantime
+        raise Conflict("The webhook is disabled: save its settings to turn it on again.")
     _try(ctx, notice)
     with ctx.uow(write=False) as uow:
         ended = uow.notices.get(notice.id)
@@ -329,40 +322,58 @@ def list_notices(
 
 
 def deliver_due(ctx: Context, limit: int = DELIVERY_BATCH) -> int:
-    """Try every notice that is due (up to ``limit``); how many were delivered."""
+    """Try every notice that is due (up to ``limit``); how many were delivered. After a
+    team's notice fails, its other notices wait for the next run, so one unreachable
+    receiver can not hold up everyone else's."""
     now = ctx.clock.now()
     with ctx.uow(write=False) as uow:
         due = uow.notices.due(now, limit)
-    return sum(_try(ctx, notice) for notice in due)
+    failing: set[str] = set()
+    delivered = 0
+    for notice in due:
+        if notice.team_id in failing:
+            continue
+        outcome = _try(ctx, notice)
+        if outcome is False:
+            failing.add(notice.team_id)
+        delivered += outcome is True
+    return delivered
 
 
-def _try(ctx: Context, notice: Notice) -> bool:
-    """One delivery try of ``notice`` by this runner, if it can claim it."""
+def _try(ctx: Context, notice: Notice) -> bool | None:
+    """One delivery try of ``notice`` by this runner: True when delivered, False when
+    not, None when another runner had it (or had already tried it since it was read)."""
     now = ctx.clock.now()
+    until = now + CLAIM
     with ctx.uow() as uow:
-        if not uow.notices.claim(notice.id, now, now + CLAIM):
-            return False  # another runner has it
+        if not uow.notices.claim(notice.id, notice.attempts, now, until):
+            return None
         webhook = uow.notices.webhook(notice.team_id)
+        if webhook is None or webhook.disabled_at is not None:
+            # Not sent, and not counted as a failure of the receiver.
+            why = NO_WEBHOOK if webhook is None else "The webhook was disabled; not sent."
+            uow.notices.finish_try(
+                notice.id, until, NoticeState.FAILED, notice.attempts, None, None, why, None
+            )
+            uow.commit()
+            return False
         uow.commit()
-    status: int | None = None
-    error: str | None
-    if webhook is None or webhook.disabled_at is not None:
-        error = NO_WEBHOOK if webhook is None else "The webhook is disabled."
-    else:
-        body = orjson.dumps(notice.payload)
-        status, error = ctx.notifier.send(webhook.url, webhook.secret, notice.id, body)
+    body = orjson.dumps(notice.payload)
+    status, error = ctx.notifier.send(webhook.url, webhook.secret, notice.id, body)
     attempts = notice.attempts + 1
     done = ctx.clock.now()
     with ctx.uow() as uow:
         if error is None:
             uow.notices.finish_try(
-                notice.id, NoticeState.DELIVERED, attempts, None, status, None, done
+                notice.id, until, NoticeState.DELIVERED, attempts, None, status, None, done
             )
         else:
             again = retry_at(attempts, done, random.uniform(-1.0, 1.0))
             state = NoticeState.PENDING if again is not None else NoticeState.FAILED
-            uow.notices.finish_try(notice.id, state, attempts, again, status, error, None)
-            if again is None and webhook is not None:
+            finished = uow.notices.finish_try(
+                notice.id, until, state, attempts, again, status, error, None
+            )
+            if finished and again is None:
                 reason = f"Every try of notice {notice.id} failed; the last: {error}"
                 uow.notices.disable_webhook(notice.team_id, reason, done)
         uow.commit()

@@ -190,8 +190,9 @@ class Grants(Protocol):
         """The grants of several teams, each list in consumption order."""
         ...
 
-    def expiring_between(self, start: datetime, end: datetime, limit: int) -> list[Grant]:
-        """Grants not voided, with credit left, expiring after ``start`` and by ``end``."""
+    def to_warn_of_expiry(self, start: datetime, end: datetime, limit: int) -> list[Grant]:
+        """Grants not voided, with credit left, expiring after ``start`` and by ``end``,
+        of teams with an enabled webhook, not warned of yet."""
         ...
 
     def due_for_expiry(self, cutoff: datetime, limit: int) -> list[tuple[str, str]]:
@@ -503,20 +504,25 @@ class Notices(Protocol):
         """Pending notices whose next try is due and that no runner holds."""
         ...
 
-    def claim(self, notice_id: str, now: datetime, until: datetime) -> bool:
-        """Hold the notice for one try until ``until``; False when another runner has it."""
+    def claim(self, notice_id: str, attempts: int, now: datetime, until: datetime) -> bool:
+        """Hold the notice for one try until ``until`` while it is due, unclaimed and
+        has had ``attempts`` tries; False otherwise (another runner has or had it)."""
         ...
 
     def finish_try(
         self,
         notice_id: str,
+        claimed_until: datetime,
         state: NoticeState,
         attempts: int,
         next_attempt_at: datetime | None,
         status: int | None,
         error: str | None,
         delivered_at: datetime | None,
-    ) -> None: ...
+    ) -> bool:
+        """Record the try of the claim ending at ``claimed_until``; False if it was lost."""
+        ...
+
     def page(self, team_id: str, before_id: str | None, limit: int) -> list[Notice]:
         """Newest first, older than ``before_id``."""
         ...
@@ -524,8 +530,6 @@ class Notices(Protocol):
     def mark(self, team_id: str, key: str, at: datetime) -> bool:
         """Remember ``key``; True when it was not remembered yet."""
         ...
-
-    def unmark(self, team_id: str, key: str) -> bool: ...
 
 
 class NoticeSender(Protocol):

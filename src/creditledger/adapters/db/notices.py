@@ -123,13 +123,16 @@ class SqlNotices:
         )
         return [_notice(r) for r in rows]
 
-    def claim(self, notice_id: str, now: datetime, until: datetime) -> bool:
-        """Take the notice for one delivery try; False when another runner has it."""
+    def claim(self, notice_id: str, attempts: int, now: datetime, until: datetime) -> bool:
+        """Take the notice for one delivery try: only while it is still due, unclaimed,
+        and has had ``attempts`` tries (as the runner read it); False otherwise."""
         claimed = self.conn.execute(
             t.notifications.update()
             .where(
                 _n.id == notice_id,
                 _n.state == NoticeState.PENDING.value,
+                _n.attempts == attempts,
+                _n.next_attempt_at <= now,
                 sa.or_(_n.claimed_until.is_(None), _n.claimed_until <= now),
             )
             .values(claimed_until=until)
@@ -139,16 +142,19 @@ class SqlNotices:
     def finish_try(
         self,
         notice_id: str,
+        claimed_until: datetime,
         state: NoticeState,
         attempts: int,
         next_attempt_at: datetime | None,
         status: int | None,
         error: str | None,
         delivered_at: datetime | None,
-    ) -> None:
-        self.conn.execute(
+    ) -> bool:
+        """Record the try of the claim that ends at ``claimed_until``; False when that
+        claim was lost (it ran out and another runner took the notice)."""
+        finished = self.conn.execute(
             t.notifications.update()
-            .where(_n.id == notice_id)
+            .where(_n.id == notice_id, _n.claimed_until == claimed_until)
             .values(
                 state=state.value,
                 attempts=attempts,
@@ -159,6 +165,7 @@ class SqlNotices:
                 delivered_at=delivered_at,
             )
         )
+        return finished.rowcount == 1
 
     def page(self, team_id: str, before_id: str | None, limit: int) -> list[Notice]:
         """The team's notices, newest first, older than ``before_id``."""
@@ -176,11 +183,3 @@ class SqlNotices:
             .returning(t.notice_marks.c.key)
         )
         return inserted.first() is not None
-
-    def unmark(self, team_id: str, key: str) -> bool:
-        deleted = self.conn.execute(
-            t.notice_marks.delete().where(
-                t.notice_marks.c.team_id == team_id, t.notice_marks.c.key == key
-            )
-        )
-        return deleted.rowcount > 0

@@ -28,6 +28,7 @@ from creditledger.domain.errors import EmailTaken
 from creditledger.domain.grants import Grant, GrantKind
 from creditledger.domain.history import HistoryEntry, HistoryFilter
 from creditledger.domain.ledger import EntryType, Transaction
+from creditledger.domain.notices import EXPIRING_MARK
 from creditledger.domain.sessions import WebSession
 
 _TEAM_COLUMNS = (
@@ -391,16 +392,25 @@ class SqlGrants(_Repo):
             grants.sort(key=consumption_order_key)
         return out
 
-    def expiring_between(self, start: datetime, end: datetime, limit: int) -> list[Grant]:
-        """Grants not voided, with credit left, expiring after ``start`` and by ``end``."""
+    def to_warn_of_expiry(self, start: datetime, end: datetime, limit: int) -> list[Grant]:
+        """Grants not voided, with credit left, expiring after ``start`` and by ``end``,
+        of teams with an enabled webhook, not warned of yet (no mark)."""
         g = t.grants.c
+        w = t.notification_webhooks.c
+        m = t.notice_marks.c
+        warned = sa.exists().where(
+            m.team_id == g.team_id, m.key == sa.literal(EXPIRING_MARK) + g.id
+        )
         rows = self.conn.execute(
             sa.select(t.grants)
+            .join(t.notification_webhooks, w.team_id == g.team_id)
             .where(
+                w.disabled_at.is_(None),
                 g.voided_at.is_(None),
                 g.remaining_nanos > 0,
                 g.expires_at > start,
                 g.expires_at <= end,
+                ~warned,
             )
             .order_by(g.expires_at, g.id)
             .limit(limit)

@@ -100,6 +100,7 @@ def refusal(address: IPAddress) -> str | None:
         (address.is_multicast, "multicast"),
         (address.is_private, "private"),
         (address.is_reserved, "reserved"),
+        (isinstance(address, ipaddress.IPv6Address) and address.is_site_local, "site-local"),
         (not address.is_global, "not public"),
     )
     return next((reason for matches, reason in checks if matches), None)
@@ -141,26 +142,27 @@ def check_url(url: str, allow_private: bool) -> None:
     try:
         parsed = httpx.URL(url)
         port = parsed.port
-    except (httpx.InvalidURL, ValueError) as exc:
+        host = parsed.host  # decoded from IDNA here: a bad label raises now, not later
+    except (httpx.InvalidURL, ValueError, UnicodeError) as exc:
         raise UnsafeUrl(f"URL is not valid ({exc})") from None
     schemes = ("https", "http") if allow_private else ("https",)
     if parsed.scheme not in schemes:
         raise UnsafeUrl("URL must use " + " or ".join(schemes))
     if parsed.userinfo:
         raise UnsafeUrl("URL must not carry a user name or password")
-    if not parsed.host:
+    if not host:
         raise UnsafeUrl("URL has no host")
     if port is not None and not 0 < port < 65536:
         raise UnsafeUrl(f"URL port {port} is out of range")
     if allow_private:
         return
-    name = parsed.host.rstrip(".").lower()
+    name = host.rstrip(".").lower()
     if name == "localhost" or name.endswith(".localhost"):
-        raise UnsafeUrl(f"host {parsed.host} is this machine")
+        raise UnsafeUrl(f"host {host} is this machine")
     address = _literal_address(name)
     reason = None if address is None else refusal(address)
     if reason is not None:
-        raise UnsafeUrl(f"address {parsed.host} is {reason}")
+        raise UnsafeUrl(f"address {host} is {reason}")
 
 
 class WebhookSender:

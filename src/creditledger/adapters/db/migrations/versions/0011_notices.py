@@ -6,8 +6,8 @@ Create Date: 2026-12-04
 
 ``notification_webhooks`` keeps each team's URL, event types and signing secret;
 ``notifications`` is the outbox a notice is written to in the transaction of its cause,
-with its delivery state; ``notice_marks`` remembers what was said once (a low balance
-until it recovers, a grant's coming expiry) so it is not said again.
+with its delivery state; ``notice_marks`` remembers what was said once (a grant's coming
+expiry) so it is not said again.
 """
 
 from __future__ import annotations
