@@ -20,7 +20,7 @@ from creditledger.adapters.notify.webhooks import StandardWebhooks
 from creditledger.adapters.payments.sandbox import SandboxProvider
 from creditledger.bootstrap import build_context
 from creditledger.domain.money import dollars
-from creditledger.domain.notices import CLAIM, EVENT_TYPES, MAX_ATTEMPTS
+from creditledger.domain.notices import CLAIM, EVENT_TYPES, LOG_KEPT, MAX_ATTEMPTS
 from creditledger.entrypoints.api.app import create_app
 from creditledger.entrypoints.api.schemas import NoticeEventType
 from creditledger.services import notices, recharge
@@ -390,3 +390,20 @@ def test_credit_that_expires_below_the_threshold_is_told_as_a_low_balance(
     clock.at = at("2026-11-27T00:00")
     assert expire_credits(ctx) == 1
     assert outbox(ctx, team.team_id) == ["balance.low"]
+
+
+def test_the_delivery_log_forgets_ended_notices_after_30_days(
+    client: TestClient, ctx: Context, clock: FixedClock, receiver: Receiver
+) -> None:
+    team = Platform.on(client, ctx).team()
+    set_webhook(client, team, receiver.url)
+    notices.send_test(ctx, authenticate(ctx, team.token), team.team_id)  # delivered
+    with ctx.uow() as uow:
+        waiting = notices.notify(uow, ctx, team.team_id, "ping", {}, clock.now())
+        uow.commit()
+    assert waiting is not None
+    clock.at = clock.at + LOG_KEPT
+    assert notices.purge_notices(ctx) == 0  # not older than 30 days yet
+    clock.at = clock.at + timedelta(seconds=1)
+    assert notices.purge_notices(ctx) == 1
+    assert outbox(ctx, team.team_id) == ["ping"]  # the pending one stays

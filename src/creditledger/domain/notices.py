@@ -48,6 +48,9 @@ JITTER = 0.2
 """Each wait is stretched or shrunk by up to this fraction, so receivers that come back
 are not hit by every sender at the same second."""
 
+LOG_KEPT = timedelta(days=30)
+"""Delivered and failed notices stay in the delivery log this long."""
+
 CLAIM = timedelta(minutes=2)
 """A runner that claimed a notice has this long to report; then another may take it."""
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from creditledger.domain.errors import CreditLedgerError
 from creditledger.services.context import Context
 from creditledger.services.invoices import run_invoice_retries, run_invoices
-from creditledger.services.notices import deliver_due, notify_expiring
+from creditledger.services.notices import deliver_due, notify_expiring, purge_notices
 from creditledger.services.payments import reconcile_payments
 from creditledger.services.recharge import run_auto_recharge
 from creditledger.services.sessions import purge_ended_sessions
@@ -132,5 +132,13 @@ register(
         deliver_due,
         every_seconds=5,
         help="Send the notices that are due to teams' webhooks; try failed ones again.",
+    )
+)
+register(
+    Job(
+        "notices_log",
+        purge_notices,
+        every_seconds=3600,
+        help="Forget delivered and failed notices older than 30 days.",
     )
 )

@@ -29,6 +29,7 @@ from creditledger.domain.money import Nanos, format_amount
 from creditledger.domain.notices import (
     CLAIM,
     EXPIRING_WITHIN,
+    LOG_KEPT,
     MAX_URL_LENGTH,
     PING,
     Notice,
@@ -380,3 +381,11 @@ def _try(ctx: Context, notice: Notice) -> bool | None:
     if error is not None:
         log.info("notice %s to team %s not delivered: %s", notice.id, notice.team_id, error)
     return error is None
+
+
+def purge_notices(ctx: Context) -> int:
+    """The delivery log keeps delivered and failed notices for 30 days."""
+    with ctx.uow() as uow:
+        gone = uow.notices.delete_ended_before(ctx.clock.now() - LOG_KEPT)
+        uow.commit()
+    return gone

@@ -531,6 +531,10 @@ class Notices(Protocol):
         """Remember ``key``; True when it was not remembered yet."""
         ...
 
+    def delete_ended_before(self, at: datetime) -> int:
+        """Forget delivered and failed notices created before ``at``; how many."""
+        ...
+
 
 class NoticeSender(Protocol):
     """Delivers one notice over HTTP, refusing unsafe addresses (an adapter)."""

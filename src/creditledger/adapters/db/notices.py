@@ -183,3 +183,13 @@ class SqlNotices:
             .returning(t.notice_marks.c.key)
         )
         return inserted.first() is not None
+
+    def delete_ended_before(self, at: datetime) -> int:
+        """Forget delivered and failed notices created before ``at``; how many."""
+        deleted = self.conn.execute(
+            t.notifications.delete().where(
+                _n.state.in_([NoticeState.DELIVERED.value, NoticeState.FAILED.value]),
+                _n.created_at < at,
+            )
+        )
+        return int(deleted.rowcount)
