@@ -178,6 +178,7 @@ def test_each_refusal_says_why_and_a_good_code_shows_its_credit_without_a_reload
 def test_the_redeem_dialog_works_from_the_keyboard(live: Live, page: Page) -> None:
     admin = sign_up(live.api, "ada")
     sign_in(page, live, admin)
+    page.wait_for_load_state("load")  # the page's script listens before the key is pressed
     opener = page.get_by_test_id("redeem-promo-code")
     opener.focus()
     page.keyboard.press("Enter")

@@ -371,6 +371,7 @@ def test_testing_a_disabled_webhook_is_a_conflict_and_a_bad_idna_name_is_refused
         uow.commit()
     tested = client.post(f"/v1/teams/{team.team_id}/notification-webhook/test", headers=team.auth)
     assert tested.status_code == 409, tested.text
+    assert tested.json()["error"]["code"] == "webhook_disabled"
     for url in ("https://xn--/", "https://xn--a.com/x"):
         bad = client.put(
             f"/v1/teams/{team.team_id}/notification-webhook", json={"url": url}, headers=team.auth

@@ -146,6 +146,12 @@ class Conflict(CreditLedgerError):
     code = "conflict"
 
 
+class WebhookDisabled(Conflict):
+    """A test notice asked of a webhook that every try failing has turned off."""
+
+    code = "webhook_disabled"
+
+
 class EmailTaken(Conflict):
     code = "email_taken"
 

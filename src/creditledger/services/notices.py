@@ -22,7 +22,7 @@ import orjson
 from creditledger.domain.accounts import Principal
 from creditledger.domain.audit import AuditAction
 from creditledger.domain.availability import usable_credit
-from creditledger.domain.errors import Conflict, InvalidRequest, NotFound
+from creditledger.domain.errors import InvalidRequest, NotFound, WebhookDisabled
 from creditledger.domain.grants import Grant
 from creditledger.domain.invoices import Invoice
 from creditledger.domain.money import Nanos, format_amount
@@ -286,11 +286,11 @@ def send_test(ctx: Context, principal: Principal, team_id: str) -> Notice:
         if webhook is None:
             raise NotFound(NO_WEBHOOK)
         if webhook.disabled_at is not None:
-            raise Conflict("The webhook is disabled: save its settings to turn it on again.")
+            raise WebhookDisabled("The webhook is disabled: save its settings to turn it on again.")
         notice = notify(uow, ctx, team_id, PING, {"message": "A test from the Billing page."}, now)
         uow.commit()
     if notice is None:  # disabled in the meantime
-        raise Conflict("The webhook is disabled: save its settings to turn it on again.")
+        raise WebhookDisabled("The webhook is disabled: save its settings to turn it on again.")
     _try(ctx, notice)
     with ctx.uow(write=False) as uow:
         ended = uow.notices.get(notice.id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from creditledger.entrypoints.api.deps import Caller, Ctx, Cursor, Limit
+from creditledger.entrypoints.api.openapi import errors
 from creditledger.entrypoints.api.schemas import (
     NotificationPagePublic,
     NotificationPublic,
@@ -51,7 +52,7 @@ def rotate_notification_secret(team_id: str, ctx: Ctx, caller: Caller) -> Notifi
     return notification_webhook_public(view.webhook, view.secret)
 
 
-@router.post("/notification-webhook/test")
+@router.post("/notification-webhook/test", responses=errors(409))
 def test_notification_webhook(team_id: str, ctx: Ctx, caller: Caller) -> NotificationPublic:
     """Send a `ping` now; the answer is the notice after its first try."""
     return notification_public(notices.send_test(ctx, caller, team_id))
