@@ -33,7 +33,8 @@
     │   ├── PaymentMethodRequired         payment_method_required
     │   ├── PromoCodeTaken                promo_code_taken (an operator chose a code in use)
     │   ├── PricesInUse                   prices_in_use (a new price book drops prices in use)
-    │   └── InvoiceTransitionRefused      invoice_status_conflict (e.g. voiding a paid invoice)
+    │   ├── InvoiceTransitionRefused      invoice_status_conflict (e.g. voiding a paid invoice)
+    │   └── WebhookDisabled               webhook_disabled (a test of a webhook turned off)
     ├── IdempotencyKeyReused              idempotency_key_reused (422)
     ├── PromoCodeRefused                  a redemption refused, in precedence order:
     │   ├── PromoCodeInvalid              promo_code_invalid (422)
