@@ -310,15 +310,25 @@ class Authorizer:
         return self._memory(token, team_id, exact) is not None
 
     def _memory(self, token: str, team_id: str, exact: bool) -> tuple[Principal, _Fresh] | None:
-        """The token's principal and the team's state, when both may be used as known."""
-        version = self._version() if self._local else None
-        cached = self._principals.get(token)
-        if version is None or cached is None or cached[0] != version:
+        """The token's principal and the team's state, when both may be used as known
+        and the decision needs no network call (no Redis)."""
+        known = self._known(token) if self._local else None
+        if known is None:
             return None
+        version, principal = known
         fresh = self._fresh.get(team_id)
         if fresh is None or not self._trusted(fresh, version, exact):
             return None
-        return cached[1], fresh
+        return principal, fresh
+
+    def _known(self, token: str) -> tuple[int, Principal] | None:
+        """The memory version and the token's principal, when memory may be trusted and
+        holds the token as of that version."""
+        version = self._version()
+        cached = self._principals.get(token)
+        if version is None or cached is None or cached[0] != version:
+            return None
+        return version, cached[1]
 
     def _trusted(self, fresh: _Fresh | None, version: int, exact: bool) -> bool:
         """May a decision use ``fresh``? ``exact``: one that places a hold."""
@@ -343,12 +353,11 @@ class Authorizer:
 
     def known_principal(self, token: str | None, client: str | None) -> Principal | None:
         """The token's principal from memory, or None when it must be read."""
-        version = self._version() if token else None
-        cached = None if token is None else self._principals.get(token)
-        if version is None or cached is None or cached[0] != version:
+        known = self._known(token) if token else None
+        if known is None or token is None:
             return None
-        assert token is not None
-        return cached[1] if client is None else self._with_client(token, cached[1], client)
+        principal = known[1]
+        return principal if client is None else self._with_client(token, principal, client)
 
     def request(
         self,
