@@ -187,3 +187,52 @@ def test_the_memory_hold_book_stays_small_when_usage_ends_its_holds(ctx: Context
     assert book.place(Hold("hold_x", "team_1", 30, now + timedelta(minutes=1)), 50, now) is None
     assert book.open_total("team_1", now + timedelta(seconds=1)) == 0  # expired on time
     assert book.release("hold_late", now + timedelta(seconds=1)) is None
+
+
+def test_a_renewal_reads_a_team_again_only_when_its_revision_moved(
+    client: TestClient, ctx: Context
+) -> None:
+    platform, team_id = team_with_credit(client, ctx, "0.05")
+    authorizer = Authorizer(ctx, lambda _: _LiveFeed())  # a feed whose notices are all lost
+    token = platform.service
+    assert authorizer.request(token, None, team_id, LLAMA).allowed
+    known = authorizer._fresh[team_id]
+    time.sleep(0.01)
+    authorizer._reload_many([team_id])  # the periodic check, nothing changed
+    renewed = authorizer._fresh[team_id]
+    assert renewed.state is known.state and renewed.team is known.team  # revision only
+    assert renewed.read_at > known.read_at and not renewed.renewing
+    platform.usage(event(team_id, "e1", ctx.clock.now(), tokens=5))  # its notice is lost
+    assert authorizer.request(token, None, team_id, LLAMA).allowed  # delayed…
+    authorizer._reload_many([team_id])
+    assert authorizer._fresh[team_id].state is not known.state
+    assert not authorizer.request(token, None, team_id, LLAMA).allowed  # …never hidden
+    authorizer.close()
+
+
+def test_a_decision_kept_in_memory_follows_the_holds_and_the_clock(
+    client: TestClient, ctx: Context, other: Authorizer, clock: FixedClock
+) -> None:
+    platform, team_id = team_with_credit(client, ctx, "1.00")
+    platform.promo(team_id, "0.50", expires_at=clock.now() + timedelta(hours=1))
+
+    def check() -> authorize.Decision:
+        return other.authorize(GATEWAY, team_id, LLAMA)
+
+    until(lambda: check().available == 1_500_000_000 and team_id in other._fresh)
+    kept = check()
+    assert check() is kept  # nothing moved: the same decision, not worked out again
+    held = other.authorize(GATEWAY, team_id, LLAMA, "r1", {"amount": "0.30"})
+    assert held.hold is not None
+    assert check().available == 1_200_000_000  # a hold placed since shows at once
+    clock.advance(timedelta(seconds=other.ctx.settings.hold_seconds))
+    assert check().available == 1_500_000_000  # and its expiry
+    clock.advance(timedelta(hours=1))
+    assert check().available == 1_000_000_000  # a grant that expired is not counted
+    other.authorize(GATEWAY, team_id, LLAMA, "r2", {"amount": "1.00"})
+    refused = check()
+    assert (refused.allowed, refused.reason, refused.available) == (
+        False,
+        "insufficient_credits",
+        0,
+    )

@@ -102,6 +102,9 @@ class FakeTeams:
     def get(self, team_id: str) -> Team | None:
         return self.state.teams.get(team_id)
 
+    def exists(self, team_id: str) -> bool:
+        return team_id in self.state.teams
+
     def get_with_price_version(self, team_id: str) -> tuple[Team, int] | None:
         team = self.get(team_id)
         return None if team is None else (team, 0)  # the fake holds no price book
@@ -111,6 +114,9 @@ class FakeTeams:
 
     def get_many_with_price_version(self, team_ids: Sequence[str]) -> tuple[dict[str, Team], int]:
         return self.lock_many(team_ids), 0
+
+    def revisions_with_price_version(self, team_ids: Sequence[str]) -> tuple[dict[str, int], int]:
+        return {i: team.revision for i, team in self.lock_many(team_ids).items()}, 0
 
     def lock_many(self, team_ids: Sequence[str]) -> dict[str, Team]:
         return {i: self.state.teams[i] for i in sorted(set(team_ids)) if i in self.state.teams}

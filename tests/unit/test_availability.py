@@ -12,6 +12,7 @@ from creditledger.domain.availability import (
     is_usable,
     late_arrival_cutoff,
     open_to_late_usage,
+    usable_changes_after,
     usable_credit,
     within_late_arrival_window,
 )
@@ -22,6 +23,7 @@ from tests.helpers import at
 
 NOW = at("2026-11-24T12:00")
 HOUR = timedelta(hours=1)
+MINUTE = timedelta(minutes=1)
 LLAMA = UsageScope("serverless", "llama-3.1-70b")
 MISTRAL = UsageScope("serverless", "mistral-7b")
 
@@ -124,3 +126,39 @@ def test_a_grant_is_either_open_to_usage_or_due_or_has_nothing_to_write_off(
     nothing_left = made.remaining == 0 or made.voided_at is not None
     assert [open_to_late_usage(made, cutoff), expiry_due(made, cutoff)].count(True) <= 1
     assert open_to_late_usage(made, cutoff) or expiry_due(made, cutoff) or nothing_left
+
+
+_MINUTES = st.integers(min_value=-180, max_value=180)
+
+
+@given(
+    st.lists(
+        st.tuples(_MINUTES, st.one_of(st.none(), _MINUTES), st.booleans()),
+        min_size=1,
+        max_size=6,
+    ),
+    _MINUTES,
+    st.integers(min_value=0, max_value=400),
+)
+def test_usable_credit_holds_until_the_next_start_or_expiry(
+    spans: list[tuple[int, int | None, bool]], now_minute: int, later: int
+) -> None:
+    grants = [
+        grant(
+            "promo",
+            "1.00",
+            effective=(NOW + start * MINUTE).isoformat(),
+            expires=None if end is None else (NOW + end * MINUTE).isoformat(),
+            scoped=scope(models=["llama-3.1-70b"]) if scoped else None,
+        )
+        for start, end, scoped in spans
+    ]
+    now = NOW + now_minute * MINUTE
+    until = usable_changes_after(grants, now)
+    moment = now + later * MINUTE
+    if until is None or moment < until:
+        for usage in (LLAMA, MISTRAL, None):
+            assert usable_credit(grants, usage, moment) == usable_credit(grants, usage, now)
+    if until is not None:
+        assert until > now
+        assert any(g.effective_at == until or g.expires_at == until for g in grants)

@@ -23,6 +23,7 @@ from creditledger.domain.pricing import (
     divide_half_even,
     effective,
     effective_team,
+    prices_change_after,
 )
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -319,3 +320,25 @@ def test_a_batch_costs_the_exact_sum_within_half_a_nano_per_event(
         else:
             assert charged == round(value)
     assert abs(sum(charges) - sum(exacts, Fraction(0))) <= Fraction(len(events), 2)
+
+
+@given(
+    st.lists(st.integers(min_value=-100, max_value=100), min_size=1, max_size=5),
+    st.lists(st.integers(min_value=-100, max_value=100), max_size=3),
+    st.integers(min_value=-100, max_value=100),
+    st.integers(min_value=0, max_value=300),
+)
+def test_the_prices_in_force_hold_until_the_next_version_takes_effect(
+    books_at: list[int], team_at: list[int], now_hour: int, later: int
+) -> None:
+    hour = timedelta(hours=1)
+    books = [book(p("tokens", 10_000_000), since=T0 + h * hour) for h in books_at]
+    team = [TeamPricing(T0 + h * hour, discount_bp=1_000) for h in team_at]
+    now = T0 + now_hour * hour
+    until = prices_change_after(books, team, now)
+    moment = now + later * hour
+    if until is None or moment < until:
+        assert effective(books, moment) is effective(books, now)
+        assert effective_team(team, moment) is effective_team(team, now)
+    if until is not None:
+        assert until > now

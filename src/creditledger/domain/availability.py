@@ -48,6 +48,18 @@ def usable_credit(grants: Iterable[Grant], usage: UsageScope | None, at: datetim
     return sum(g.remaining for g in grants if is_usable(g, usage, at))
 
 
+def usable_changes_after(grants: Iterable[Grant], at: datetime) -> datetime | None:
+    """The first instant after ``at`` at which :func:`is_usable` can say otherwise for
+    some grant with nothing written: one starts (``effective_at``) or expires
+    (``expires_at``). Until then, usable credit computed at ``at`` holds; None: never."""
+    first: datetime | None = None
+    for grant in grants:
+        for moment in (grant.effective_at, grant.expires_at):
+            if moment is not None and moment > at and (first is None or moment < first):
+                first = moment
+    return first
+
+
 def late_arrival_cutoff(now: datetime, window: timedelta) -> datetime:
     """How far back the late-arrival window reaches from ``now``.
 

@@ -281,6 +281,16 @@ def effective_team(versions: Sequence[TeamPricing], at: datetime) -> TeamPricing
     return best
 
 
+def prices_change_after(
+    books: Sequence[PriceBook], team_pricing: Sequence[TeamPricing], at: datetime
+) -> datetime | None:
+    """The first instant after ``at`` at which :func:`effective` or :func:`effective_team`
+    can choose another version (one takes effect); None: never, as far as is known."""
+    later = [b.effective_from for b in books if b.effective_from > at]
+    later += [p.effective_from for p in team_pricing if p.effective_from > at]
+    return min(later, default=None)
+
+
 def divide_half_even(numerator: int, denominator: int) -> int:
     """``numerator / denominator`` rounded half to even, in integers."""
     quotient, rest = divmod(numerator, denominator)

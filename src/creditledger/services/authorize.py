@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from creditledger.domain.accounts import BillingMode, Principal, Team
-from creditledger.domain.availability import usable_credit
+from creditledger.domain.availability import usable_changes_after, usable_credit
 from creditledger.domain.errors import (
     InvalidRequest,
     NotFound,
@@ -55,6 +55,7 @@ from creditledger.domain.pricing import (
     check_billable,
     effective,
     effective_team,
+    prices_change_after,
 )
 from creditledger.domain.tiers import DEFAULT_TIERS, Tier, tier_for
 from creditledger.services.context import Context
@@ -131,6 +132,24 @@ class _TeamState:
 
 
 @dataclass(frozen=True, slots=True)
+class _Verdict:
+    """A decision without an estimate, before the rate limit: it stands while the team,
+    its state, the price books and its open holds are the same objects and amounts and
+    the clock is before ``until`` (a grant starts or ends, a price takes effect)."""
+
+    team: Team
+    state: _TeamState
+    books: list[PriceBook]
+    held: Nanos | None
+    until: datetime | None
+    decision: Decision
+
+
+def _earliest(*moments: datetime | None) -> datetime | None:
+    return min((m for m in moments if m is not None), default=None)
+
+
+@dataclass(frozen=True, slots=True)
 class _Fresh:
     """A team as last read, trusted without a read while the change feed is live."""
 
@@ -158,6 +177,7 @@ MAX_FRESH_TEAMS = 100_000
 STRIPES = 4096
 REFRESH_BATCH = 1_000
 MAX_PRINCIPALS = 10_000
+MAX_VERDICTS = 100_000
 
 
 class Authorizer:
@@ -182,6 +202,7 @@ class Authorizer:
         self._fresh: OrderedDict[str, _Fresh] = OrderedDict()
         self._principals: OrderedDict[str, tuple[int, Principal]] = OrderedDict()
         self._by_client: dict[tuple[str, str], Principal] = {}
+        self._verdicts: dict[tuple[str, UsageScope], _Verdict] = {}
         self._generation = 0
         """Moved by every notice that is not about one team."""
         self._stripes = [0] * STRIPES
@@ -278,25 +299,48 @@ class Authorizer:
                         self._fresh.pop(team_id, None)
 
     def _reload_many(self, team_ids: list[str]) -> None:
+        """Read the teams again; a team whose revision has not moved (a renewal that
+        found no change) costs its revision only, not its grants and prices."""
         stripes = [hash(team_id) % STRIPES for team_id in team_ids]
         with self._lock:
             generation = self._generation
             seen = [self._stripes[stripe] for stripe in stripes]
+            known = [self._fresh.get(team_id) for team_id in team_ids]
         read_at = time.monotonic()
         with self.ctx.uow(write=False) as uow:
-            teams, price_version = uow.teams.get_many_with_price_version(team_ids)
+            revisions, price_version = uow.teams.revisions_with_price_version(team_ids)
             books = self.ctx.price_books.at_version(uow, price_version)
+            unchanged = {
+                team_id
+                for team_id, fresh in zip(team_ids, known, strict=True)
+                if fresh is not None
+                and fresh.stale_at is None
+                and fresh.books is books
+                and fresh.team.revision == revisions.get(team_id)
+            }
+            changed = [team_id for team_id in revisions if team_id not in unchanged]
+            teams: dict[str, Team] = {}
+            if changed:
+                teams, price_version = uow.teams.get_many_with_price_version(changed)
+                books = self.ctx.price_books.at_version(uow, price_version)
             grants = uow.grants.for_teams(list(teams))
             pricing = uow.pricing.for_teams(list(teams))
         with self._lock:
-            for team_id, stripe, before in zip(team_ids, stripes, seen, strict=True):
-                team = teams.get(team_id)
-                if team is None or generation != self._generation:
+            for team_id, stripe, before, fresh in zip(team_ids, stripes, seen, known, strict=True):
+                if generation != self._generation or team_id not in revisions:
                     self._fresh.pop(team_id, None)
                     continue
                 if self._stripes[stripe] != before:  # a notice came while it was read
                     self._refresh.add(team_id)
                     self._refresh_wanted.notify()
+                    continue
+                if team_id in unchanged:
+                    if fresh is not None and self._fresh.get(team_id) is fresh:
+                        self._fresh[team_id] = replace(fresh, read_at=read_at, renewing=False)
+                    continue
+                team = teams.get(team_id)
+                if team is None:
+                    self._fresh.pop(team_id, None)
                     continue
                 state = _TeamState(team.revision, grants[team_id], pricing.get(team_id, []))
                 self._cache[team_id] = state
@@ -434,32 +478,43 @@ class Authorizer:
     ) -> Decision:
         team_id = team.id
         now = self.ctx.clock.now()
+        if wanted is None:
+            known = self._verdicts.get((team_id, usage))
+            if (
+                known is not None
+                and known.state is state
+                and known.team is team
+                and known.books is books
+                and (known.until is None or now < known.until)
+                and self._held(team_id, now, None, None) == known.held
+            ):
+                return self._limited(known.decision, team_id)
         credit = decide(team, state.grants, usage, now, self.ctx.settings.tier_table)
         tier = credit.tier
         unbillable = refusal_for_pricing(usage, books, state.pricing, now)
         cap = hold_cap(team.billing_mode, credit.available)
-        try:
-            held: Nanos | None = self.ctx.holds.open_total(team_id, now)
-        except ServiceUnavailable:
-            # Without the hold book, pay-as-you-go and requests without an estimate are
-            # decided on credit alone; a prepaid-only request that needs a hold can not
-            # be (docs/decisions/0017).
-            if wanted is not None and cap is not None:
-                raise
-            held = None
+        held = self._held(team_id, now, wanted, cap)
         left = left_after_holds(credit.available, held or 0)
+        cost = None
+        if unbillable is None and wanted is not None:
+            cost = _estimated_cost(wanted, usage, books, state, now)
         if unbillable is not None:
-            return Decision(False, unbillable, tier, left)
-        cost = None if wanted is None else _estimated_cost(wanted, usage, books, state, now)
-        if cap is not None and (left <= 0 or (cost is not None and cost > left)):
-            return Decision(False, "insufficient_credits", tier, left)
-        limiter = self.ctx.request_limiter
-        key = f"authorize:{team_id}"
-        if not limiter.hit(key, tier.requests_per_minute, RATE_WINDOW_SECONDS):
-            retry = limiter.retry_after(key, tier.requests_per_minute, RATE_WINDOW_SECONDS)
-            return Decision(False, "rate_limited", tier, left, retry)
-        if cost is None or held is None:
-            return Decision(True, "ok", tier, left)
+            verdict = Decision(False, unbillable, tier, left)
+        elif cap is not None and (left <= 0 or (cost is not None and cost > left)):
+            verdict = Decision(False, "insufficient_credits", tier, left)
+        else:
+            verdict = Decision(True, "ok", tier, left)
+        if wanted is None:
+            until = _earliest(
+                usable_changes_after(state.grants, now),
+                prices_change_after(books, state.pricing, now),
+            )
+            if len(self._verdicts) >= MAX_VERDICTS:
+                self._verdicts.clear()
+            self._verdicts[(team_id, usage)] = _Verdict(team, state, books, held, until, verdict)
+        decision = self._limited(verdict, team_id)
+        if not decision.allowed or cost is None or held is None:
+            return decision
         hold = Hold(
             id=make_id("hold", int(now.timestamp() * 1000), secrets.randbits(80)),
             team_id=team_id,
@@ -472,6 +527,33 @@ class Authorizer:
             return Decision(False, "insufficient_credits", tier, left)
         after = left if placed.id != hold.id else left_after_holds(left, placed.amount)
         return Decision(True, "ok", tier, after, hold=placed)
+
+    def _held(
+        self, team_id: str, now: datetime, wanted: Estimate | None, cap: Nanos | None
+    ) -> Nanos | None:
+        """The team's open holds; None when the hold book is out of reach and the
+        decision may go on without it."""
+        try:
+            return self.ctx.holds.open_total(team_id, now)
+        except ServiceUnavailable:
+            # Without the hold book, pay-as-you-go and requests without an estimate are
+            # decided on credit alone; a prepaid-only request that needs a hold can not
+            # be (docs/decisions/0017).
+            if wanted is not None and cap is not None:
+                raise
+            return None
+
+    def _limited(self, verdict: Decision, team_id: str) -> Decision:
+        """``verdict``, or ``rate_limited`` when it allows a request over the team's rate."""
+        if not verdict.allowed:
+            return verdict
+        limit = verdict.tier.requests_per_minute
+        limiter = self.ctx.request_limiter
+        key = f"authorize:{team_id}"
+        if limiter.hit(key, limit, RATE_WINDOW_SECONDS):
+            return verdict
+        retry = limiter.retry_after(key, limit, RATE_WINDOW_SECONDS)
+        return Decision(False, "rate_limited", verdict.tier, verdict.available, retry)
 
     def _load(self, team_id: str, exact: bool) -> tuple[Team, _TeamState, list[PriceBook]]:
         version = self._version()

@@ -62,6 +62,7 @@ class Users(Protocol):
 class Teams(Protocol):
     def add(self, team_id: str, name: str, at: datetime) -> None: ...
     def get(self, team_id: str) -> Team | None: ...
+    def exists(self, team_id: str) -> bool: ...
     def get_with_price_version(self, team_id: str) -> tuple[Team, int] | None:
         """The team and the newest price book version id (0: none), in one read: what
         an authorization checks its cached state against."""
@@ -74,6 +75,11 @@ class Teams(Protocol):
     def get_many_with_price_version(self, team_ids: Sequence[str]) -> tuple[dict[str, Team], int]:
         """The teams that exist among ``team_ids`` and the newest price book version id
         (0: none): what an authorization refreshes its memory with, many at a time."""
+        ...
+
+    def revisions_with_price_version(self, team_ids: Sequence[str]) -> tuple[dict[str, int], int]:
+        """The revisions of the teams that exist among ``team_ids`` and the newest price
+        book version id: what tells an authorization that its memory is still right."""
         ...
 
     def lock_many(self, team_ids: Sequence[str]) -> dict[str, Team]:

@@ -141,10 +141,19 @@ class SqlTeams(_Repo):
             "id",
             sorted(set(team_ids)),
         )
+        return {r[0]: team_from_tuple(r) for r in rows}, self._price_version()
+
+    def revisions_with_price_version(self, team_ids: Sequence[str]) -> tuple[dict[str, int], int]:
+        rows = bulk.select_in(
+            self.conn, "SELECT id, revision FROM teams WHERE 1 = 1", (), "id", sorted(set(team_ids))
+        )
+        return {r[0]: int(r[1]) for r in rows}, self._price_version()
+
+    def _price_version(self) -> int:
         version = self.conn.execute(
             sa.select(sa.func.coalesce(sa.func.max(t.price_books.c.id), 0))
         ).scalar_one()
-        return {r[0]: team_from_tuple(r) for r in rows}, int(version)
+        return int(version)
 
     def lock(self, team_id: str) -> Team | None:
         row = self.conn.execute(

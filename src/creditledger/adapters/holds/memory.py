@@ -92,6 +92,8 @@ class MemoryHoldBook:
 
     def open_total(self, team_id: str, now: datetime) -> Nanos:
         with self._lock:
+            if team_id not in self._by_team:  # no holds: nothing to expire either
+                return 0
             return self._open(team_id, now).total
 
     def release(self, hold_id: str, now: datetime) -> Hold | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 
 from fastapi import FastAPI
@@ -18,4 +19,10 @@ that arrives while a batch is being charged (docs/decisions/0019)."""
 def app_factory() -> FastAPI:
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     ctx = build_context()
-    return create_app(ctx, run_jobs=ctx.settings.run_jobs_in_process)
+    app = create_app(ctx, run_jobs=ctx.settings.run_jobs_in_process)
+    # What the process built to start (about 200,000 objects: the framework, the routes,
+    # the schemas) lives as long as the process: leaving it out of the collector's full
+    # passes takes ~60 ms pauses off the requests that happen to trigger one.
+    gc.collect()
+    gc.freeze()
+    return app
