@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from creditledger.adapters.clock import FixedClock
+from creditledger.adapters.db import tables
+from creditledger.bootstrap import build_context
 from creditledger.domain.money import dollars, parse_amount
+from creditledger.entrypoints.api.app import create_app
 from creditledger.entrypoints.api.schemas import HISTORY_COLUMNS
 from creditledger.services import history as history_service
 from creditledger.services.context import Context
+from tests.conftest import make_settings
 from tests.helpers import Account, bearer, operator_grant, operator_token, sign_up, spend
 
 
@@ -203,3 +209,44 @@ def test_the_csv_export_reads_page_after_page_without_gaps(
     rows = read_csv(response)
     assert len(rows) == 10
     assert rows == [as_csv_row(e) for e in history(client, busy_team, limit=500)["data"]]
+
+
+def revoke_every_token(ctx: Context) -> None:
+    with ctx.uow() as uow:
+        conn = uow.conn  # type: ignore[attr-defined]
+        conn.execute(sa.update(tables.api_tokens).values(revoked_at=ctx.clock.now()))
+        uow.commit()
+
+
+def test_a_token_revoked_after_a_page_is_refused_on_the_next(
+    client: TestClient, ctx: Context
+) -> None:
+    ada = sign_up(client)
+    history(client, ada)  # the caller is known from now on (in memory where it may be)
+    revoke_every_token(ctx)
+    response = client.get(f"/v1/teams/{ada.team_id}/credit-history", headers=ada.auth)
+    assert (response.status_code, response.json()["error"]["code"]) == (401, "unauthenticated")
+
+
+def test_with_pushed_changes_a_revoked_token_is_refused_within_moments(
+    database_url: str, clock: FixedClock
+) -> None:
+    """With PostgreSQL's notices on, the page serves callers from memory; a revocation's
+    notice clears it (on SQLite, any commit does)."""
+    ctx = build_context(make_settings(database_url, push_changes=True), clock=clock)
+    app = create_app(ctx)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        ada = sign_up(client)
+        history(client, ada)
+        history(client, ada)
+        assert app.state.authorizer.known_principal(ada.token, None) is not None
+        revoke_every_token(ctx)
+        began = time.monotonic()
+        while True:
+            response = client.get(f"/v1/teams/{ada.team_id}/credit-history", headers=ada.auth)
+            if response.status_code == 401:
+                break
+            assert response.status_code == 200
+            assert time.monotonic() - began < 2.0, "the revocation did not arrive"
+            time.sleep(0.005)
+    ctx.uow.dispose()

@@ -51,6 +51,25 @@ def check_team_access(
     A team the caller can not see answers exactly like a missing one (404).
     ``lock`` takes the team's row lock for a write.
     """
+    role = _role_allowed(uow, principal, team_id, need)
+    team = uow.teams.lock(team_id) if lock else uow.teams.get(team_id)
+    if team is None:
+        raise NotFound(TEAM_NOT_FOUND)
+    return team, role
+
+
+def check_team_read(uow: UnitOfWork, principal: Principal, team_id: str, need: Need) -> None:
+    """:func:`check_team_access` for a read that needs no team row: the same answers in
+    one read, a member's role (a membership exists only for an existing team) or, for
+    an operator, whether the team exists."""
+    role = _role_allowed(uow, principal, team_id, need)
+    if role is None and not uow.teams.exists(team_id):
+        raise NotFound(TEAM_NOT_FOUND)
+
+
+def _role_allowed(uow: UnitOfWork, principal: Principal, team_id: str, need: Need) -> Role | None:
+    """The caller's role in the team (None for an operator) when ``need`` allows them;
+    the error they must see otherwise. The team itself is left for the caller to find."""
     if need is Need.OPERATOR:
         require_operator(principal)
     if principal.kind is TokenKind.SERVICE:
@@ -67,7 +86,4 @@ def check_team_access(
             raise Forbidden("Only team admins can see or change Billing.")
     elif need is Need.ADMIN:
         raise Forbidden("Only the team's admins can do this.")
-    team = uow.teams.lock(team_id) if lock else uow.teams.get(team_id)
-    if team is None:
-        raise NotFound(TEAM_NOT_FOUND)
-    return team, role
+    return role

@@ -10,7 +10,7 @@ from creditledger.domain.audit import AuditAction, JsonValue
 from creditledger.domain.history import HistoryEntry, HistoryFilter, decode_cursor, encode_cursor
 from creditledger.domain.periods import check_period
 from creditledger.services import audit
-from creditledger.services.access import Need, check_team_access
+from creditledger.services.access import Need, check_team_read
 from creditledger.services.context import Context
 
 EXPORT_PAGE = 1000
@@ -34,7 +34,7 @@ def credit_history(
     codec = ctx.cursors()
     before = decode_cursor(codec, team_id, cursor) if cursor is not None else None
     with ctx.uow(write=False) as uow:
-        check_team_access(uow, principal, team_id, Need.BILLING_READ)
+        check_team_read(uow, principal, team_id, Need.BILLING_READ)
         rows = uow.ledger.history(team_id, flt, before, limit + 1)
     audit.record_read(
         ctx, principal, AuditAction.CREDIT_HISTORY_READ, team_id, _filter_detail(flt, cursor)
@@ -53,7 +53,7 @@ def export_history(
     """
     check_period(flt.since, flt.until)
     with ctx.uow(write=False) as uow:
-        check_team_access(uow, principal, team_id, Need.BILLING_READ)
+        check_team_read(uow, principal, team_id, Need.BILLING_READ)
     audit.record_read(
         ctx, principal, AuditAction.CREDIT_HISTORY_EXPORT, team_id, _filter_detail(flt, None)
     )

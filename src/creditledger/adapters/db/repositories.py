@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -45,6 +46,9 @@ _POSTING_COLUMNS = (
     "balance_after_nanos",
 )
 
+_TEAM_EXISTS = sa.select(sa.literal(1)).where(
+    t.teams.c.id == sa.bindparam("team_id", type_=t.teams.c.id.type)
+)
 _NEWEST = 2**63 - 1  # above every posting's seq: the first page's keyset bound
 
 # The order of consumption as SQL; domain/consumption.py holds the same keys, and a test
@@ -121,6 +125,9 @@ class SqlTeams(_Repo):
     def get(self, team_id: str) -> Team | None:
         row = self.conn.execute(sa.select(t.teams).where(t.teams.c.id == team_id)).first()
         return None if row is None else team_from_row(row)
+
+    def exists(self, team_id: str) -> bool:
+        return self.conn.execute(_TEAM_EXISTS, {"team_id": team_id}).first() is not None
 
     def get_with_price_version(self, team_id: str) -> tuple[Team, int] | None:
         """The team and the newest price book version id (0: none), in one read."""
@@ -503,62 +510,99 @@ class SqlLedger(_Repo):
     def history(
         self, team_id: str, flt: HistoryFilter, before_seq: int | None, limit: int
     ) -> list[HistoryEntry]:
-        p, tx, g = t.postings, t.ledger_transactions, t.grants
-        newest = _NEWEST if before_seq is None else before_seq
-        query = (
-            sa.select(
-                p.c.seq,
-                p.c.transaction_id,
-                p.c.amount_nanos,
-                p.c.grant_id,
-                p.c.balance_after_nanos,
-                tx.c.type,
-                tx.c.occurred_at,
-                tx.c.description,
-                tx.c.reference,
-                g.c.kind,
-            )
-            .join(tx, tx.c.id == p.c.transaction_id)
-            .outerjoin(g, g.c.id == p.c.grant_id)
-            # The keyset bound is also given as a (team_id, seq) row value, which only the
-            # team's index can serve: with `seq < n` alone PostgreSQL may walk the primary
-            # key backwards and filter, reading every newer posting of every other team
-            # first (1.6 s for the first page of a 10 M-entry history). SQLite ranges its
-            # index scan on the plain `seq < n`.
-            .where(
-                p.c.team_id == team_id,
-                p.c.seq < newest,
-                sa.tuple_(p.c.team_id, p.c.seq)
-                < sa.tuple_(
-                    sa.literal(team_id, p.c.team_id.type), sa.literal(newest, sa.BigInteger)
-                ),
-            )
-            .order_by(p.c.team_id.desc(), p.c.seq.desc())
-            .limit(limit)
+        query = _history_query(
+            flt.type is not None, flt.kind is not None, flt.since is not None, flt.until is not None
         )
+        params: dict[str, Any] = {
+            "team_id": team_id,
+            "before": _NEWEST if before_seq is None else before_seq,
+            "limit": limit,
+        }
         if flt.type is not None:
-            query = query.where(tx.c.type == flt.type.value)
+            params["type"] = flt.type.value
         if flt.kind is not None:
-            query = query.where(g.c.kind == flt.kind.value)
+            params["kind"] = flt.kind.value
         if flt.since is not None:
-            query = query.where(tx.c.occurred_at >= flt.since)
+            params["since"] = flt.since
         if flt.until is not None:
-            query = query.where(tx.c.occurred_at < flt.until)
+            params["until"] = flt.until
         return [
             HistoryEntry(
-                seq=r.seq,
-                transaction_id=r.transaction_id,
-                type=EntryType(r.type),
-                occurred_at=r.occurred_at,
-                amount=r.amount_nanos,
-                grant_id=r.grant_id,
-                kind=GrantKind(r.kind) if r.kind is not None else None,
-                description=r.description,
-                balance_after=r.balance_after_nanos,
-                reference=r.reference,
+                seq=seq,
+                transaction_id=transaction_id,
+                type=_ENTRY_TYPES[type_],
+                occurred_at=occurred_at,
+                amount=amount,
+                grant_id=grant_id,
+                kind=None if kind is None else _GRANT_KINDS[kind],
+                description=description,
+                balance_after=balance_after,
+                reference=reference,
             )
-            for r in self.conn.execute(query)
+            for (
+                seq,
+                transaction_id,
+                amount,
+                grant_id,
+                balance_after,
+                type_,
+                occurred_at,
+                description,
+                reference,
+                kind,
+            ) in self.conn.execute(query, params).all()
         ]
+
+
+_ENTRY_TYPES = {e.value: e for e in EntryType}
+_GRANT_KINDS = {k.value: k for k in GrantKind}
+
+
+@functools.cache
+def _history_query(by_type: bool, by_kind: bool, since: bool, until: bool) -> sa.Select[Any]:
+    """The credit history's keyset read, built once per combination of filters: every
+    value is a bound parameter (``team_id``, ``before``, ``limit`` and the filters'), so
+    the statement's text never changes and PostgreSQL runs it prepared."""
+    p, tx, g = t.postings, t.ledger_transactions, t.grants
+    team = sa.bindparam("team_id", type_=p.c.team_id.type)
+    before = sa.bindparam("before", type_=sa.BigInteger)
+    query = (
+        sa.select(
+            p.c.seq,
+            p.c.transaction_id,
+            p.c.amount_nanos,
+            p.c.grant_id,
+            p.c.balance_after_nanos,
+            tx.c.type,
+            tx.c.occurred_at,
+            tx.c.description,
+            tx.c.reference,
+            g.c.kind,
+        )
+        .join(tx, tx.c.id == p.c.transaction_id)
+        .outerjoin(g, g.c.id == p.c.grant_id)
+        # The keyset bound is also given as a (team_id, seq) row value, which only the
+        # team's index can serve: with `seq < n` alone PostgreSQL may walk the primary
+        # key backwards and filter, reading every newer posting of every other team
+        # first (1.6 s for the first page of a 10 M-entry history). SQLite ranges its
+        # index scan on the plain `seq < n`.
+        .where(
+            p.c.team_id == team,
+            p.c.seq < before,
+            sa.tuple_(p.c.team_id, p.c.seq) < sa.tuple_(team, before),
+        )
+        .order_by(p.c.team_id.desc(), p.c.seq.desc())
+        .limit(sa.bindparam("limit", type_=sa.Integer))
+    )
+    if by_type:
+        query = query.where(tx.c.type == sa.bindparam("type", type_=tx.c.type.type))
+    if by_kind:
+        query = query.where(g.c.kind == sa.bindparam("kind", type_=g.c.kind.type))
+    if since:
+        query = query.where(tx.c.occurred_at >= sa.bindparam("since", type_=tx.c.occurred_at.type))
+    if until:
+        query = query.where(tx.c.occurred_at < sa.bindparam("until", type_=tx.c.occurred_at.type))
+    return query
 
 
 def insert_ignoring_conflicts(conn: sa.Connection, table: sa.Table) -> Any:

@@ -9,10 +9,12 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Header, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 from starlette.types import Scope
 
 from creditledger.domain.accounts import Principal
 from creditledger.domain.throttle import MAX_CLIENT_LENGTH
+from creditledger.services.authorize import Authorizer
 from creditledger.services.context import Context
 from creditledger.services.idempotency import IdempotentRequest, idempotent_request, run_request
 from creditledger.services.ports import UnitOfWork
@@ -23,7 +25,13 @@ T = TypeVar("T")
 _bearer = HTTPBearer(auto_error=False, description="A personal, operator or service token")
 
 
-def get_context(request: Request) -> Context:
+async def get_context(request: Request) -> Context:
+    """The application's context (a coroutine: FastAPI would run a plain function in
+    the thread pool, one hop per request for a dictionary lookup)."""
+    return _context(request)
+
+
+def _context(request: Request) -> Context:
     ctx: Context = request.app.state.ctx
     return ctx
 
@@ -46,7 +54,24 @@ def get_principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     token = credentials.credentials if credentials else None
-    return authenticate(get_context(request), token, client_address(request))
+    return authenticate(_context(request), token, client_address(request))
+
+
+async def get_known_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """:func:`get_principal`, from the authorizer's memory of tokens when it holds this
+    one (no read and no thread, as for usage POSTs); otherwise read in the thread pool,
+    and then remembered while the authorizer may trust its memory
+    (docs/decisions/0023)."""
+    token = credentials.credentials if credentials else None
+    client = client_address(request)
+    authorizer: Authorizer = request.app.state.authorizer
+    principal = authorizer.known_principal(token, client)
+    if principal is None:
+        principal = await run_in_threadpool(authorizer.authenticate, token, client)
+    return principal
 
 
 def bearer_token(
@@ -59,6 +84,8 @@ Ctx = Annotated[Context, Depends(get_context)]
 BearerToken = Annotated[str | None, Depends(bearer_token)]
 """The bearer token as sent, for a route that authenticates it itself (authorize)."""
 Caller = Annotated[Principal, Depends(get_principal)]
+KnownCaller = Annotated[Principal, Depends(get_known_principal)]
+"""The caller, authenticated from memory when it can be (:func:`get_known_principal`)."""
 ClientAddress = Annotated[str | None, Depends(client_address)]
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size, 1 to 500")]
 Cursor = Annotated[str | None, Query(max_length=200, description="From `next_cursor`")]

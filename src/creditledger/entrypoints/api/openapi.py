@@ -24,7 +24,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from creditledger.entrypoints.api.deps import get_principal
+from creditledger.entrypoints.api.deps import get_known_principal, get_principal
 from creditledger.entrypoints.api.schemas import ErrorPublic
 
 _MEANING = {
@@ -88,7 +88,7 @@ def _statuses(route: APIRoute) -> set[int]:
         statuses.add(422)
     if (route.methods or set()) & {"POST", "PUT", "PATCH"}:
         statuses |= {400, 413, 415, 422}
-    if get_principal in set(_calls(dependant)):
+    if {get_principal, get_known_principal} & set(_calls(dependant)):
         statuses |= {401, 403}
     if dependant.path_params:
         statuses.add(404)

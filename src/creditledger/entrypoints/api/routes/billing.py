@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from creditledger.domain.grants import GrantKind, GrantStatus
 from creditledger.domain.history import HistoryFilter
 from creditledger.domain.ledger import EntryType
 from creditledger.entrypoints.api import downloads
-from creditledger.entrypoints.api.deps import Caller, Ctx, Cursor, Limit
+from creditledger.entrypoints.api.deps import Caller, Ctx, Cursor, KnownCaller, Limit
 from creditledger.entrypoints.api.schemas import (
     BalancePublic,
     GrantPage,
@@ -19,7 +20,7 @@ from creditledger.entrypoints.api.schemas import (
     Instant,
     balance_public,
     grant_public,
-    history_public,
+    history_page_json,
 )
 from creditledger.services import billing, history
 
@@ -51,7 +52,7 @@ def list_credits(
     )
 
 
-def _history_filter(
+async def _history_filter(
     type: Annotated[EntryType | None, Query()] = None,
     kind: Annotated[GrantKind | None, Query()] = None,
     since: Annotated[Instant | None, Query()] = None,
@@ -63,19 +64,23 @@ def _history_filter(
 Filter = Annotated[HistoryFilter, Depends(_history_filter)]
 
 
-@router.get("/credit-history")
-def credit_history(
+@router.get("/credit-history", response_model=HistoryPage)
+async def credit_history(
     team_id: str,
     ctx: Ctx,
-    caller: Caller,
+    caller: KnownCaller,
     flt: Filter,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> HistoryPage:
+) -> Response:
     """Every change to the team's credit, newest first, with the balance after it."""
-    result = history.credit_history(ctx, caller, team_id, flt, limit, cursor)
-    return HistoryPage(
-        data=[history_public(e) for e in result.entries], next_cursor=result.next_cursor
+    # One hop to the thread pool for the page's one unit of work; the caller comes from
+    # memory and the answer is rendered without models (docs/decisions/0023).
+    result = await run_in_threadpool(
+        history.credit_history, ctx, caller, team_id, flt, limit, cursor
+    )
+    return Response(
+        history_page_json(result.entries, result.next_cursor), media_type="application/json"
     )
 
 
