@@ -202,7 +202,8 @@ class Authorizer:
         self._fresh: OrderedDict[str, _Fresh] = OrderedDict()
         self._principals: OrderedDict[str, tuple[int, Principal]] = OrderedDict()
         self._by_client: dict[tuple[str, str], Principal] = {}
-        self._verdicts: dict[tuple[str, UsageScope], _Verdict] = {}
+        self._verdicts: dict[tuple[str, str, str | None, str | None], _Verdict] = {}
+        """By team and usage (a plain tuple: hashed and compared without a call)."""
         self._generation = 0
         """Moved by every notice that is not about one team."""
         self._stripes = [0] * STRIPES
@@ -248,14 +249,11 @@ class Authorizer:
                 self._principals.clear()
                 self._by_client.clear()
 
-    @property
-    def _live(self) -> bool:
-        return self.feed is not None and self.feed.live
-
     def _version(self) -> int | None:
         """What memory is checked against: 0 while the feed is live (its notices drop
         stale entries), the change counter's value, or None (no memory to trust)."""
-        if self._live:
+        feed = self.feed
+        if feed is not None and feed.live:
             return 0
         return None if self.counter is None else self.counter()
 
@@ -478,8 +476,9 @@ class Authorizer:
     ) -> Decision:
         team_id = team.id
         now = self.ctx.clock.now()
+        key = (team_id, usage.product, usage.model, usage.gpu)
         if wanted is None:
-            known = self._verdicts.get((team_id, usage))
+            known = self._verdicts.get(key)
             if (
                 known is not None
                 and known.state is state
@@ -511,7 +510,7 @@ class Authorizer:
             )
             if len(self._verdicts) >= MAX_VERDICTS:
                 self._verdicts.clear()
-            self._verdicts[(team_id, usage)] = _Verdict(team, state, books, held, until, verdict)
+            self._verdicts[key] = _Verdict(team, state, books, held, until, verdict)
         decision = self._limited(verdict, team_id)
         if not decision.allowed or cost is None or held is None:
             return decision
