@@ -77,6 +77,35 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     """When set, rate-limit counters live in Redis and are shared by all processes."""
 
+    # Usage intake on NATS JetStream (docs/decisions/0026): unset, nothing uses NATS.
+    nats_url: str | None = None
+    """``nats://host:4222`` (several separated by commas, for a cluster): where gateways
+    publish usage and ``creditledger consume`` takes it from."""
+    nats_subject_prefix: str = Field(
+        default="usage", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+    )
+    """Usage is published on ``<prefix>.events.<team_id>``; rejects go to ``<prefix>.rejected``."""
+    nats_stream: str = Field(default="USAGE", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    """The stream of usage events; its rejects are kept in ``<stream>_REJECTED``."""
+    nats_consumer: str = Field(default="creditledger", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    """The durable consumer that every ``consume`` worker shares."""
+    nats_replicas: int = Field(default=1, ge=1, le=5)
+    """Copies of each stream in a NATS cluster (3 for a cluster of 3)."""
+    nats_max_bytes: int = Field(default=8 * 1024**3, ge=1024**2)
+    nats_max_msgs: int = Field(default=50_000_000, ge=1000)
+    """How much unconsumed usage the stream holds; when full, publishes are refused (never
+    dropped) until the consumers catch up."""
+    nats_duplicate_window_seconds: int = Field(default=120, ge=1, le=24 * 3600)
+    """How long the stream drops a publish repeating a ``Nats-Msg-Id`` (the database
+    settles duplicates at any age)."""
+    nats_ack_wait_seconds: int = Field(default=60, ge=1, le=3600)
+    """A batch not acknowledged within this is delivered again (to any worker)."""
+    nats_max_ack_pending: int = Field(default=20_000, ge=1000)
+    """Messages delivered and not yet acknowledged, over all workers."""
+    nats_monitor_url: str | None = None
+    """The server's monitoring address (``http://host:8222``): ``streams setup`` reads
+    from it whether the server syncs every write to disk."""
+
     notify_allow_private_urls: bool = False
     """Notices may go to http and to private, loopback and link-local addresses: for
     local use and tests only (an attacker's webhook could otherwise reach the network
