@@ -15,6 +15,19 @@ import sqlalchemy as sa
 _SQLITE_CHUNK = 500
 
 
+def _array(values: Sequence[Any], sql_type: str) -> tuple[str, Any]:
+    """An array parameter as SQL and its value. psycopg dumps a list element by element
+    in Python (1.4 ms for 1,000 ids); when no element holds the separator, the array
+    travels as one string that PostgreSQL splits (0.2 ms). Ids never hold a space."""
+    if sql_type == "bigint":
+        return "string_to_array(%s, ' ')::bigint[]", " ".join(map(str, values))
+    if all(type(v) is str for v in values) and "" not in values:
+        joined = " ".join(values)
+        if joined.count(" ") == len(values) - 1:
+            return "string_to_array(%s, ' ')", joined
+    return f"%s::{sql_type}[]", list(values)
+
+
 def is_postgres(conn: sa.Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
@@ -54,8 +67,9 @@ def select_in(
     if not values:
         return []
     if is_postgres(conn):
+        sql, param = _array(values, "text")
         with _driver(conn).cursor() as cur:
-            cur.execute(f"{sql_prefix} AND {column} = ANY(%s) {suffix}", [*fixed, list(values)])
+            cur.execute(f"{sql_prefix} AND {column} = ANY({sql}) {suffix}", [*fixed, param])
             return list(cur.fetchall())
     out: list[tuple[Any, ...]] = []
     prefix = sql_prefix.replace("%s", "?")
@@ -80,11 +94,12 @@ def select_pairs(
         return []
     a, b = columns
     if is_postgres(conn):
-        firsts, seconds = zip(*pairs, strict=True)
+        firsts, firsts_param = _array(next(zip(*pairs, strict=True)), "text")
+        seconds, seconds_param = _array([p[1] for p in pairs], "text")
         with _driver(conn).cursor() as cur:
             cur.execute(
-                f"{sql_prefix} WHERE ({a}, {b}) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
-                [list(firsts), list(seconds)],
+                f"{sql_prefix} WHERE ({a}, {b}) IN (SELECT * FROM unnest({firsts}, {seconds}))",
+                [firsts_param, seconds_param],
             )
             return list(cur.fetchall())
     # SQLite runs ``(a, b) IN (VALUES …)`` as a scan of the whole table, so join the
@@ -112,26 +127,39 @@ def add_to_columns(
     columns: Sequence[str],
     rows: Sequence[Sequence[Any]],
     bump: str | None = None,
-) -> None:
-    """``UPDATE table SET col = col + delta … WHERE key = k`` for each (k, *deltas)."""
+    returning: str | None = None,
+) -> dict[Any, Any]:
+    """``UPDATE table SET col = col + delta … WHERE key = k`` for each (k, *deltas).
+
+    ``returning``: a column whose new value is answered by key (in the same round trip
+    on PostgreSQL)."""
     if not rows:
-        return
+        return {}
     sets = [f"{c} = {table}.{c} + v.d{i}" for i, c in enumerate(columns)]
     if bump:
         sets.append(f"{bump} = {table}.{bump} + 1")
     if is_postgres(conn):
-        arrays = list(zip(*rows, strict=True))
-        unnest = ", ".join(f"%s::{'text' if i == 0 else 'bigint'}[]" for i in range(len(arrays)))
+        arrays = [
+            _array(a, "text" if i == 0 else "bigint") for i, a in enumerate(zip(*rows, strict=True))
+        ]
+        unnest = ", ".join(sql for sql, _ in arrays)
         names = ", ".join(["k"] + [f"d{i}" for i in range(len(columns))])
+        back = f" RETURNING {table}.{key}, {table}.{returning}" if returning else ""
         with _driver(conn).cursor() as cur:
             cur.execute(
                 f"UPDATE {table} SET {', '.join(sets)} FROM unnest({unnest}) AS v({names}) "
-                f"WHERE {table}.{key} = v.k",
-                [list(a) for a in arrays],
+                f"WHERE {table}.{key} = v.k{back}",
+                [param for _, param in arrays],
             )
-        return
+            return dict(cur.fetchall()) if returning else {}
     plain = [f"{c} = {c} + ?" for c in columns] + ([f"{bump} = {bump} + 1"] if bump else [])
     _driver(conn).executemany(
         f"UPDATE {table} SET {', '.join(plain)} WHERE {key} = ?",
         [(*r[1:], r[0]) for r in rows],
+    )
+    if not returning:
+        return {}
+    keys = [r[0] for r in rows]
+    return dict(
+        select_in(conn, f"SELECT {key}, {returning} FROM {table} WHERE 1 = 1", (), key, keys)
     )

@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from creditledger.adapters.db import bulk
 from creditledger.adapters.db import tables as t
 from creditledger.adapters.db.repositories import insert_ignoring_conflicts
 from creditledger.domain.notices import Notice, NoticeState, Webhook
@@ -57,10 +58,14 @@ class SqlNotices:
     def teams_with_webhooks(self, team_ids: Sequence[str]) -> set[str]:
         if not team_ids:
             return set()
-        rows = self.conn.execute(
-            sa.select(_w.team_id).where(_w.team_id.in_(list(team_ids)), _w.disabled_at.is_(None))
+        rows = bulk.select_in(
+            self.conn,
+            "SELECT team_id FROM notification_webhooks WHERE disabled_at IS NULL",
+            (),
+            "team_id",
+            sorted(set(team_ids)),
         )
-        return {r.team_id for r in rows}
+        return {r[0] for r in rows}
 
     def save_webhook(self, webhook: Webhook, at: datetime) -> None:
         values = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
@@ -9,7 +10,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from creditledger.adapters.db import bulk
 from creditledger.adapters.db import tables as t
+from creditledger.adapters.db.types import from_micros
 from creditledger.domain.pricing import Price, PriceBook, TeamPricing
 
 
@@ -76,15 +79,20 @@ class SqlPricing:
             )
 
     def for_teams(self, team_ids: Sequence[str]) -> dict[str, list[TeamPricing]]:
+        """Read on the driver connection, one array parameter: on the ingestion hot path."""
         out: dict[str, list[TeamPricing]] = defaultdict(list)
-        rows = self.conn.execute(
-            sa.select(t.team_pricing)
-            .where(t.team_pricing.c.team_id.in_(list(team_ids)))
-            .order_by(t.team_pricing.c.id)
+        rows = bulk.select_in(
+            self.conn,
+            "SELECT id, team_id, effective_from, discount_bp, prices FROM team_pricing WHERE 1 = 1",
+            (),
+            "team_id",
+            sorted(set(team_ids)),
         )
-        for r in rows:
-            prices = tuple(_price_from_json(p) for p in (r.prices or []))
-            out[r.team_id].append(TeamPricing(r.effective_from, r.discount_bp, prices))
+        for _, team_id, effective_from, discount_bp, stored in sorted(rows, key=lambda r: r[0]):
+            # SQLite hands JSON back as text
+            raw = json.loads(stored) if isinstance(stored, str) else stored
+            prices = tuple(_price_from_json(p) for p in (raw or []))
+            out[team_id].append(TeamPricing(from_micros(effective_from), discount_bp, prices))
         return out
 
     def for_all_teams(self) -> dict[str, list[TeamPricing]]:

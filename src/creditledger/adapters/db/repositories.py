@@ -456,15 +456,27 @@ class SqlLedger(_Repo):
         """
         if not txs:
             return
-        team_ids = sorted({tx.team_id for _, tx in txs})
-        credit = dict(
-            bulk.select_in(
-                self.conn, "SELECT id, credit_nanos FROM teams WHERE 1 = 1", (), "id", team_ids
-            )
-        )
-        start_credit = dict(credit)
+        credit_delta: dict[str, int] = defaultdict(int)
         unpaid_delta: dict[str, int] = defaultdict(int)
         grant_deltas: dict[str, int] = defaultdict(int)
+        for _, tx in txs:
+            for p in tx.postings:
+                if p.grant_id is not None:
+                    credit_delta[tx.team_id] += p.amount
+                    grant_deltas[p.grant_id] += p.amount
+                elif ledger.is_owed_account(p.account):
+                    unpaid_delta[tx.team_id] -= p.amount
+        team_ids = sorted({tx.team_id for _, tx in txs})
+        after = bulk.add_to_columns(
+            self.conn,
+            "teams",
+            "id",
+            ("credit_nanos", "unpaid_nanos"),
+            [(tid, credit_delta[tid], unpaid_delta[tid]) for tid in team_ids],
+            bump="revision",
+            returning="credit_nanos",
+        )
+        credit = {tid: after[tid] - credit_delta[tid] for tid in team_ids}
         created = to_micros(at)
         tx_rows: list[tuple[Any, ...]] = []
         posting_rows: list[tuple[Any, ...]] = []
@@ -484,7 +496,6 @@ class SqlLedger(_Repo):
             for p in tx.postings:
                 if p.grant_id is not None:
                     credit[team] += p.amount
-                    grant_deltas[p.grant_id] += p.amount
                     posting_rows.append(
                         (tx_id, p.account, p.amount, team, p.grant_id, credit[team])
                     )
@@ -497,14 +508,6 @@ class SqlLedger(_Repo):
         bulk.insert_rows(self.conn, "postings", _POSTING_COLUMNS, posting_rows)
         bulk.add_to_columns(
             self.conn, "grants", "id", ("remaining_nanos",), sorted(grant_deltas.items())
-        )
-        bulk.add_to_columns(
-            self.conn,
-            "teams",
-            "id",
-            ("credit_nanos", "unpaid_nanos"),
-            [(tid, credit[tid] - start_credit[tid], unpaid_delta[tid]) for tid in team_ids],
-            bump="revision",
         )
 
     def history(
