@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -71,18 +72,16 @@ def team_from_row(row: Any) -> Team:
 
 
 GRANT_COLUMNS = (
-    "id, team_id, kind, source, amount_nanos, remaining_nanos, scope, effective_at, "
-    "expires_at, voided_at, created_at"
+    "id, team_id, kind, source, amount_nanos, remaining_nanos, CAST(scope AS TEXT), "
+    "effective_at, expires_at, voided_at, created_at"
 )
+"""The scope comes back as its JSON text on both databases, decoded once per text."""
 _KINDS = {k.value: k for k in GrantKind}
 _SOURCES = {s.value: s for s in GrantSource}
 
 
 def grant_from_tuple(r: tuple[Any, ...]) -> Grant:
     """A grant from a raw driver row in the order of ``GRANT_COLUMNS``."""
-    scope = r[6]
-    if isinstance(scope, str):  # SQLite hands JSON back as text
-        scope = json.loads(scope)
     return Grant(
         id=r[0],
         team_id=r[1],
@@ -90,12 +89,19 @@ def grant_from_tuple(r: tuple[Any, ...]) -> Grant:
         source=_SOURCES[r[3]],
         amount=r[4],
         remaining=r[5],
-        scope=scope_from_json(scope),
+        scope=None if r[6] is None else _scope_of_text(r[6]),
         effective_at=from_micros(r[7]),
         expires_at=from_micros(r[8]) if r[8] is not None else None,
         voided_at=from_micros(r[9]) if r[9] is not None else None,
         created_at=from_micros(r[10]),
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _scope_of_text(text: str) -> Scope | None:
+    """Scopes repeat across grants (a campaign's, a model's), and a :class:`Scope` is
+    immutable: each distinct text is decoded once."""
+    return scope_from_json(json.loads(text))
 
 
 def team_from_tuple(r: tuple[Any, ...]) -> Team:
