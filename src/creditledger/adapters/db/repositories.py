@@ -46,8 +46,14 @@ _POSTING_COLUMNS = (
     "balance_after_nanos",
 )
 
+# The access checks of every team page, built once: their text never changes, so
+# building and caching them is no longer paid per request.
 _TEAM_EXISTS = sa.select(sa.literal(1)).where(
     t.teams.c.id == sa.bindparam("team_id", type_=t.teams.c.id.type)
+)
+_ROLE_OF = sa.select(t.memberships.c.role).where(
+    t.memberships.c.team_id == sa.bindparam("team_id", type_=t.memberships.c.team_id.type),
+    t.memberships.c.user_id == sa.bindparam("user_id", type_=t.memberships.c.user_id.type),
 )
 _NEWEST = 2**63 - 1  # above every posting's seq: the first page's keyset bound
 
@@ -216,11 +222,7 @@ class SqlMembers(_Repo):
         )
 
     def role_of(self, team_id: str, user_id: str) -> Role | None:
-        value = self.conn.execute(
-            sa.select(t.memberships.c.role).where(
-                t.memberships.c.team_id == team_id, t.memberships.c.user_id == user_id
-            )
-        ).scalar()
+        value = self.conn.execute(_ROLE_OF, {"team_id": team_id, "user_id": user_id}).scalar()
         return None if value is None else Role(value)
 
     def in_team(self, team_id: str) -> list[Member]:
