@@ -53,6 +53,8 @@ grants_app = typer.Typer(help="Operator grants (acts as an operator).", no_args_
 app.add_typer(grants_app, name="grants")
 sessions_app = typer.Typer(help="Web sessions of the Billing page.", no_args_is_help=True)
 app.add_typer(sessions_app, name="sessions")
+streams_app = typer.Typer(help="Usage intake on NATS JetStream.", no_args_is_help=True)
+app.add_typer(streams_app, name="streams")
 
 
 @contextmanager
@@ -209,6 +211,74 @@ def verify() -> None:
         typer.echo(f"{len(problems)} violation(s)", err=True)
         raise typer.Exit(1)
     typer.echo("ledger ok: I1 I2 I3 I4 I5 I6 I7 I8 I9 hold")
+
+
+# Usage intake on NATS (docs/decisions/0026). nats-py is imported by these commands
+# only: without CREDITLEDGER_NATS_URL nothing else touches it.
+
+
+@streams_app.command("setup")
+def streams_setup() -> None:
+    """Create the usage stream, its rejected stream and the workers' shared consumer, or
+    bring them to the settings (safe to run again); warn of what durability lacks."""
+    from creditledger.adapters.streams.setup import setup_streams
+    from creditledger.entrypoints.intake import intake_names, nats_url, stream_limits
+
+    settings = Settings()
+    report = setup_streams(
+        nats_url(settings),
+        intake_names(settings),
+        stream_limits(settings),
+        settings.nats_monitor_url,
+    )
+    typer.echo(f"nats-server {report.server_version}")
+    for line in report.done:
+        typer.echo(line)
+    for warning in report.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+
+
+@app.command()
+def publish(
+    file: Annotated[
+        Path, typer.Argument(help='JSON lines, a JSON list, or {"events": [...]}; - for stdin')
+    ],
+) -> None:
+    """Publish usage events to the stream as a gateway does (for tests and replays):
+    one message per event, on `<prefix>.events.<team_id>`, `Nats-Msg-Id` `<team_id>:<id>`."""
+    import sys
+
+    from creditledger.adapters.streams.publish import publish_events
+    from creditledger.entrypoints.intake import intake_names, nats_url, read_events
+
+    settings = Settings()
+    text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+    events = read_events(text)
+    result = publish_events(nats_url(settings), intake_names(settings), events)
+    typer.echo(
+        f"published {result.published} event(s), {result.duplicates} dropped by the stream "
+        f"as repeats, {result.retried} publish(es) sent again"
+    )
+
+
+@app.command()
+def consume(
+    batch: Annotated[int, typer.Option(min=1, max=5000, help="Messages per transaction")] = 1000,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics on this port")
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Interface of the metrics")] = "127.0.0.1",
+) -> None:
+    """Charge usage from the stream until SIGTERM (run as many as needed, on any
+    machine: they share one durable consumer)."""
+    import logging
+
+    from creditledger.entrypoints.intake import nats_url, run_consumer
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    nats_url(Settings())  # before the database: a clear word when intake is off
+    with _context() as ctx:
+        run_consumer(ctx, batch, metrics_port, metrics_host)
 
 
 PROMO_CSV_COLUMNS = (

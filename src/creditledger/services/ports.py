@@ -17,6 +17,7 @@ from creditledger.domain.audit import AuditEvent, AuditFilter
 from creditledger.domain.grants import Grant
 from creditledger.domain.history import HistoryEntry, HistoryFilter
 from creditledger.domain.holds import Hold
+from creditledger.domain.intake import Delivery, Rejected
 from creditledger.domain.invoices import (
     Attempt,
     AttemptOutcome,
@@ -166,6 +167,29 @@ class HoldBook(Protocol):
 
     def release_requests(self, team_id: str, request_ids: list[str], now: datetime) -> int:
         """End the team's open holds of these request ids; how many this call ended."""
+        ...
+
+
+class UsageIntake(Protocol):
+    """A stream of usage events shared by several consumers (NATS JetStream). A message
+    fetched and not acknowledged in time is delivered again, to any of them. Every call
+    raises ``ServiceUnavailable`` when the stream does not answer."""
+
+    def fetch(self, max_messages: int, wait_seconds: float) -> list[Delivery]:
+        """Up to ``max_messages`` messages; none after ``wait_seconds`` without any."""
+        ...
+
+    def reject(self, rejected: Sequence[Rejected]) -> None:
+        """Keep refused messages, with their code, where operators find them; returns
+        once they are stored."""
+        ...
+
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Done with these: they are not delivered again."""
+        ...
+
+    def retry_later(self, deliveries: Sequence[Delivery], delay_seconds: float) -> None:
+        """Deliver these again after ``delay_seconds``."""
         ...
 
 

@@ -1,0 +1,1 @@
+"""Usage intake on NATS JetStream (docs/decisions/0026)."""
