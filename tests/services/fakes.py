@@ -118,6 +118,12 @@ class FakeTeams:
     def revisions_with_price_version(self, team_ids: Sequence[str]) -> tuple[dict[str, int], int]:
         return {i: team.revision for i, team in self.lock_many(team_ids).items()}, 0
 
+    def lock_many_with_price_version(
+        self, team_ids: Sequence[str]
+    ) -> tuple[dict[str, Team], int | None]:
+        teams = self.lock_many(team_ids)
+        return teams, (0 if teams else None)  # the fake holds no price book
+
     def lock_many(self, team_ids: Sequence[str]) -> dict[str, Team]:
         return {i: self.state.teams[i] for i in sorted(set(team_ids)) if i in self.state.teams}
 

@@ -87,6 +87,13 @@ class Teams(Protocol):
         """Lock the teams that exist among ``team_ids``, in id order (no deadlocks)."""
         ...
 
+    def lock_many_with_price_version(
+        self, team_ids: Sequence[str]
+    ) -> tuple[dict[str, Team], int | None]:
+        """:meth:`lock_many`, and the newest price book version id read with them (None
+        when no team exists): a batch's team locks and its prices' check in one read."""
+        ...
+
     def set_billing(self, team_id: str, mode: BillingMode, tier_override: int | None) -> None: ...
     def add_lifetime_paid(self, team_id: str, amount: Nanos) -> None: ...
     def credit_balance(self, team_id: str) -> Nanos:

@@ -192,12 +192,13 @@ def _charge_batch(
     """Charge each team's new events in time order against the grants open to usage,
     re-allocating the events a late one comes before; write it all set-based."""
     now = ctx.clock.now()
-    teams = uow.teams.lock_many([e.team_id for _, e in events])
+    teams, price_version = uow.teams.lock_many_with_price_version([e.team_id for _, e in events])
     fresh = _drop_duplicates(uow, _drop_unknown_teams(events, teams, result), result)
-    if not fresh:
+    if not fresh or price_version is None:
         return
     team_ids = sorted({e.team_id for _, e in fresh})
-    priced = _price(fresh, ctx.price_books.current(uow), uow.pricing.for_teams(team_ids), result)
+    books = ctx.price_books.at_version(uow, price_version)
+    priced = _price(fresh, books, uow.pricing.for_teams(team_ids), result)
     window = timedelta(seconds=ctx.settings.late_arrival_window_seconds)
     cutoff = late_arrival_cutoff(now, window)
     grants = uow.grants.for_teams(team_ids)

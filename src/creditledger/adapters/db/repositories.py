@@ -55,6 +55,7 @@ _ROLE_OF = sa.select(t.memberships.c.role).where(
     t.memberships.c.team_id == sa.bindparam("team_id", type_=t.memberships.c.team_id.type),
     t.memberships.c.user_id == sa.bindparam("user_id", type_=t.memberships.c.user_id.type),
 )
+_PRICE_VERSION = "SELECT COALESCE(MAX(id), 0) FROM price_books"
 _NEWEST = 2**63 - 1  # above every posting's seq: the first page's keyset bound
 
 # The order of consumption as SQL; domain/consumption.py holds the same keys, and a test
@@ -184,6 +185,20 @@ class SqlTeams(_Repo):
             "ORDER BY id FOR UPDATE",
         )
         return {r[0]: team_from_tuple(r) for r in rows}
+
+    def lock_many_with_price_version(
+        self, team_ids: Sequence[str]
+    ) -> tuple[dict[str, Team], int | None]:
+        rows = bulk.select_in(
+            self.conn,
+            f"SELECT {_TEAM_COLUMNS}, ({_PRICE_VERSION}) FROM teams WHERE 1 = 1",  # noqa: S608
+            (),
+            "id",
+            sorted(set(team_ids)),
+            "ORDER BY id FOR UPDATE",
+        )
+        version = int(rows[0][-1]) if rows else None
+        return {r[0]: team_from_tuple(r) for r in rows}, version
 
     def set_billing(self, team_id: str, mode: BillingMode, tier_override: int | None) -> None:
         self.conn.execute(
@@ -453,8 +468,9 @@ class SqlLedger(_Repo):
     def post_many(self, txs: Sequence[tuple[str, Transaction]], at: datetime) -> None:
         """Append transactions (teams already locked) and move the cached balances.
 
-        Team-side postings are stamped with the team's credit balance after them,
-        a running sum that starts from ``teams.credit_nanos``.
+        Team-side postings are stamped with the team's credit balance after them, a
+        running sum from ``teams.credit_nanos`` before: the teams' update answers their
+        new credit, less what it added, so no read of the balances is needed.
         """
         if not txs:
             return
@@ -502,7 +518,6 @@ class SqlLedger(_Repo):
                         (tx_id, p.account, p.amount, team, p.grant_id, credit[team])
                     )
                 elif ledger.is_owed_account(p.account):
-                    unpaid_delta[team] -= p.amount
                     posting_rows.append((tx_id, p.account, p.amount, team, None, credit[team]))
                 else:
                     posting_rows.append((tx_id, p.account, p.amount, None, None, None))
