@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from creditledger.domain.errors import ServiceUnavailable
-from creditledger.entrypoints.api import group_commit
+from creditledger.entrypoints.api import fast_usage, group_commit
 from creditledger.entrypoints.api.routes import usage as usage_routes
 from creditledger.services import usage
 from creditledger.services.context import Context
@@ -137,6 +137,7 @@ def test_the_recharge_check_runs_once_per_group_for_all_its_teams(
 
     monkeypatch.setattr(group_commit, "ingest_together", counted)
     monkeypatch.setattr(usage_routes, "recharge_after_usage", check)
+    monkeypatch.setattr(fast_usage, "recharge_after_usage", check)
     now = ctx.clock.now()
     singles = [[event(teams[n % 5], f"r{n}", now, requests=1)] for n in range(60)]
     assert {a.status_code for a in _post_all(client, platform.service, singles)} == {200}

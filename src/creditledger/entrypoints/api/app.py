@@ -16,6 +16,7 @@ from creditledger.bootstrap import change_counter, change_feed
 from creditledger.entrypoints.api import errors, metrics
 from creditledger.entrypoints.api.fast_authorize import AuthorizeFastPath
 from creditledger.entrypoints.api.fast_history import HistoryFastPath
+from creditledger.entrypoints.api.fast_usage import UsageFastPath
 from creditledger.entrypoints.api.group_commit import GroupCommit
 from creditledger.entrypoints.api.limits import BodyGuard
 from creditledger.entrypoints.api.openapi import document_errors
@@ -100,21 +101,23 @@ def create_app(ctx: Context, *, run_jobs: bool = False) -> FastAPI:
     # The pages for people (sign-in, Billing): not part of the API's document.
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=web.HERE / "static"), name="static")
-    # POST /v1/authorize, asked before every inference request, and the plain requests of
-    # the credit history page are answered in front of the framework (its own entry,
-    # routing, middleware, validation), which gets the rest.
+    # POST /v1/authorize, asked before every inference request, the small usage POSTs
+    # that follow them and the plain requests of the credit history page are answered in
+    # front of the framework (its own entry, routing, middleware, validation), which gets
+    # the rest.
     framework = partial(FastAPI.__call__, app)
     history_page = HistoryFastPath(framework, ctx, app.state.authorizer)
-    front = AuthorizeFastPath(history_page, app.state.authorizer)
+    usage_posts = UsageFastPath(history_page, ctx, app.state.usage_groups)
+    front = AuthorizeFastPath(usage_posts, app.state.authorizer)
     app.__class__ = _Fronted
     cast(_Fronted, app).front = front
     return app
 
 
 class _Fronted(FastAPI):
-    """The application with ``AuthorizeFastPath`` (then ``HistoryFastPath``) as its
-    entry. ``FastAPIOffline`` makes a plain ``FastAPI``; this subclass only changes where
-    a request enters."""
+    """The application with ``AuthorizeFastPath`` (then ``UsageFastPath`` and
+    ``HistoryFastPath``) as its entry. ``FastAPIOffline`` makes a plain ``FastAPI``;
+    this subclass only changes where a request enters."""
 
     front: AuthorizeFastPath
 

@@ -74,9 +74,10 @@ async def get_known_principal(
     return principal
 
 
-def bearer_token(
+async def bearer_token(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str | None:
+    """The bearer token as sent (a coroutine: no thread-pool hop for a field read)."""
     return credentials.credentials if credentials else None
 
 

@@ -16,26 +16,19 @@ pins the encoder to ``AuthorizePublic`` and domain errors go through the same
 
 from __future__ import annotations
 
-import logging
-import time
 from typing import Annotated, Any, Literal
 
 import msgspec
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from creditledger.domain.errors import CreditLedgerError
 from creditledger.domain.grants import UsageScope
 from creditledger.domain.money import format_amount
 from creditledger.entrypoints.api.deps import client_of
-from creditledger.entrypoints.api.errors import domain_error_response, error_response
+from creditledger.entrypoints.api.front import answer, bearer_json, read_body
 from creditledger.entrypoints.api.limits import replay
-from creditledger.entrypoints.api.metrics import observe
 from creditledger.entrypoints.api.schemas import instant
 from creditledger.services.authorize import Authorizer, Decision
-
-log = logging.getLogger(__name__)
 
 PATH = "/v1/authorize"
 MAX_BYTES = 16 * 1024
@@ -82,7 +75,6 @@ class _Answer(msgspec.Struct, omit_defaults=True):
 
 _decode = msgspec.json.Decoder(AuthorizeWire).decode
 _encode = msgspec.json.Encoder().encode
-_JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 def encode_answer(decision: Decision) -> bytes:
@@ -118,33 +110,16 @@ class AuthorizeFastPath:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        token = _plain_request(scope["headers"])
+        token = bearer_json(scope["headers"], MAX_BYTES)
         if token is None:
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
-        body, complete = await _read(receive)
+        body, complete = await read_body(receive, MAX_BYTES)
         wire = _decoded(body) if complete else None
         if wire is None:
             await self.app(scope, replay(body, receive, more=not complete), send)
             return
-        status = 200
-        try:
-            out = await self._answer(scope, token, wire)
-        except CreditLedgerError as exc:
-            response: Response = domain_error_response(exc)
-        except Exception as exc:  # as the framework's last handler answers it
-            log.exception("unhandled error", exc_info=exc)
-            response = error_response(500, "internal_error", "Something went wrong on our side.")
-        else:
-            headers = [*_JSON_HEADERS, (b"content-length", str(len(out)).encode())]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": out})
-            observe("POST", PATH, status, time.perf_counter() - started)
-            return
-        status = response.status_code
-        await response(scope, receive, send)
-        observe("POST", PATH, status, time.perf_counter() - started)
+        await answer(scope, receive, send, PATH, self._answer(scope, token, wire))
 
     async def _answer(self, scope: Scope, token: str, wire: AuthorizeWire) -> bytes:
         usage = UsageScope(wire.product, wire.model, wire.gpu)
@@ -163,29 +138,6 @@ class AuthorizeFastPath:
         return out
 
 
-def _plain_request(headers: list[tuple[bytes, bytes]]) -> str | None:
-    """The bearer token of a request this path takes: a JSON body of a declared length
-    up to ``MAX_BYTES`` and ``Authorization: Bearer <token>``; None for any other."""
-    token = None
-    json = False
-    length = -1
-    for name, value in headers:
-        if name == b"authorization":
-            scheme, _, credentials = value.partition(b" ")
-            if token is not None or scheme.lower() != b"bearer" or not credentials:
-                return None
-            if not credentials.isascii() or b" " in credentials or b"\t" in credentials:
-                return None
-            token = credentials.decode()
-        elif name == b"content-type":
-            json = value.split(b";")[0].strip().lower() == b"application/json"
-        elif name == b"content-length":
-            length = int(value) if value.isdigit() and len(value) < 6 else MAX_BYTES + 1
-        elif name == b"transfer-encoding":
-            return None
-    return token if json and 0 < length <= MAX_BYTES else None
-
-
 def _decoded(body: bytes) -> AuthorizeWire | None:
     """The body decoded, or None when the route should judge it: it does not decode,
     or it might hold a key twice (a name seen twice, or any escape)."""
@@ -195,21 +147,3 @@ def _decoded(body: bytes) -> AuthorizeWire | None:
         return _decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
-
-
-async def _read(receive: Receive) -> tuple[bytes, bool]:
-    """The body, and whether it is all of it (False once it passes ``MAX_BYTES``)."""
-    message = await receive()
-    body: bytes = message.get("body", b"")
-    if message["type"] != "http.request":
-        return body, False
-    if not message.get("more_body", False):
-        return body, len(body) <= MAX_BYTES
-    chunks = [body]
-    size = len(body)
-    while message.get("more_body", False) and size <= MAX_BYTES:
-        message = await receive()
-        chunk: bytes = message.get("body", b"")
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks), size <= MAX_BYTES and not message.get("more_body", False)

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from creditledger.domain.errors import InvalidJson, InvalidRequest
+from creditledger.domain.errors import InvalidJson, InvalidRequest, UnknownField
 
 SCOPE_KEY = "creditledger.json"
 """Where the decoded body waits in the ASGI scope for a route that reads it itself."""
@@ -51,3 +51,15 @@ def decode_json(raw: bytes) -> Any:
         except RecursionError:
             raise InvalidJson("The body is nested too deeply to be read.") from None
     return value
+
+
+def usage_events(body: object) -> object:
+    """The events of a decoded ``POST /v1/usage-events`` body: ``{"events": [...]}``
+    and nothing else (each event is judged later, on its own)."""
+    if not isinstance(body, dict) or "events" not in body:
+        raise InvalidRequest('The body must be a JSON object: {"events": [...]}.', param="events")
+    extra = body.keys() - {"events"}
+    if extra:
+        name = sorted(extra)[0]
+        raise UnknownField(f"`{name}` is not a field of this request.", param=name)
+    return body["events"]

@@ -7,12 +7,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request
 
-from creditledger.domain.errors import InvalidRequest, UnknownField
 from creditledger.domain.grants import PRODUCTS, UsageScope
 from creditledger.domain.usage import MAX_AGE, MAX_AHEAD, MAX_EVENTS_PER_BATCH
 from creditledger.entrypoints.api.deps import BearerToken, Caller, Ctx, client_address
 from creditledger.entrypoints.api.group_commit import GroupCommit
-from creditledger.entrypoints.api.json_body import SCOPE_KEY
+from creditledger.entrypoints.api.json_body import SCOPE_KEY, usage_events
 from creditledger.entrypoints.api.openapi import errors
 from creditledger.entrypoints.api.schemas import (
     AuthorizeCreate,
@@ -73,17 +72,6 @@ USAGE_EVENTS_SCHEMA: dict[str, Any] = {
 }
 
 
-def _parse_batch(body: object) -> object:
-    """The events of a body that ``BodyGuard`` has already decoded."""
-    if not isinstance(body, dict) or "events" not in body:
-        raise InvalidRequest('The body must be a JSON object: {"events": [...]}.', param="events")
-    extra = body.keys() - {"events"}
-    if extra:
-        name = sorted(extra)[0]
-        raise UnknownField(f"`{name}` is not a field of this request.", param=name)
-    return body["events"]
-
-
 @router.post(
     "/v1/usage-events",
     responses=errors(401, 403),
@@ -99,11 +87,13 @@ async def post_usage_events(
 ) -> UsageBatchResult:
     """Report a batch of usage (≤ 5,000 events, ≤ 5 MB). Each event is taken or rejected
     on its own; an id seen before with the same payload is counted as a duplicate."""
-    events = _parse_batch(request.scope.get(SCOPE_KEY))
+    events = usage_events(request.scope.get(SCOPE_KEY))
     groups: GroupCommit = request.app.state.usage_groups
     written = await groups.ingest(token, client_address(request), events)
-    # After the answer: top up teams that this usage took below their threshold.
-    background.add_task(recharge_after_usage, ctx, written.top_up)
+    # After the answer: top up teams that this usage took below their threshold (one
+    # member of each group carries the group's teams; the others have nothing to check).
+    if written.top_up:
+        background.add_task(recharge_after_usage, ctx, written.top_up)
     return usage_batch_result(written.result)
 
 

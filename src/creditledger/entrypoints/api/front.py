@@ -1,0 +1,92 @@
+"""What the paths in front of the framework share.
+
+A few requests are asked so often (an authorization before every inference request, a
+usage report after it) that the framework's routing, dependencies and middleware cost
+more than their work. Each such path takes only the plainest form of its request
+(:func:`bearer_json`, :func:`read_body`) and hands every other one, body and all, to the
+documented route, so that every refusal of unusual input stays the framework's. What it
+answers goes through :func:`answer`: the same JSON, the same error bodies
+(:func:`~creditledger.entrypoints.api.errors.domain_error_response`), the same metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from creditledger.domain.errors import CreditLedgerError
+from creditledger.entrypoints.api.errors import domain_error_response, error_response
+from creditledger.entrypoints.api.metrics import observe
+
+log = logging.getLogger(__name__)
+
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+def bearer_json(headers: list[tuple[bytes, bytes]], max_bytes: int) -> str | None:
+    """The bearer token of a request with a JSON body of a declared length up to
+    ``max_bytes`` and one plain ``Authorization: Bearer <token>``; None for any other."""
+    token = None
+    json = False
+    length = -1
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, credentials = value.partition(b" ")
+            if token is not None or scheme.lower() != b"bearer" or not credentials:
+                return None
+            if not credentials.isascii() or b" " in credentials or b"\t" in credentials:
+                return None
+            token = credentials.decode()
+        elif name == b"content-type":
+            json = value.split(b";")[0].strip().lower() == b"application/json"
+        elif name == b"content-length":
+            length = int(value) if value.isdigit() and len(value) < 9 else max_bytes + 1
+        elif name == b"transfer-encoding":
+            return None
+    return token if json and 0 < length <= max_bytes else None
+
+
+async def read_body(receive: Receive, max_bytes: int) -> tuple[bytes, bool]:
+    """The body, and whether it is all of it (False once it passes ``max_bytes``)."""
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if message["type"] != "http.request":
+        return body, False
+    if not message.get("more_body", False):
+        return body, len(body) <= max_bytes
+    chunks = [body]
+    size = len(body)
+    while message.get("more_body", False) and size <= max_bytes:
+        message = await receive()
+        chunk: bytes = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks), size <= max_bytes and not message.get("more_body", False)
+
+
+async def answer(
+    scope: Scope, receive: Receive, send: Send, route: str, work: Awaitable[bytes]
+) -> int:
+    """Send what ``work`` comes to as a 200 JSON answer, or its error as the framework
+    would; count it under ``route`` (the route's template). The status sent."""
+    started = time.perf_counter()
+    try:
+        out = await work
+    except CreditLedgerError as exc:
+        response: Response = domain_error_response(exc)
+    except Exception as exc:  # as the framework's last handler answers it
+        log.exception("unhandled error", exc_info=exc)
+        response = error_response(500, "internal_error", "Something went wrong on our side.")
+    else:
+        headers = [*_JSON_HEADERS, (b"content-length", str(len(out)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": out})
+        observe(scope["method"], route, 200, time.perf_counter() - started)
+        return 200
+    await response(scope, receive, send)
+    observe(scope["method"], route, response.status_code, time.perf_counter() - started)
+    return response.status_code
