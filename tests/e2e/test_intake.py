@@ -64,6 +64,8 @@ EVENTS = int(os.environ.get("CREDITLEDGER_INTAKE_EVENTS", "50000"))
 TEAMS = 100
 ACK_WAIT = 5
 DEADLINE = 150.0
+MAX_BYTES = 64 * 1024**2
+"""The room each test's stream takes: the server sets it aside when the stream is made."""
 MODEL = "llama"
 CLI = (sys.executable, "-m", "creditledger.entrypoints.cli")
 
@@ -166,6 +168,7 @@ def _env(database_url: str, url: str, names: IntakeNames) -> dict[str, str]:
         "CREDITLEDGER_NATS_STREAM": names.stream,
         "CREDITLEDGER_NATS_CONSUMER": names.consumer,
         "CREDITLEDGER_NATS_ACK_WAIT_SECONDS": str(ACK_WAIT),
+        "CREDITLEDGER_NATS_MAX_BYTES": str(MAX_BYTES),
         "CREDITLEDGER_RUN_JOBS_IN_PROCESS": "false",
     }
 
@@ -633,7 +636,7 @@ def test_the_stream_and_the_consumer_survive_a_nats_restart_and_nothing_is_charg
     names = IntakeNames("usage", "USAGE", "creditledger")
     env = _env(database_url, own_nats.url, names)
     teams = _seed(ctx_nats)
-    limits = StreamLimits(ack_wait_seconds=ACK_WAIT)
+    limits = StreamLimits(ack_wait_seconds=ACK_WAIT, max_bytes=MAX_BYTES)
     setup_streams(own_nats.url, names, limits)
     when = datetime.now(UTC) + timedelta(seconds=1)
     before = [outgoing(names, _event(teams[n % TEAMS], f"r1-{n}", when)) for n in range(3000)]

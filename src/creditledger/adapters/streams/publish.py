@@ -86,17 +86,14 @@ async def _publish_all(js: JetStreamContext, messages: list[Outgoing]) -> Publis
         failed: list[Outgoing] = []
         for start in range(0, len(pending), IN_FLIGHT):
             window = pending[start : start + IN_FLIGHT]
-            acks = await asyncio.gather(*(_publish(js, m) for m in window), return_exceptions=True)
-            for message, ack in zip(window, acks, strict=True):
-                if isinstance(ack, PubAck):
-                    result.duplicates += bool(ack.duplicate)
-                    result.published += not ack.duplicate
-                elif isinstance(ack, nats.errors.Error | asyncio.TimeoutError):
-                    failed.append(message)
-                    if len(result.errors) < 5:
-                        result.errors.append(f"{message.subject}: {ack or type(ack).__name__}")
-                elif isinstance(ack, BaseException):
-                    raise ack
+            for message, outcome in zip(window, await _publish_window(js, window), strict=True):
+                if isinstance(outcome, PubAck):
+                    result.duplicates += bool(outcome.duplicate)
+                    result.published += not outcome.duplicate
+                    continue
+                failed.append(message)
+                if len(result.errors) < 5:
+                    result.errors.append(f"{message.subject}: {outcome}")
         if not failed:
             return result
         result.retried += len(failed)
@@ -108,7 +105,24 @@ async def _publish_all(js: JetStreamContext, messages: list[Outgoing]) -> Publis
     )
 
 
-async def _publish(js: JetStreamContext, message: Outgoing) -> PubAck:
-    headers = {"Nats-Msg-Id": message.msg_id} if message.msg_id else None
-    future = await js.publish_async(message.subject, message.body, headers=headers)
-    return await asyncio.wait_for(future, TIMEOUT_SECONDS)
+async def _publish_window(js: JetStreamContext, window: list[Outgoing]) -> list[PubAck | str]:
+    """Publish without waiting in between, then wait for the acknowledgements together
+    (a task per publish would cost more than the publish)."""
+    futures: list[asyncio.Future[PubAck]] = []
+    for message in window:
+        headers = {"Nats-Msg-Id": message.msg_id} if message.msg_id else None
+        futures.append(await js.publish_async(message.subject, message.body, headers=headers))
+    await asyncio.wait(futures, timeout=TIMEOUT_SECONDS)
+    outcomes: list[PubAck | str] = []
+    for future in futures:
+        if not future.done():
+            future.cancel()
+            outcomes.append("no acknowledgement in time")
+        elif future.exception() is not None:
+            exc = future.exception()
+            if not isinstance(exc, nats.errors.Error):
+                raise exc  # type: ignore[misc]
+            outcomes.append(str(exc) or type(exc).__name__)
+        else:
+            outcomes.append(future.result())
+    return outcomes

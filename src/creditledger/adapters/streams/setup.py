@@ -20,7 +20,6 @@ TIMEOUT_SECONDS = 10.0
 MAX_EVENT_BYTES = 64 * 1024
 """The largest usage event a message may carry (one event is well under 2 KB)."""
 REJECTED_MAX_AGE_SECONDS = 30 * 24 * 3600
-REJECTED_MAX_BYTES = 1024**3
 SYNC_ALWAYS_SINCE = (2, 10)
 """The first nats-server that takes ``jetstream { sync_interval: always }``."""
 
@@ -66,7 +65,8 @@ def usage_stream(names: IntakeNames, limits: StreamLimits) -> api.StreamConfig:
 
 
 def rejected_stream(names: IntakeNames, limits: StreamLimits) -> api.StreamConfig:
-    """Refused messages with their codes, for operators: kept 30 days."""
+    """Refused messages with their codes, for operators: kept 30 days, in an eighth of
+    the usage stream's room (the server sets aside each stream's bytes when it is made)."""
     return api.StreamConfig(
         name=names.rejected_stream,
         description="creditledger usage events refused, with their codes",
@@ -74,7 +74,7 @@ def rejected_stream(names: IntakeNames, limits: StreamLimits) -> api.StreamConfi
         retention=api.RetentionPolicy.LIMITS,
         storage=api.StorageType.FILE,
         discard=api.DiscardPolicy.OLD,
-        max_bytes=REJECTED_MAX_BYTES,
+        max_bytes=max(1024**2, limits.max_bytes // 8),
         max_msgs=-1,
         max_age=float(REJECTED_MAX_AGE_SECONDS),
         max_msg_size=MAX_EVENT_BYTES + 4096,
