@@ -1,7 +1,7 @@
 """Usage intake from a stream: the publish contract and what a message must be.
 
 A gateway publishes one usage event per message, on ``<prefix>.events.<team_id>``, with
-the JSON of the event (API.md) as the body and ``Nats-Msg-Id: <team_id>:<event id>``.
+the JSON of the event (docs/api.md) as the body and ``Nats-Msg-Id: <team_id>:<event id>``.
 The id is team-qualified because the stream drops a repeated ``Nats-Msg-Id`` whatever
 its subject, while event ids are unique per team only: two teams' events with one id
 must both be kept (docs/decisions/0026).
