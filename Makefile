@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export CREDITLEDGER_DATABASE_URL ?= sqlite:///./creditledger.db
 PORT ?= 8000
 
-.PHONY: install run test soak check format lint typecheck contracts fuzz-api bench bench-pdf bench-invoices clean
+.PHONY: install run test soak check format lint typecheck contracts fuzz-api bench bench-pdf bench-invoices bench-intake clean
 
 $(BIN)/creditledger: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,9 @@ bench-pdf: install  ## invoice PDF render time, 1 and 1,000 lines; results land 
 
 bench-invoices: install  ## the invoices job over 10,000 teams, SQLite and PostgreSQL; results land in bench/results/
 	$(BIN)/python bench/invoices.py $(BENCH_ARGS)
+
+bench-intake: install  ## usage intake on NATS (1 and 2 consume workers, a burst) beside the HTTP batch path and C_batch; results land in bench/results/
+	$(BIN)/python bench/intake.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache creditledger.db*
