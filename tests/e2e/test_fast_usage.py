@@ -101,7 +101,7 @@ def test_the_fast_path_answers_as_the_route_does(
 ) -> None:
     fast = _answers(client, _cases(platform, ctx))
     assert len(answered_fast) == 5  # the plain ones that were charged
-    monkeypatch.setattr(fast_usage, "DECODE_ON_LOOP_BYTES", 0)  # everything to the route
+    monkeypatch.setattr(fast_usage.UsageFastPath, "max_bytes", 0)  # everything to the route
     routed = _answers(client, _cases(platform, ctx))
     assert len(answered_fast) == 5
     assert fast == routed
@@ -114,7 +114,7 @@ def test_the_charge_is_the_same_either_way(
     balances = []
     for name in ("fast", "route"):
         if name == "route":
-            monkeypatch.setattr(fast_usage, "DECODE_ON_LOOP_BYTES", 0)
+            monkeypatch.setattr(fast_usage.UsageFastPath, "max_bytes", 0)
         team = platform.team().team_id
         platform.promo(team, "1.00")
         for n in range(3):

@@ -20,13 +20,12 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope
 
 from creditledger.domain.grants import UsageScope
 from creditledger.domain.money import format_amount
 from creditledger.entrypoints.api.deps import client_of
-from creditledger.entrypoints.api.front import answer, bearer_json, read_body
-from creditledger.entrypoints.api.limits import replay
+from creditledger.entrypoints.api.front import PostInFront
 from creditledger.entrypoints.api.schemas import instant
 from creditledger.services.authorize import Authorizer, Decision
 
@@ -95,33 +94,25 @@ def encode_answer(decision: Decision) -> bytes:
     )
 
 
-class AuthorizeFastPath:
+class AuthorizeFastPath(PostInFront[AuthorizeWire]):
     """The front of the application: answers the plain authorizations itself and
     hands every other request to ``app`` (the framework's whole stack)."""
 
+    path = PATH
+    max_bytes = MAX_BYTES
+
     def __init__(self, app: ASGIApp, authorizer: Authorizer) -> None:
-        self.app = app
+        super().__init__(app)
         self.authorizer = authorizer
         self._encoded: dict[str, tuple[Decision, bytes]] = {}
         """Each team's last answer, reused while the authorizer answers with the same
         decision (it keeps one per team and usage while nothing it depends on moves)."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        token = bearer_json(scope["headers"], MAX_BYTES)
-        if token is None:
-            await self.app(scope, receive, send)
-            return
-        body, complete = await read_body(receive, MAX_BYTES)
-        wire = _decoded(body) if complete else None
-        if wire is None:
-            await self.app(scope, replay(body, receive, more=not complete), send)
-            return
-        await answer(scope, receive, send, PATH, self._answer(scope, token, wire))
+    def decode(self, body: bytes) -> AuthorizeWire | None:
+        return _decoded(body)
 
-    async def _answer(self, scope: Scope, token: str, wire: AuthorizeWire) -> bytes:
+    async def work(self, scope: Scope, token: str, decoded: AuthorizeWire) -> bytes:
+        wire = decoded
         usage = UsageScope(wire.product, wire.model, wire.gpu)
         args = (token, client_of(scope), wire.team_id, usage, wire.request_id, wire.estimate)
         authorizer = self.authorizer

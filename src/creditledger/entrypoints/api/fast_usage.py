@@ -21,10 +21,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from creditledger.domain.errors import CreditLedgerError
 from creditledger.entrypoints.api.deps import client_of
-from creditledger.entrypoints.api.front import answer, bearer_json, read_body
+from creditledger.entrypoints.api.front import PostInFront, answer
 from creditledger.entrypoints.api.group_commit import GroupCommit, Written
 from creditledger.entrypoints.api.json_body import decode_json, usage_events
-from creditledger.entrypoints.api.limits import DECODE_ON_LOOP_BYTES, replay
+from creditledger.entrypoints.api.limits import DECODE_ON_LOOP_BYTES
 from creditledger.entrypoints.api.schemas import usage_batch_result
 from creditledger.services.context import Context
 from creditledger.services.recharge import recharge_after_usage
@@ -34,30 +34,26 @@ log = logging.getLogger(__name__)
 PATH = "/v1/usage-events"
 
 
-class UsageFastPath:
+class UsageFastPath(PostInFront[list[object]]):
     """Answers the plain small usage POSTs itself and hands every other request to
     ``app``."""
 
+    path = PATH
+    max_bytes = DECODE_ON_LOOP_BYTES
+
     def __init__(self, app: ASGIApp, ctx: Context, groups: GroupCommit) -> None:
-        self.app = app
+        super().__init__(app)
         self.ctx = ctx
         self.groups = groups
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        token = bearer_json(scope["headers"], DECODE_ON_LOOP_BYTES)
-        if token is None:
-            await self.app(scope, receive, send)
-            return
-        body, complete = await read_body(receive, DECODE_ON_LOOP_BYTES)
-        events = _events(body) if complete else None
-        if events is None:
-            await self.app(scope, replay(body, receive, more=not complete), send)
-            return
+    def decode(self, body: bytes) -> list[object] | None:
+        return _events(body)
+
+    async def handle(
+        self, scope: Scope, receive: Receive, send: Send, token: str, decoded: list[object]
+    ) -> None:
         written: list[Written] = []
-        await answer(scope, receive, send, PATH, self._charge(scope, token, events, written))
+        await answer(scope, receive, send, PATH, self._charge(scope, token, decoded, written))
         if written and written[0].top_up:  # after the answer, as the route's background task
             try:
                 await run_in_threadpool(recharge_after_usage, self.ctx, written[0].top_up)

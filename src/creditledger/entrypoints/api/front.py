@@ -14,17 +14,61 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable
+from typing import Generic, TypeVar
 
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from creditledger.domain.errors import CreditLedgerError
 from creditledger.entrypoints.api.errors import domain_error_response, error_response
+from creditledger.entrypoints.api.limits import replay
 from creditledger.entrypoints.api.metrics import observe
 
 log = logging.getLogger(__name__)
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+
+T = TypeVar("T")
+
+
+class PostInFront(Generic[T]):
+    """A ``POST`` route whose plain requests are answered here: a bearer token, a JSON
+    body up to ``max_bytes`` that :meth:`decode` reads exactly as the route would. Every
+    other request, body and all, goes on to ``app`` (the framework's whole stack)."""
+
+    path: str
+    max_bytes: int
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        token = bearer_json(scope["headers"], self.max_bytes)
+        if token is None:
+            await self.app(scope, receive, send)
+            return
+        body, complete = await read_body(receive, self.max_bytes)
+        decoded = self.decode(body) if complete else None
+        if decoded is None:
+            await self.app(scope, replay(body, receive, more=not complete), send)
+            return
+        await self.handle(scope, receive, send, token, decoded)
+
+    def decode(self, body: bytes) -> T | None:
+        """The body as the route would read it; None when the route should judge it."""
+        raise NotImplementedError
+
+    async def handle(
+        self, scope: Scope, receive: Receive, send: Send, token: str, decoded: T
+    ) -> None:
+        await answer(scope, receive, send, self.path, self.work(scope, token, decoded))
+
+    async def work(self, scope: Scope, token: str, decoded: T) -> bytes:
+        """The answer's JSON."""
+        raise NotImplementedError
 
 
 def bearer_json(headers: list[tuple[bytes, bytes]], max_bytes: int) -> str | None:
