@@ -533,9 +533,9 @@ def test_streams_setup_is_idempotent_and_says_what_durability_it_can_not_check(
     assert "warning:" in again.stderr and "sync" in again.stderr
     info = _jetstream(nats_url, lambda js: js.stream_info(names.stream))
     assert info.config.subjects == [names.events]
-    assert info.config.storage.value == "file"
-    assert info.config.retention.value == "workqueue"
-    assert info.config.discard.value == "new"
+    assert info.config.storage == "file"
+    assert info.config.retention == "workqueue"
+    assert info.config.discard == "new"
     assert info.config.duplicate_window == 120
 
 
