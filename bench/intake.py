@@ -1,5 +1,5 @@
 """Usage intake on NATS JetStream: from publish to committed charge, beside the HTTP
-batch path and C_batch measured in the same run (docs/decisions/0026).
+batch path and C_batch measured in the same run (docs/decisions/0025).
 
     .venv/bin/python bench/intake.py             # full run, ~4 minutes
     .venv/bin/python bench/intake.py --quick     # one short run per figure

@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     """When set, rate-limit counters live in Redis and are shared by all processes."""
 
-    # Usage intake on NATS JetStream (docs/decisions/0026): unset, nothing uses NATS.
+    # Usage intake on NATS JetStream (docs/decisions/0025): unset, nothing uses NATS.
     nats_url: str | None = None
     """``nats://host:4222`` (several separated by commas, for a cluster): where gateways
     publish usage and ``creditledger consume`` takes it from."""

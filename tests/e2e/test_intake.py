@@ -1,4 +1,4 @@
-"""Usage intake on NATS JetStream with real processes (docs/decisions/0026): gateways
+"""Usage intake on NATS JetStream with real processes (docs/decisions/0025): gateways
 publish, `creditledger consume` workers share one durable consumer, and whatever dies
 (a worker by kill -9, the NATS server itself) every event is charged exactly once.
 

@@ -4,7 +4,7 @@ A gateway publishes one usage event per message, on ``<prefix>.events.<team_id>`
 the JSON of the event (docs/api.md) as the body and ``Nats-Msg-Id: <team_id>:<event id>``.
 The id is team-qualified because the stream drops a repeated ``Nats-Msg-Id`` whatever
 its subject, while event ids are unique per team only: two teams' events with one id
-must both be kept (docs/decisions/0026).
+must both be kept (docs/decisions/0025).
 """
 
 from __future__ import annotations

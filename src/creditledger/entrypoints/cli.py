@@ -213,7 +213,7 @@ def verify() -> None:
     typer.echo("ledger ok: I1 I2 I3 I4 I5 I6 I7 I8 I9 hold")
 
 
-# Usage intake on NATS (docs/decisions/0026). nats-py is imported by these commands
+# Usage intake on NATS (docs/decisions/0025). nats-py is imported by these commands
 # only: without CREDITLEDGER_NATS_URL nothing else touches it.
 
 

@@ -1,5 +1,5 @@
 """Usage taken from a stream (``creditledger consume``): the same charge as
-``POST /v1/usage-events``, a fetched batch at a time (docs/decisions/0026).
+``POST /v1/usage-events``, a fetched batch at a time (docs/decisions/0025).
 
 A batch is charged in one transaction by ``services.usage.ingest_together``; only after
 its commit are its refused messages kept with their codes and the batch acknowledged.

@@ -1,1 +1,1 @@
-"""Usage intake on NATS JetStream (docs/decisions/0026)."""
+"""Usage intake on NATS JetStream (docs/decisions/0025)."""

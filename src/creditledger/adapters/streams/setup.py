@@ -1,6 +1,6 @@
 """``creditledger streams setup``: the usage stream, the rejected stream and the shared
 consumer, made or brought to this configuration (idempotent), and what can be told of
-the server's durability (docs/decisions/0026)."""
+the server's durability (docs/decisions/0025)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def usage_stream(names: IntakeNames, limits: StreamLimits) -> api.StreamConfig:
     limit: usage leaves the stream by being charged or rejected, not by waiting."""
     return api.StreamConfig(
         name=names.stream,
-        description="creditledger usage events (docs/decisions/0026)",
+        description="creditledger usage events (docs/decisions/0025)",
         subjects=[names.events],
         retention=api.RetentionPolicy.WORK_QUEUE,
         storage=api.StorageType.FILE,
