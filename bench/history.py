@@ -414,9 +414,10 @@ def main() -> None:
     deep_page = DEEP_PAGE
     bench = Bench(args)
     began = time.monotonic()
+    load_at_start = c.machine_load()[0]
     print(
         f"history: {rows:,} rows; {args.runs} run(s) of {args.seconds:.1f} s per figure after "
-        f"{bench.warmup} warm-up; load average {c.machine_load()[0]:.1f}",
+        f"{bench.warmup} warm-up; load average {load_at_start:.1f}",
         flush=True,
     )
     f = bench.figures
@@ -519,7 +520,8 @@ def main() -> None:
     print("summary (medians)")
     print("\n".join(lines))
     took_all = time.monotonic() - began
-    print(f"took {took_all:.0f} s; load average now {c.machine_load()[0]:.1f}")
+    load_at_end = c.machine_load()[0]
+    print(f"took {took_all:.0f} s; load average now {load_at_end:.1f}")
     path = c.record(
         "history",
         {
@@ -533,11 +535,13 @@ def main() -> None:
                 "rate": args.rate,
                 "page": PAGE,
                 "deep_page": deep_page,
+                "goal_p99_ratio": GOAL_P99_RATIO,
             },
             "figures": f,
             "checks": checks,
             "summary": lines,
             "took_s": took_all,
+            "load_average": {"start": load_at_start, "end": load_at_end},
         },
     )
     print(f"recorded {path}")
