@@ -15,26 +15,19 @@ so the answers are the route's (an agreement test sends the same requests both w
 
 from __future__ import annotations
 
-import logging
 import re
-import time
 
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from creditledger.domain.accounts import Principal
-from creditledger.domain.errors import CreditLedgerError
 from creditledger.domain.history import HistoryFilter
 from creditledger.entrypoints.api.deps import client_of
-from creditledger.entrypoints.api.errors import domain_error_response, error_response
-from creditledger.entrypoints.api.metrics import observe
+from creditledger.entrypoints.api.front import answer
 from creditledger.entrypoints.api.schemas import history_page_json
 from creditledger.services.authorize import Authorizer
 from creditledger.services.context import Context
 from creditledger.services.history import HistoryPage, credit_history
-
-log = logging.getLogger(__name__)
 
 ROUTE = "/v1/teams/{team_id}/credit-history"
 _PREFIX = "/v1/teams/"
@@ -45,7 +38,6 @@ _LIMIT = re.compile(rb"[1-9][0-9]{0,2}")
 _CURSOR = re.compile(rb"[A-Za-z0-9_-]{1,200}")
 _TOKEN = re.compile(rb"[\x21-\x7e]{1,200}")
 _NO_FILTER = HistoryFilter()
-_JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 class HistoryFastPath:
@@ -63,22 +55,9 @@ class HistoryFastPath:
             await self.app(scope, receive, send)
             return
         token, team_id, limit, cursor = plain
-        started = time.perf_counter()
-        try:
-            out = await self._answer(scope, token, team_id, limit, cursor)
-        except CreditLedgerError as exc:
-            response: Response = domain_error_response(exc)
-        except Exception as exc:  # as the framework's last handler answers it
-            log.exception("unhandled error", exc_info=exc)
-            response = error_response(500, "internal_error", "Something went wrong on our side.")
-        else:
-            headers = [*_JSON_HEADERS, (b"content-length", str(len(out)).encode())]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": out})
-            observe("GET", ROUTE, 200, time.perf_counter() - started)
-            return
-        await response(scope, receive, send)
-        observe("GET", ROUTE, response.status_code, time.perf_counter() - started)
+        await answer(
+            scope, receive, send, ROUTE, self._answer(scope, token, team_id, limit, cursor)
+        )
 
     async def _answer(
         self, scope: Scope, token: str, team_id: str, limit: int, cursor: str | None

@@ -1,7 +1,7 @@
 """What the paths in front of the framework share.
 
 A few requests are asked so often (an authorization before every inference request, a
-usage report after it) that the framework's routing, dependencies and middleware cost
+usage report after it, a page of credit history) that the framework's routing, dependencies and middleware cost
 more than their work. Each such path takes only the plainest form of its request
 (:func:`bearer_json`, :func:`read_body`) and hands every other one, body and all, to the
 documented route, so that every refusal of unusual input stays the framework's. What it
