@@ -1,12 +1,13 @@
 """What the paths in front of the framework share.
 
 A few requests are asked so often (an authorization before every inference request, a
-usage report after it, a page of credit history) that the framework's routing, dependencies and middleware cost
-more than their work. Each such path takes only the plainest form of its request
-(:func:`bearer_json`, :func:`read_body`) and hands every other one, body and all, to the
-documented route, so that every refusal of unusual input stays the framework's. What it
-answers goes through :func:`answer`: the same JSON, the same error bodies
-(:func:`~creditledger.entrypoints.api.errors.domain_error_response`), the same metrics.
+usage report after it, a page of credit history) that the framework's routing,
+dependencies and middleware cost more than their work. Each such path takes only the
+plainest form of its request (:func:`bearer_json`, :func:`read_body`) and hands every
+other one, body and all, to the documented route, so that every refusal of unusual input
+stays the framework's. What it answers goes through :func:`answer`: the same JSON, the
+same error bodies (:func:`~creditledger.entrypoints.api.errors.domain_error_response`),
+the same metrics.
 """
 
 from __future__ import annotations
