@@ -236,3 +236,24 @@ def test_a_decision_kept_in_memory_follows_the_holds_and_the_clock(
         "insufficient_credits",
         0,
     )
+
+
+def test_teams_due_for_renewal_together_are_renewed_in_one_read(
+    client: TestClient, ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    platform = Platform.on(client, ctx)
+    platform.put_prices(price("llama", "tokens", "0.01"))
+    teams = [platform.team().team_id for _ in range(3)]
+    monkeypatch.setattr(authorize, "RENEW_SECONDS", 0.05)
+    authorizer = Authorizer(ctx, lambda _: _LiveFeed())
+    reads: list[list[str]] = []
+    monkeypatch.setattr(authorizer, "_reload_many", reads.append)
+    token = platform.service
+    for team_id in teams:
+        authorizer.request(token, None, team_id, LLAMA)
+    time.sleep(0.06)
+    for team_id in teams:  # each decision finds its team due for renewal
+        assert authorizer.in_memory(token, team_id)
+    until(lambda: bool(reads))
+    assert [sorted(r) for r in reads] == [sorted(teams)]  # gathered: one read for all
+    authorizer.close()

@@ -169,6 +169,9 @@ TRUST_SECONDS = 10.0
 """The bounded periodic check: a team read longer ago than this is read again even
 when no notice came, so a lost notice can only delay a change, never hide it."""
 RENEW_SECONDS = 0.8 * TRUST_SECONDS
+RENEW_GATHER_SECONDS = 0.5
+"""How long the first renewal waits for the others: teams read together come due
+together, and one read of their revisions renews them all."""
 STALE_SECONDS = 0.1
 """How long a decision without a hold may still use a team that a notice marked
 changed while its refresh is read in the background: the staleness bound. A decision
@@ -211,6 +214,8 @@ class Authorizer:
         self._lock = threading.Lock()
         self._local = ctx.settings.redis_url is None
         self._refresh: set[str] = set()
+        self._renewals: set[str] = set()
+        """Teams near the end of their trust, renewed together after a short gathering."""
         self._refresh_wanted = threading.Condition(self._lock)
         self._closed = False
         self.feed = None if feed is None else feed(self.changed)
@@ -281,12 +286,20 @@ class Authorizer:
         :data:`REFRESH_BATCH` at a time in one read each of teams, grants and prices."""
         while True:
             with self._lock:
-                while not self._refresh and not self._closed:
+                while not self._refresh and not self._renewals and not self._closed:
                     self._refresh_wanted.wait()
+                if not self._refresh and not self._closed:
+                    # Only renewals: they have until their trust runs out, so the teams
+                    # read together are renewed together, in one read, not one by one.
+                    self._refresh_wanted.wait(RENEW_GATHER_SECONDS)
                 if self._closed:
                     return
                 team_ids = [
                     self._refresh.pop() for _ in range(min(REFRESH_BATCH, len(self._refresh)))
+                ]
+                team_ids += [
+                    self._renewals.pop()
+                    for _ in range(min(REFRESH_BATCH - len(team_ids), len(self._renewals)))
                 ]
             try:
                 self._reload_many(team_ids)
@@ -389,8 +402,9 @@ class Authorizer:
                 current = self._fresh.get(fresh.team.id)
                 if current is fresh:
                     self._fresh[fresh.team.id] = replace(fresh, renewing=True)
-                    self._refresh.add(fresh.team.id)
-                    self._refresh_wanted.notify()
+                    if not self._renewals:  # the refresher gathers the ones that follow
+                        self._refresh_wanted.notify()
+                    self._renewals.add(fresh.team.id)
         return age < TRUST_SECONDS
 
     def known_principal(self, token: str | None, client: str | None) -> Principal | None:
