@@ -163,6 +163,30 @@ def record(name: str, figures: dict[str, Any]) -> Path:
     return path
 
 
+def finish(
+    name: str, began: float, lines: list[str], settings: dict[str, Any], **recorded: Any
+) -> Path:
+    """End a benchmark: print its summary and how long it took, and record the settings,
+    the figures (``recorded``), the summary, the time and the machine's load at the end."""
+    print("summary (medians)")
+    print("\n".join(lines))
+    took = time.monotonic() - began
+    load = machine_load()[0]
+    print(f"took {took:.0f} s; load average now {load:.1f}")
+    path = record(
+        name,
+        {
+            "settings": settings,
+            **recorded,
+            "summary": lines,
+            "took_s": took,
+            "load_average_at_end": load,
+        },
+    )
+    print(f"recorded {path}")
+    return path
+
+
 # --- figures -------------------------------------------------------------------------
 
 

@@ -465,28 +465,21 @@ def main() -> None:
             f"   goal ≤ {GOAL_STALENESS_MS:.0f} ms: "
             f"{c.verdict(f[f'{backend}_staleness']['median'], GOAL_STALENESS_MS, False)}",
         ]
-    print("summary (medians)")
-    print("\n".join(lines))
-    took = time.monotonic() - began
-    print(f"took {took:.0f} s; load average now {c.machine_load()[0]:.1f}")
-    path = c.record(
+    c.finish(
         "authorize",
+        began,
+        lines,
         {
-            "settings": {
-                "quick": args.quick,
-                "runs": args.runs,
-                "seconds": args.seconds,
-                "warmup": bench.warmup,
-                "rate_1conn": args.rate,
-                "teams": TEAMS,
-                "http": c.http_implementation(),
-            },
-            "figures": f,
-            "summary": lines,
-            "took_s": took,
+            "quick": args.quick,
+            "runs": args.runs,
+            "seconds": args.seconds,
+            "warmup": bench.warmup,
+            "rate_1conn": args.rate,
+            "teams": TEAMS,
+            "http": c.http_implementation(),
         },
+        figures=f,
     )
-    print(f"recorded {path}")
 
 
 if __name__ == "__main__":

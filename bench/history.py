@@ -517,34 +517,26 @@ def main() -> None:
         f"{growth:.1f} MB   goal ≤ {GOAL_EXPORT_RSS_MB:.0f} MB: "
         f"{c.verdict(growth, GOAL_EXPORT_RSS_MB, False)}"
     )
-    print("summary (medians)")
-    print("\n".join(lines))
-    took_all = time.monotonic() - began
-    load_at_end = c.machine_load()[0]
-    print(f"took {took_all:.0f} s; load average now {load_at_end:.1f}")
-    path = c.record(
+    c.finish(
         "history",
+        began,
+        lines,
         {
-            "settings": {
-                "quick": args.quick,
-                "rows": rows,
-                "export_rows": export_rows,
-                "runs": args.runs,
-                "seconds": args.seconds,
-                "warmup": bench.warmup,
-                "rate": args.rate,
-                "page": PAGE,
-                "deep_page": deep_page,
-                "goal_p99_ratio": GOAL_P99_RATIO,
-            },
-            "figures": f,
-            "checks": checks,
-            "summary": lines,
-            "took_s": took_all,
-            "load_average": {"start": load_at_start, "end": load_at_end},
+            "quick": args.quick,
+            "rows": rows,
+            "export_rows": export_rows,
+            "runs": args.runs,
+            "seconds": args.seconds,
+            "warmup": bench.warmup,
+            "rate": args.rate,
+            "page": PAGE,
+            "deep_page": deep_page,
+            "goal_p99_ratio": GOAL_P99_RATIO,
         },
+        figures=f,
+        checks=checks,
+        load_average_at_start=load_at_start,
     )
-    print(f"recorded {path}")
 
 
 if __name__ == "__main__":

@@ -645,31 +645,24 @@ def main() -> None:
             f"  server peak RSS, largest worker: {peak:.0f} MB   goal ≤ {GOAL_RSS_MB} MB: "
             f"{c.verdict(peak, GOAL_RSS_MB, higher_is_better=False)}"
         )
-    print("summary (medians)")
-    print("\n".join(lines))
-    took = time.monotonic() - began
-    print(f"took {took:.0f} s; load average now {c.machine_load()[0]:.1f}")
-    path = c.record(
+    c.finish(
         "ingest",
+        began,
+        lines,
         {
-            "settings": {
-                "quick": args.quick,
-                "runs": args.runs,
-                "seconds": args.seconds,
-                "warmup": bench.warmup,
-                "batch": BATCH,
-                "teams": TEAMS,
-                "http_connections": HTTP_CONNECTIONS,
-                "single_connections": SINGLE_CONNECTIONS,
-                "http": c.http_implementation(),
-            },
-            "figures": bench.figures,
-            "checks": bench.checks,
-            "summary": lines,
-            "took_s": took,
+            "quick": args.quick,
+            "runs": args.runs,
+            "seconds": args.seconds,
+            "warmup": bench.warmup,
+            "batch": BATCH,
+            "teams": TEAMS,
+            "http_connections": HTTP_CONNECTIONS,
+            "single_connections": SINGLE_CONNECTIONS,
+            "http": c.http_implementation(),
         },
+        figures=bench.figures,
+        checks=bench.checks,
     )
-    print(f"recorded {path}")
 
 
 if __name__ == "__main__":

@@ -408,31 +408,24 @@ def run() -> None:
             f"  sync_interval always: publish {slow / fast:.2f} × the default server's, "
             f"intake with 2 workers {sync_ratio:.2f} ×"
         )
-    print("summary (medians)")
-    print("\n".join(lines))
-    took = time.monotonic() - began
-    print(f"took {took:.0f} s; load average now {c.machine_load()[0]:.1f}")
-    path = c.record(
+    c.finish(
         "intake",
+        began,
+        lines,
         {
-            "settings": {
-                "quick": args.quick,
-                "runs": args.runs,
-                "seconds": args.seconds,
-                "warmup": bench.warmup,
-                "events": args.events,
-                "burst": args.burst,
-                "teams": TEAMS,
-                "nats": args.nats_url,
-                "sync_server": args.sync_server,
-            },
-            "figures": bench.figures,
-            "checks": bench.checks,
-            "summary": lines,
-            "took_s": took,
+            "quick": args.quick,
+            "runs": args.runs,
+            "seconds": args.seconds,
+            "warmup": bench.warmup,
+            "events": args.events,
+            "burst": args.burst,
+            "teams": TEAMS,
+            "nats": args.nats_url,
+            "sync_server": args.sync_server,
         },
+        figures=bench.figures,
+        checks=bench.checks,
     )
-    print(f"recorded {path}")
 
 
 if __name__ == "__main__":
