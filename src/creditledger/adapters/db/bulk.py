@@ -94,7 +94,7 @@ def select_pairs(
         return []
     a, b = columns
     if is_postgres(conn):
-        firsts, firsts_param = _array(next(zip(*pairs, strict=True)), "text")
+        firsts, firsts_param = _array([p[0] for p in pairs], "text")
         seconds, seconds_param = _array([p[1] for p in pairs], "text")
         with _driver(conn).cursor() as cur:
             cur.execute(
