@@ -66,8 +66,12 @@ async def get_known_principal(
     and then remembered while the authorizer may trust its memory
     (docs/decisions/0023)."""
     token = credentials.credentials if credentials else None
-    client = client_address(request)
-    authorizer: Authorizer = request.app.state.authorizer
+    return await principal_of(request.app.state.authorizer, token, client_address(request))
+
+
+async def principal_of(authorizer: Authorizer, token: str | None, client: str | None) -> Principal:
+    """The token's principal from the authorizer's memory, or read in the thread pool
+    (and then remembered while the authorizer may trust its memory)."""
     principal = authorizer.known_principal(token, client)
     if principal is None:
         principal = await run_in_threadpool(authorizer.authenticate, token, client)

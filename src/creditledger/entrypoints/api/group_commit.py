@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from creditledger.domain.accounts import Principal
 from creditledger.domain.errors import CreditLedgerError
 from creditledger.domain.usage import MAX_EVENTS_PER_BATCH
+from creditledger.entrypoints.api.deps import principal_of
 from creditledger.services.authorize import Authorizer
 from creditledger.services.context import Context
 from creditledger.services.usage import IngestResult, ingest_together, ingest_usage
@@ -59,9 +60,7 @@ class GroupCommit:
         """The batch's result once the commit that stored it is done: in a group when
         it is small, on its own otherwise. The gateway's token is known from memory when
         the authorizer has it (no read, no thread)."""
-        principal = self.authorizer.known_principal(token, client)
-        if principal is None:
-            principal = await run_in_threadpool(self.authorizer.authenticate, token, client)
+        principal = await principal_of(self.authorizer, token, client)
         if not isinstance(events, list) or len(events) > SMALL_BATCH:
             result = await run_in_threadpool(ingest_usage, self.ctx, principal, events)
             return Written(result, result.charged_teams)
