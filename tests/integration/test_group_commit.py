@@ -12,6 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from creditledger.domain.errors import ServiceUnavailable
+from creditledger.domain.money import dollars
+from creditledger.domain.recharge import AutoRecharge
 from creditledger.entrypoints.api import fast_usage, group_commit
 from creditledger.entrypoints.api.routes import usage as usage_routes
 from creditledger.services import usage
@@ -116,18 +118,25 @@ def test_a_failed_group_answers_every_member_with_the_truth_and_stores_none(
     assert stored["available"]["total"] == "1.00"
 
 
-def test_the_recharge_check_runs_once_per_group_for_all_its_teams(
+def test_the_recharge_check_runs_once_per_group_for_its_recharging_teams(
     client: TestClient, ctx: Context, platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     teams = [platform.team().team_id for _ in range(5)]
     for team in teams:
         platform.promo(team, "1.00")
+    recharging = set(teams[:2])
+    with ctx.uow() as uow:
+        for team in recharging:
+            uow.recharges.save_settings(
+                team, AutoRecharge(True, dollars("0.10"), dollars("20")), ctx.clock.now()
+            )
+        uow.commit()
     checked: list[set[str]] = []
-    groups: list[int] = []
+    groups: list[set[str]] = []
     together = usage.ingest_together
 
     def counted(ctx: Context, batches: Any) -> Any:
-        groups.append(len(batches))
+        groups.append({e["team_id"] for _, events in batches for e in events})
         return together(ctx, batches)
 
     def check(_: Context, team_ids: Any) -> int:
@@ -141,5 +150,9 @@ def test_the_recharge_check_runs_once_per_group_for_all_its_teams(
     now = ctx.clock.now()
     singles = [[event(teams[n % 5], f"r{n}", now, requests=1)] for n in range(60)]
     assert {a.status_code for a in _post_all(client, platform.service, singles)} == {200}
-    assert len(checked) == len(groups)  # one check per commit…
-    assert set().union(*checked) == set(teams)  # …covering every team it charged
+    # One check per commit that charged a team with auto-recharge on, for those teams;
+    # none for a commit that charged only teams without it.
+    assert sorted(map(sorted, checked)) == sorted(
+        sorted(g & recharging) for g in groups if g & recharging
+    )
+    assert set().union(*checked) == recharging

@@ -34,6 +34,7 @@ from creditledger.domain.accounts import BillingMode, Member, Principal, Role, T
 from creditledger.domain.audit import AuditEvent, AuditFilter
 from creditledger.domain.money import Nanos
 from creditledger.domain.promo_codes import PromoCode
+from creditledger.domain.usage import UsageLocks
 from creditledger.services.context import Context
 from creditledger.services.ports import (
     Grants,
@@ -118,11 +119,14 @@ class FakeTeams:
     def revisions_with_price_version(self, team_ids: Sequence[str]) -> tuple[dict[str, int], int]:
         return {i: team.revision for i, team in self.lock_many(team_ids).items()}, 0
 
-    def lock_many_with_price_version(
-        self, team_ids: Sequence[str]
-    ) -> tuple[dict[str, Team], int | None]:
+    def lock_for_usage(self, team_ids: Sequence[str]) -> UsageLocks:
         teams = self.lock_many(team_ids)
-        return teams, (0 if teams else None)  # the fake holds no price book
+        return UsageLocks(
+            teams=teams,
+            price_version=0 if teams else None,  # the fake holds no price book
+            watched=frozenset(),  # the fake holds no webhooks
+            recharging=frozenset(),  # nor auto-recharge settings
+        )
 
     def lock_many(self, team_ids: Sequence[str]) -> dict[str, Team]:
         return {i: self.state.teams[i] for i in sorted(set(team_ids)) if i in self.state.teams}

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from creditledger.domain.accounts import Team
 from creditledger.domain.errors import EventError
 from creditledger.domain.grants import PRODUCTS, UsageScope
 from creditledger.domain.money import Nanos
@@ -174,3 +175,17 @@ def fingerprint(
     parts = [product, model, gpu or "", str((timestamp - _EPOCH) // _MICROSECOND)]
     parts += [f"{m}={q}" for m, q in sorted(quantities.items())]
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class UsageLocks:
+    """A usage batch's teams, locked, and what was read with them."""
+
+    teams: dict[str, Team]
+    """The teams that exist among those asked for."""
+    price_version: int | None
+    """The newest price book version id (None when no team exists)."""
+    watched: frozenset[str]
+    """Those with a live notification webhook (as ``Notices.teams_with_webhooks``)."""
+    recharging: frozenset[str]
+    """Those with auto-recharge on (as ``Recharges.enabled_among``)."""

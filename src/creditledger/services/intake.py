@@ -56,6 +56,8 @@ class BatchReport:
     lag: int = 0
     """Messages still waiting in the stream after this batch."""
     charged_teams: set[str] = field(default_factory=set)
+    recharging: set[str] = field(default_factory=set)
+    """The charged teams with auto-recharge on."""
     seconds: float = 0.0
     failed: str | None = None
     """Why the batch was not charged (it comes again); None when it was."""
@@ -91,6 +93,7 @@ def charge_deliveries(
         report.accepted += outcome.accepted
         report.duplicates += outcome.duplicates
         report.charged_teams |= outcome.charged_teams
+        report.recharging |= outcome.recharging
         report.rejected += [
             Rejected(carried[start + r.index], r.code, r.message) for r in outcome.rejected
         ]
@@ -123,7 +126,7 @@ def take_batch(
     source.reject(report.rejected)
     source.ack(deliveries)
     report.seconds = time.perf_counter() - started
-    recharge_after_usage(ctx, report.charged_teams)
+    recharge_after_usage(ctx, report.recharging)
     return report
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -93,14 +93,18 @@ def low_balance_after(
     before: dict[str, list[Grant]],
     now: datetime,
     written_off: Mapping[str, Nanos] | None = None,
+    watched: Collection[str] | None = None,
 ) -> int:
     """``balance.low`` for the teams whose available credit fell below their threshold
     in ``uow``: ``before`` holds their grants as read under their lock before the change
     (and ``written_off`` what an expiry took that ``before`` no longer counts as usable).
     A fall below is seen once, by the change that makes it, under the team's lock: the
     next one can only come after the credit was back at or above the threshold. Only
-    teams with a webhook are read again. How many notices were written."""
-    watched = sorted(uow.notices.teams_with_webhooks(sorted(before)))
+    teams with a webhook are read again; ``watched``, when given, says which those are
+    (read with the teams' locks). How many notices were written."""
+    if watched is None:
+        watched = uow.notices.teams_with_webhooks(sorted(before))
+    watched = sorted(set(watched) & before.keys())
     if not watched:
         return 0
     after = uow.grants.for_teams(watched)

@@ -47,7 +47,7 @@ from creditledger.domain.promo_codes import PromoCode
 from creditledger.domain.purchases import Purchase
 from creditledger.domain.recharge import AutoRecharge, Recharge, RechargeStatus
 from creditledger.domain.sessions import WebSession
-from creditledger.domain.usage import UsageRecord
+from creditledger.domain.usage import UsageLocks, UsageRecord
 from creditledger.domain.usage_report import UsageRow
 
 
@@ -87,11 +87,9 @@ class Teams(Protocol):
         """Lock the teams that exist among ``team_ids``, in id order (no deadlocks)."""
         ...
 
-    def lock_many_with_price_version(
-        self, team_ids: Sequence[str]
-    ) -> tuple[dict[str, Team], int | None]:
-        """:meth:`lock_many`, and the newest price book version id read with them (None
-        when no team exists): a batch's team locks and its prices' check in one read."""
+    def lock_for_usage(self, team_ids: Sequence[str]) -> UsageLocks:
+        """:meth:`lock_many`, with what charging their usage needs to know of them, in
+        one read: a batch's team locks, its prices' check and who watches the teams."""
         ...
 
     def set_billing(self, team_id: str, mode: BillingMode, tier_override: int | None) -> None: ...

@@ -66,6 +66,8 @@ class IngestResult:
     duplicates: int = 0
     rejected: list[Rejection] = field(default_factory=list)
     charged_teams: set[str] = field(default_factory=set)
+    recharging: frozenset[str] = frozenset()
+    """The charged teams with auto-recharge on: checked once the charge has committed."""
     charged_requests: dict[str, list[str]] = field(default_factory=dict)
     """The ids of the events charged by this batch, by team: their holds end."""
     duplicate_indices: list[int] = field(default_factory=list)
@@ -169,6 +171,7 @@ def _part(
         if start <= index < end and index not in refused:
             part.charged_teams.add(event.team_id)
             part.charged_requests.setdefault(event.team_id, []).append(event.id)
+    part.recharging = result.recharging & part.charged_teams
     return part
 
 
@@ -192,12 +195,12 @@ def _charge_batch(
     """Charge each team's new events in time order against the grants open to usage,
     re-allocating the events a late one comes before; write it all set-based."""
     now = ctx.clock.now()
-    teams, price_version = uow.teams.lock_many_with_price_version([e.team_id for _, e in events])
-    fresh = _drop_duplicates(uow, _drop_unknown_teams(events, teams, result), result)
-    if not fresh or price_version is None:
+    locks = uow.teams.lock_for_usage([e.team_id for _, e in events])
+    fresh = _drop_duplicates(uow, _drop_unknown_teams(events, locks.teams, result), result)
+    if not fresh or locks.price_version is None:
         return
     team_ids = sorted({e.team_id for _, e in fresh})
-    books = ctx.price_books.at_version(uow, price_version)
+    books = ctx.price_books.at_version(uow, locks.price_version)
     priced = _price(fresh, books, uow.pricing.for_teams(team_ids), result)
     window = timedelta(seconds=ctx.settings.late_arrival_window_seconds)
     cutoff = late_arrival_cutoff(now, window)
@@ -212,7 +215,8 @@ def _charge_batch(
     writes.flush()
     result.accepted += writes.accepted
     charged = {team_id: grants[team_id] for team_id in result.charged_requests}
-    notices.low_balance_after(uow, ctx, charged, now)
+    result.recharging = locks.recharging & result.charged_teams
+    notices.low_balance_after(uow, ctx, charged, now, watched=locks.watched)
 
 
 def _by_team(priced: list[tuple[int, UsageEvent, int]]) -> list[tuple[str, list[NewCharge]]]:

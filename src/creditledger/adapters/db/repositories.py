@@ -31,6 +31,7 @@ from creditledger.domain.history import HistoryEntry, HistoryFilter
 from creditledger.domain.ledger import EntryType, Transaction
 from creditledger.domain.notices import EXPIRING_MARK
 from creditledger.domain.sessions import WebSession
+from creditledger.domain.usage import UsageLocks
 
 _TEAM_COLUMNS = (
     "id, name, billing_mode, tier_level_override, lifetime_paid_nanos, unpaid_nanos, "
@@ -56,6 +57,15 @@ _ROLE_OF = sa.select(t.memberships.c.role).where(
     t.memberships.c.user_id == sa.bindparam("user_id", type_=t.memberships.c.user_id.type),
 )
 _PRICE_VERSION = "SELECT COALESCE(MAX(id), 0) FROM price_books"
+# A team's live webhook (adapters/db/notices.py) and its auto-recharge being on
+# (adapters/db/payments.py), read with its lock; a test pins them to those reads.
+_WATCHED = (
+    "EXISTS (SELECT 1 FROM notification_webhooks w"
+    " WHERE w.team_id = teams.id AND w.disabled_at IS NULL)"
+)
+_RECHARGING = (
+    "EXISTS (SELECT 1 FROM auto_recharge_settings s WHERE s.team_id = teams.id AND s.enabled)"
+)
 _NEWEST = 2**63 - 1  # above every posting's seq: the first page's keyset bound
 
 # The order of consumption as SQL; domain/consumption.py holds the same keys, and a test
@@ -186,19 +196,22 @@ class SqlTeams(_Repo):
         )
         return {r[0]: team_from_tuple(r) for r in rows}
 
-    def lock_many_with_price_version(
-        self, team_ids: Sequence[str]
-    ) -> tuple[dict[str, Team], int | None]:
+    def lock_for_usage(self, team_ids: Sequence[str]) -> UsageLocks:
         rows = bulk.select_in(
             self.conn,
-            f"SELECT {_TEAM_COLUMNS}, ({_PRICE_VERSION}) FROM teams WHERE 1 = 1",  # noqa: S608
+            f"SELECT {_TEAM_COLUMNS}, ({_PRICE_VERSION}), {_WATCHED}, {_RECHARGING} "  # noqa: S608
+            "FROM teams WHERE 1 = 1",
             (),
             "id",
             sorted(set(team_ids)),
             "ORDER BY id FOR UPDATE",
         )
-        version = int(rows[0][-1]) if rows else None
-        return {r[0]: team_from_tuple(r) for r in rows}, version
+        return UsageLocks(
+            teams={r[0]: team_from_tuple(r[:-3]) for r in rows},
+            price_version=int(rows[0][-3]) if rows else None,
+            watched=frozenset(r[0] for r in rows if r[-2]),
+            recharging=frozenset(r[0] for r in rows if r[-1]),
+        )
 
     def set_billing(self, team_id: str, mode: BillingMode, tier_override: int | None) -> None:
         self.conn.execute(

@@ -91,7 +91,7 @@ async def post_usage_events(
     groups: GroupCommit = request.app.state.usage_groups
     written = await groups.ingest(token, client_address(request), events)
     # After the answer: top up teams that this usage took below their threshold (one
-    # member of each group carries the group's teams; the others have nothing to check).
+    # member of each group carries the group's recharging teams; the others, none).
     if written.top_up:
         background.add_task(recharge_after_usage, ctx, written.top_up)
     return usage_batch_result(written.result)
