@@ -1,0 +1,46 @@
+"""Which requests the paths in front of the framework may take, by their headers: one
+plain bearer token, JSON, a declared length within bounds; any other goes to the
+framework (None)."""
+
+from __future__ import annotations
+
+import pytest
+
+from creditledger.entrypoints.api.front import bearer_json
+
+JSON = (b"content-type", b"application/json")
+LENGTH = (b"content-length", b"120")
+TOKEN = (b"authorization", b"Bearer cl_token")
+PLAIN = [(b"host", b"x"), JSON, LENGTH, TOKEN]
+
+
+@pytest.mark.parametrize(
+    ("headers", "token"),
+    [
+        (PLAIN, "cl_token"),
+        ([*PLAIN, (b"accept", b"*/*"), (b"accept", b"text/plain")], "cl_token"),
+        ([(b"content-type", b"Application/JSON; charset=utf-8"), LENGTH, TOKEN], "cl_token"),
+        ([(b"content-type", b"text/plain"), JSON, LENGTH, TOKEN], "cl_token"),  # the last
+        ([(b"authorization", b"bearer cl_token"), JSON, LENGTH], "cl_token"),
+        ([*PLAIN, TOKEN], None),  # Authorization twice
+        ([*PLAIN, (b"authorization", b"Bearer cl_other")], None),
+        ([*PLAIN, (b"transfer-encoding", b"chunked")], None),
+        ([JSON, TOKEN], None),  # no length
+        ([JSON, (b"content-length", b"0"), TOKEN], None),
+        ([JSON, (b"content-length", b"16385"), TOKEN], None),
+        ([JSON, (b"content-length", b"-1"), TOKEN], None),
+        ([JSON, (b"content-length", b"123456789"), TOKEN], None),
+        ([(b"content-type", b"text/plain"), LENGTH, TOKEN], None),
+        ([LENGTH, TOKEN], None),  # no content type
+        ([JSON, LENGTH], None),  # no token
+        ([JSON, LENGTH, (b"authorization", b"Basic abc")], None),
+        ([JSON, LENGTH, (b"authorization", b"Bearer")], None),
+        ([JSON, LENGTH, (b"authorization", b"Bearer a b")], None),
+        ([JSON, LENGTH, (b"authorization", b"Bearer a\tb")], None),
+        ([JSON, LENGTH, (b"authorization", "Bearer é".encode())], None),
+    ],
+)
+def test_a_request_is_taken_in_front_only_when_plain(
+    headers: list[tuple[bytes, bytes]], token: str | None
+) -> None:
+    assert bearer_json(headers, 16 * 1024) == token
