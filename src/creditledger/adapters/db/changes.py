@@ -11,9 +11,11 @@ not :attr:`live`, and readers go back to reading the database per decision.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 
 import psycopg
@@ -90,19 +92,53 @@ class PgChangeFeed:
             self._stop.wait(self.retry_seconds)
 
 
+CHECK_SECONDS = 0.001
+"""How long a read of SQLite's data version answers for, while this process commits
+nothing: a commit by another process reaches this one's decisions at most this much
+later (PostgreSQL's notices take longer)."""
+
+_ticks = itertools.count(1)
+_local_commits = [0]
+"""A new number at every commit of this process (every engine), before and after each
+(below); ``next`` on a counter can not hand two threads the same one."""
+
+
+def _committed(*_: object) -> None:
+    _local_commits[0] = next(_ticks)
+
+
+# Before a commit, and again when its connection goes back to the pool (after it): a
+# data version read in between is not kept past the second count.
+sa.event.listen(sa.engine.Engine, "commit", _committed)
+sa.event.listen(sa.pool.Pool, "checkin", _committed)
+
+
 class SqliteChangeCounter:
     """SQLite's cheap change counter: ``PRAGMA data_version`` on a connection of its
     own that never writes, so it moves whenever any other connection, in this process
-    or another, commits to the file. While it has not moved, nothing has changed."""
+    or another, commits to the file. While it has not moved, nothing has changed.
+
+    A read answers for :data:`CHECK_SECONDS` unless this process commits meanwhile: at
+    the rate of decisions the read (several µs) costs more than the decision, and this
+    process's own commits are seen at once."""
 
     def __init__(self, path: str) -> None:
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
+        self._kept: tuple[float, int, int] | None = None
+        """When the version was read, the local commits counted before it, the version."""
 
     def __call__(self) -> int:
+        kept = self._kept
+        now = time.monotonic()
+        if kept is not None and kept[1] == _local_commits[0] and now - kept[0] < CHECK_SECONDS:
+            return kept[2]
+        local = _local_commits[0]
         with self._lock:
             row = self._conn.execute("PRAGMA data_version").fetchone()
-        return int(row[0])
+        version = int(row[0])
+        self._kept = (now, local, version)
+        return version
 
     def close(self) -> None:
         with self._lock:
