@@ -202,9 +202,12 @@ def test_an_operator_tier_overrides_the_paid_amount_and_its_limit_applies(
     _set_lifetime_paid(ctx, tid, "50.00")
     set_billing(ctx, tid, BillingMode.PREPAID, tier_override=0)
 
-    answers = [_authorize(client, platform.service, tid) for _ in range(21)]
+    answers = [_authorize(client, platform.service, tid) for _ in range(22)]
 
     assert answers[0]["tier"]["level"] == 0
+    # Tier 0 allows 20 a minute. The sliding window weighs the minute before by its share
+    # still covered, so requests that straddle the minute's turn may get one more.
+    assert sum(a["allowed"] for a in answers) in (20, 21)
     assert answers[-1]["reason"] == "rate_limited"
     set_billing(ctx, tid, BillingMode.PREPAID, tier_override=5)
     assert _authorize(client, platform.service, tid)["tier"] == {

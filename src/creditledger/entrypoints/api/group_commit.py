@@ -76,7 +76,9 @@ class GroupCommit:
         self._waiting: list[_Member] = []
         self._writers: set[asyncio.Task[None]] = set()
         self._recent: deque[int] = deque(maxlen=RECENT_GROUPS)
-        self._joined = asyncio.Event()
+        self._arrivals: list[asyncio.Future[None]] = []
+        """What gathering writers wait on: told when a caller joins (futures of the
+        running loop, so the group works on whichever loop serves it)."""
 
     async def ingest(self, token: str | None, client: str | None, events: object) -> Written:
         """The batch's result once the commit that stored it is done: in a group when
@@ -88,7 +90,10 @@ class GroupCommit:
             return Written(result, set(result.recharging))
         member = _Member(principal, events, asyncio.get_running_loop().create_future())
         self._waiting.append(member)
-        self._joined.set()
+        for arrival in self._arrivals:
+            if not arrival.done():
+                arrival.set_result(None)
+        self._arrivals.clear()
         if len(self._writers) < WRITERS:
             writer = asyncio.create_task(self._write())
             self._writers.add(writer)
@@ -122,9 +127,10 @@ class GroupCommit:
             left = deadline - loop.time()
             if left <= 0:
                 return
-            self._joined.clear()
+            arrival = loop.create_future()
+            self._arrivals.append(arrival)
             try:
-                await asyncio.wait_for(self._joined.wait(), left)
+                await asyncio.wait_for(arrival, left)
             except TimeoutError:
                 return
 
