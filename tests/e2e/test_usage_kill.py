@@ -146,7 +146,8 @@ def test_kill_9_mid_batches_then_redelivery_loses_nothing_and_charges_nothing_tw
                 for b in pending:
                     try:
                         _post(port, token, batches[b])
-                    except (urllib.error.URLError, ConnectionError, TimeoutError):
+                    except (urllib.error.URLError, http.client.HTTPException, OSError):
+                        # refused, reset or cut short (IncompleteRead): not received
                         interrupted.append(True)
                         return
                     acknowledged.add(b)
