@@ -5,6 +5,7 @@ Not a benchmark itself (``make bench`` runs only the scripts without a leading u
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -164,9 +165,16 @@ def record(name: str, figures: dict[str, Any]) -> Path:
 
 
 def finish(
-    name: str, began: float, lines: list[str], settings: dict[str, Any], **recorded: Any
+    name: str,
+    began: float,
+    lines: list[str],
+    args: argparse.Namespace,
+    warmup: int,
+    settings: dict[str, Any],
+    **recorded: Any,
 ) -> Path:
-    """End a benchmark: print its summary and how long it took, and record the settings,
+    """End a benchmark: print its summary and how long it took, and record the run's
+    settings (``--quick``, ``--runs``, ``--seconds``, the warm-up, then the script's own),
     the figures (``recorded``), the summary, the time and the machine's load at the end."""
     print("summary (medians)")
     print("\n".join(lines))
@@ -176,7 +184,13 @@ def finish(
     path = record(
         name,
         {
-            "settings": settings,
+            "settings": {
+                "quick": args.quick,
+                "runs": args.runs,
+                "seconds": args.seconds,
+                "warmup": warmup,
+                **settings,
+            },
             **recorded,
             "summary": lines,
             "took_s": took,

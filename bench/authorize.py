@@ -469,11 +469,9 @@ def main() -> None:
         "authorize",
         began,
         lines,
+        args,
+        bench.warmup,
         {
-            "quick": args.quick,
-            "runs": args.runs,
-            "seconds": args.seconds,
-            "warmup": bench.warmup,
             "rate_1conn": args.rate,
             "teams": TEAMS,
             "http": c.http_implementation(),

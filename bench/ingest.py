@@ -649,11 +649,9 @@ def main() -> None:
         "ingest",
         began,
         lines,
+        args,
+        bench.warmup,
         {
-            "quick": args.quick,
-            "runs": args.runs,
-            "seconds": args.seconds,
-            "warmup": bench.warmup,
             "batch": BATCH,
             "teams": TEAMS,
             "http_connections": HTTP_CONNECTIONS,

@@ -412,11 +412,9 @@ def run() -> None:
         "intake",
         began,
         lines,
+        args,
+        bench.warmup,
         {
-            "quick": args.quick,
-            "runs": args.runs,
-            "seconds": args.seconds,
-            "warmup": bench.warmup,
             "events": args.events,
             "burst": args.burst,
             "teams": TEAMS,
