@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import count
@@ -34,7 +34,7 @@ from creditledger.domain.accounts import BillingMode, Member, Principal, Role, T
 from creditledger.domain.audit import AuditEvent, AuditFilter
 from creditledger.domain.money import Nanos
 from creditledger.domain.promo_codes import PromoCode
-from creditledger.domain.usage import UsageLocks
+from creditledger.domain.usage import UsageLocks, UsageReads
 from creditledger.services.context import Context
 from creditledger.services.ports import (
     Grants,
@@ -126,6 +126,7 @@ class FakeTeams:
             price_version=0 if teams else None,  # the fake holds no price book
             watched=frozenset(),  # the fake holds no webhooks
             recharging=frozenset(),  # nor auto-recharge settings
+            credit=dict.fromkeys(teams, 0),  # nor grants
         )
 
     def lock_many(self, team_ids: Sequence[str]) -> dict[str, Team]:
@@ -344,6 +345,12 @@ class FakeUnitOfWork:
 
     def commit(self) -> None:
         self.committed = True
+
+    def read_for_usage(self, keys: Sequence[tuple[str, str]]) -> UsageReads:
+        raise NotFaked("usage is covered by the database tests only")
+
+    def together(self, rows: int) -> AbstractContextManager[None]:
+        raise NotFaked("usage is covered by the database tests only")
 
     def new_id(self, prefix: str) -> str:
         # The shape of real ids (``domain/ids.py``): a prefix and 26 base-32 characters.

@@ -10,8 +10,9 @@ from typing import Any
 
 from creditledger.domain.accounts import Team
 from creditledger.domain.errors import EventError
-from creditledger.domain.grants import PRODUCTS, UsageScope
+from creditledger.domain.grants import PRODUCTS, Grant, UsageScope
 from creditledger.domain.money import Nanos
+from creditledger.domain.pricing import TeamPricing
 
 MAX_EVENTS_PER_BATCH = 5_000
 MAX_AGE = timedelta(days=35)
@@ -189,3 +190,18 @@ class UsageLocks:
     """Those with a live notification webhook (as ``Notices.teams_with_webhooks``)."""
     recharging: frozenset[str]
     """Those with auto-recharge on (as ``Recharges.enabled_among``)."""
+    credit: dict[str, Nanos]
+    """Each team's credit balance (the ledger's cached sum of its grants) as locked."""
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReads:
+    """What charging a usage batch reads before it writes, under the teams' locks."""
+
+    locks: UsageLocks
+    fingerprints: dict[tuple[str, str], str]
+    """The fingerprints of the batch's events already stored, by (team id, event id)."""
+    pricing: dict[str, list[TeamPricing]]
+    """The locked teams' own pricing versions."""
+    grants: dict[str, list[Grant]]
+    """The locked teams' grants, in the order of consumption."""

@@ -47,7 +47,7 @@ from creditledger.domain.promo_codes import PromoCode
 from creditledger.domain.purchases import Purchase
 from creditledger.domain.recharge import AutoRecharge, Recharge, RechargeStatus
 from creditledger.domain.sessions import WebSession
-from creditledger.domain.usage import UsageLocks, UsageRecord
+from creditledger.domain.usage import UsageLocks, UsageReads, UsageRecord
 from creditledger.domain.usage_report import UsageRow
 
 
@@ -244,8 +244,15 @@ class Ledger(Protocol):
         """
         ...
 
-    def post_many(self, txs: Sequence[tuple[str, Transaction]], at: datetime) -> None:
-        """``post`` for many transactions at once, with set-based writes."""
+    def post_many(
+        self,
+        txs: Sequence[tuple[str, Transaction]],
+        at: datetime,
+        credit: Mapping[str, Nanos] | None = None,
+    ) -> None:
+        """``post`` for many transactions at once, with set-based writes. ``credit``:
+        the teams' credit balances as read with their locks, when the caller has them
+        (then the writes need no answer, and can travel together)."""
         ...
 
     def history(
@@ -624,6 +631,19 @@ class UnitOfWork(Protocol):
 
     def commit(self) -> None: ...
     def new_id(self, prefix: str) -> str: ...
+    def read_for_usage(self, keys: Sequence[tuple[str, str]]) -> UsageReads:
+        """Lock the teams of ``keys`` (team id, event id), in id order, and read with
+        them the fingerprints of those events already stored and the teams' pricing
+        and grants: all in one round trip where the database allows it."""
+        ...
+
+    def together(self, rows: int) -> AbstractContextManager[None]:
+        """The ingestion writes inside (``Usage.add``, ``Ledger.post_many`` given the
+        balances), of about ``rows`` rows per table, travel to the database together
+        where that is faster (one round trip for a few rows; many rows go by COPY);
+        their errors surface at the end of the block. Nothing inside may need an answer
+        from the database."""
+        ...
 
 
 class UnitOfWorkFactory(Protocol):

@@ -27,6 +27,7 @@ from creditledger.domain.errors import (
     ServiceUnavailable,
 )
 from creditledger.domain.grants import Grant
+from creditledger.domain.money import Nanos
 from creditledger.domain.pricing import (
     PriceBook,
     TeamPricing,
@@ -195,16 +196,16 @@ def _charge_batch(
     """Charge each team's new events in time order against the grants open to usage,
     re-allocating the events a late one comes before; write it all set-based."""
     now = ctx.clock.now()
-    locks = uow.teams.lock_for_usage([e.team_id for _, e in events])
-    fresh = _drop_duplicates(uow, _drop_unknown_teams(events, locks.teams, result), result)
+    reads = uow.read_for_usage([(e.team_id, e.id) for _, e in events])
+    locks, grants = reads.locks, reads.grants
+    known = _drop_unknown_teams(events, locks.teams, result)
+    fresh = _drop_duplicates(reads.fingerprints, known, result)
     if not fresh or locks.price_version is None:
         return
-    team_ids = sorted({e.team_id for _, e in fresh})
     books = ctx.price_books.at_version(uow, locks.price_version)
-    priced = _price(fresh, books, uow.pricing.for_teams(team_ids), result)
+    priced = _price(fresh, books, reads.pricing, result)
     window = timedelta(seconds=ctx.settings.late_arrival_window_seconds)
     cutoff = late_arrival_cutoff(now, window)
-    grants = uow.grants.for_teams(team_ids)
     writes = _Writes(uow, now)
     for team_id, new in _by_team(priced):
         open_grants = [g for g in grants[team_id] if open_to_late_usage(g, cutoff)]
@@ -212,7 +213,7 @@ def _charge_batch(
         writes.add(charge_in_time_order(open_grants, charged_after, new))
         result.charged_teams.add(team_id)
         result.charged_requests[team_id] = [c.event.id for c in new]
-    writes.flush()
+    writes.flush(locks.credit)
     result.accepted += writes.accepted
     charged = {team_id: grants[team_id] for team_id in result.charged_requests}
     result.recharging = locks.recharging & result.charged_teams
@@ -306,10 +307,13 @@ class _Writes:
             quantity=quantity,
         )
 
-    def flush(self) -> None:
-        self.uow.usage.add(self.records)
+    def flush(self, credit: dict[str, Nanos]) -> None:
+        """Write it all; ``credit``: the teams' balances as locked. The new rows and
+        the ledger travel together (the re-allocations of a late event, rare, first)."""
         self.uow.usage.reallocate(self.reallocated)
-        self.uow.ledger.post_many(self.txs, self.now)
+        with self.uow.together(max(len(self.records), len(self.txs))):
+            self.uow.usage.add(self.records)
+            self.uow.ledger.post_many(self.txs, self.now, credit)
 
 
 def _drop_unknown_teams(
@@ -327,10 +331,10 @@ def _drop_unknown_teams(
 
 
 def _drop_duplicates(
-    uow: UnitOfWork, events: list[tuple[int, UsageEvent]], result: IngestResult
+    stored: dict[tuple[str, str], str], events: list[tuple[int, UsageEvent]], result: IngestResult
 ) -> list[tuple[int, UsageEvent]]:
-    """Same (team, id) and payload as before: a duplicate. Another payload: a conflict."""
-    stored = uow.usage.fingerprints([(e.team_id, e.id) for _, e in events])
+    """Same (team, id) and payload as ``stored`` or before in the batch: a duplicate.
+    Another payload: a conflict."""
     seen: dict[tuple[str, str], str] = {}
     fresh = []
     for index, event in events:

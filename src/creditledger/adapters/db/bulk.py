@@ -3,15 +3,23 @@
 PostgreSQL gets COPY and array parameters (one round trip however many rows);
 SQLite gets prepared ``executemany``. Both run inside the unit of work's
 transaction. Values are passed as the database stores them (micros, nanos).
+
+Inside :func:`together`, PostgreSQL statements travel in one pipeline: they are sent
+at once and their results come back together, one round trip for all of them. The
+``*_later`` reads answer a function that gives their rows; called after the
+``together`` block, it waits for nothing more.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
+from psycopg import pq
 
 _SQLITE_CHUNK = 500
 
@@ -37,8 +45,14 @@ tables of a few rows each); more rows go by COPY."""
 
 @functools.lru_cache(maxsize=256)
 def _values_insert(table: str, columns: tuple[str, ...], count: int) -> str:
-    row = "(" + ", ".join("%s" for _ in columns) + ")"
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([row] * count)
+    """With PostgreSQL's own ``$n`` placeholders, for a raw cursor: psycopg parses a
+    query of more than 50 parameters again on every call, and this one has many."""
+    width = len(columns)
+    rows = (
+        "(" + ", ".join(f"${row * width + col + 1}" for col in range(width)) + ")"
+        for row in range(count)
+    )
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join(rows)
 
 
 def is_postgres(conn: sa.Connection) -> bool:
@@ -49,6 +63,40 @@ def _driver(conn: sa.Connection) -> Any:
     return conn.connection.driver_connection
 
 
+Rows = list[tuple[Any, ...]]
+
+
+@contextlib.contextmanager
+def together(conn: sa.Connection) -> Iterator[None]:
+    """The driver statements inside go to PostgreSQL in one pipeline: one round trip
+    for all of them, at the end of the block, where their errors surface too. Only
+    this module's functions may run inside: SQLAlchemy statements need their results
+    at once. On SQLite, statements run one by one, as anywhere."""
+    if not is_postgres(conn):
+        yield
+        return
+    with _driver(conn).pipeline():
+        yield
+
+
+def _in_pipeline(conn: sa.Connection) -> bool:
+    return bool(_driver(conn).pgconn.pipeline_status != pq.PipelineStatus.OFF)
+
+
+def _later(cur: Any) -> Callable[[], Rows]:
+    """The rows of ``cur``'s statement, when asked for; the cursor closes then."""
+
+    def rows() -> Rows:
+        with cur:
+            return list(cur.fetchall())
+
+    return rows
+
+
+def _ready(rows: Rows) -> Callable[[], Rows]:
+    return lambda: rows
+
+
 def insert_rows(
     conn: sa.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
@@ -56,10 +104,14 @@ def insert_rows(
         return
     names = ", ".join(columns)
     if is_postgres(conn):
-        if len(rows) <= VALUES_ROWS:
-            sql = _values_insert(table, tuple(columns), len(rows))
-            with _driver(conn).cursor() as cur:
-                cur.execute(sql, [value for row in rows for value in row])
+        if len(rows) <= VALUES_ROWS or _in_pipeline(conn):
+            # COPY cannot travel in a pipeline: there, many rows go as several inserts
+            # of at most VALUES_ROWS rows each, all in the same round trip.
+            for start in range(0, len(rows), VALUES_ROWS):
+                chunk = rows[start : start + VALUES_ROWS]
+                sql = _values_insert(table, tuple(columns), len(chunk))
+                with psycopg.RawCursor(_driver(conn)) as cur:
+                    cur.execute(sql, [value for row in chunk for value in row])
             return
         with _driver(conn).cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
             for row in rows:
@@ -76,20 +128,32 @@ def select_in(
     column: str,
     values: Sequence[Any],
     suffix: str = "",
-) -> list[tuple[Any, ...]]:
+) -> Rows:
     """Rows of ``<sql_prefix> AND <column> IN values <suffix>``, ``fixed`` parameters first.
 
     ``sql_prefix`` uses ``%s`` placeholders for PostgreSQL; they become ``?`` on SQLite.
     On SQLite, long lists are read in chunks (``suffix`` then applies per chunk).
     """
+    return select_in_later(conn, sql_prefix, fixed, column, values, suffix)()
+
+
+def select_in_later(
+    conn: sa.Connection,
+    sql_prefix: str,
+    fixed: Sequence[Any],
+    column: str,
+    values: Sequence[Any],
+    suffix: str = "",
+) -> Callable[[], Rows]:
+    """:func:`select_in`, sent now, its rows read when the answer is called."""
     if not values:
-        return []
+        return _ready([])
     if is_postgres(conn):
         sql, param = _array(values, "text")
-        with _driver(conn).cursor() as cur:
-            cur.execute(f"{sql_prefix} AND {column} = ANY({sql}) {suffix}", [*fixed, param])
-            return list(cur.fetchall())
-    out: list[tuple[Any, ...]] = []
+        cur = _driver(conn).cursor()
+        cur.execute(f"{sql_prefix} AND {column} = ANY({sql}) {suffix}", [*fixed, param])
+        return _later(cur)
+    out: Rows = []
     prefix = sql_prefix.replace("%s", "?")
     suffix = suffix.replace("FOR UPDATE", "")
     for i in range(0, len(values), _SQLITE_CHUNK):
@@ -98,34 +162,35 @@ def select_in(
         out += _driver(conn).execute(
             f"{prefix} AND {column} IN ({marks}) {suffix}", [*fixed, *chunk]
         )
-    return out
+    return _ready(out)
 
 
-def select_pairs(
+def select_pairs_later(
     conn: sa.Connection,
     sql_prefix: str,
     columns: tuple[str, str],
     pairs: Sequence[tuple[Any, Any]],
-) -> list[tuple[Any, ...]]:
-    """Rows of ``<sql_prefix> WHERE (a, b) IN pairs``, in one round trip on PostgreSQL."""
+) -> Callable[[], Rows]:
+    """Rows of ``<sql_prefix> WHERE (a, b) IN pairs``, in one round trip on PostgreSQL;
+    sent now, read when the answer is called."""
     if not pairs:
-        return []
+        return _ready([])
     a, b = columns
     if is_postgres(conn):
         firsts, firsts_param = _array([p[0] for p in pairs], "text")
         seconds, seconds_param = _array([p[1] for p in pairs], "text")
-        with _driver(conn).cursor() as cur:
-            cur.execute(
-                f"{sql_prefix} WHERE ({a}, {b}) IN (SELECT * FROM unnest({firsts}, {seconds}))",
-                [firsts_param, seconds_param],
-            )
-            return list(cur.fetchall())
+        cur = _driver(conn).cursor()
+        cur.execute(
+            f"{sql_prefix} WHERE ({a}, {b}) IN (SELECT * FROM unnest({firsts}, {seconds}))",
+            [firsts_param, seconds_param],
+        )
+        return _later(cur)
     # SQLite runs ``(a, b) IN (VALUES …)`` as a scan of the whole table, so join the
     # pairs instead, as the outer loop (CROSS JOIN fixes the order): one index search
     # per pair, however large the table grows.
     select, sep, table = sql_prefix.partition(" FROM ")
     assert sep, "sql_prefix is SELECT … FROM table"
-    out: list[tuple[Any, ...]] = []
+    out: Rows = []
     for i in range(0, len(pairs), _SQLITE_CHUNK):
         chunk = pairs[i : i + _SQLITE_CHUNK]
         marks = ", ".join("(?, ?)" for _ in chunk)
@@ -135,7 +200,7 @@ def select_pairs(
             f"ON {a} = v.column1 AND {b} = v.column2",
             flat,
         )
-    return out
+    return _ready(out)
 
 
 def add_to_columns(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -79,21 +79,32 @@ class SqlPricing:
             )
 
     def for_teams(self, team_ids: Sequence[str]) -> dict[str, list[TeamPricing]]:
+        return self.for_teams_later(team_ids)()
+
+    def for_teams_later(
+        self, team_ids: Sequence[str]
+    ) -> Callable[[], dict[str, list[TeamPricing]]]:
         """Read on the driver connection, one array parameter: on the ingestion hot path."""
-        out: dict[str, list[TeamPricing]] = defaultdict(list)
-        rows = bulk.select_in(
+        later = bulk.select_in_later(
             self.conn,
             "SELECT id, team_id, effective_from, discount_bp, prices FROM team_pricing WHERE 1 = 1",
             (),
             "team_id",
             sorted(set(team_ids)),
         )
-        for _, team_id, effective_from, discount_bp, stored in sorted(rows, key=lambda r: r[0]):
-            # SQLite hands JSON back as text
-            raw = json.loads(stored) if isinstance(stored, str) else stored
-            prices = tuple(_price_from_json(p) for p in (raw or []))
-            out[team_id].append(TeamPricing(from_micros(effective_from), discount_bp, prices))
-        return out
+
+        def pricing() -> dict[str, list[TeamPricing]]:
+            out: dict[str, list[TeamPricing]] = defaultdict(list)
+            for _, team_id, effective_from, discount_bp, stored in sorted(
+                later(), key=lambda r: r[0]
+            ):
+                # SQLite hands JSON back as text
+                raw = json.loads(stored) if isinstance(stored, str) else stored
+                prices = tuple(_price_from_json(p) for p in (raw or []))
+                out[team_id].append(TeamPricing(from_micros(effective_from), discount_bp, prices))
+            return out
+
+        return pricing
 
     def for_all_teams(self) -> dict[str, list[TeamPricing]]:
         """Every team's pricing versions, oldest first (operators set few of them)."""

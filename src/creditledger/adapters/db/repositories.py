@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -197,21 +197,31 @@ class SqlTeams(_Repo):
         return {r[0]: team_from_tuple(r) for r in rows}
 
     def lock_for_usage(self, team_ids: Sequence[str]) -> UsageLocks:
-        rows = bulk.select_in(
+        return self.lock_for_usage_later(team_ids)()
+
+    def lock_for_usage_later(self, team_ids: Sequence[str]) -> Callable[[], UsageLocks]:
+        """:meth:`lock_for_usage`, sent now (``bulk.together`` sends it with others)."""
+        later = bulk.select_in_later(
             self.conn,
-            f"SELECT {_TEAM_COLUMNS}, ({_PRICE_VERSION}), {_WATCHED}, {_RECHARGING} "  # noqa: S608
-            "FROM teams WHERE 1 = 1",
+            f"SELECT {_TEAM_COLUMNS}, credit_nanos, ({_PRICE_VERSION}), "  # noqa: S608 - constant
+            f"{_WATCHED}, {_RECHARGING} FROM teams WHERE 1 = 1",
             (),
             "id",
             sorted(set(team_ids)),
             "ORDER BY id FOR UPDATE",
         )
-        return UsageLocks(
-            teams={r[0]: team_from_tuple(r[:-3]) for r in rows},
-            price_version=int(rows[0][-3]) if rows else None,
-            watched=frozenset(r[0] for r in rows if r[-2]),
-            recharging=frozenset(r[0] for r in rows if r[-1]),
-        )
+
+        def locks() -> UsageLocks:
+            rows = later()
+            return UsageLocks(
+                teams={r[0]: team_from_tuple(r[:-4]) for r in rows},
+                price_version=int(rows[0][-3]) if rows else None,
+                watched=frozenset(r[0] for r in rows if r[-2]),
+                recharging=frozenset(r[0] for r in rows if r[-1]),
+                credit={r[0]: int(r[-4]) for r in rows},
+            )
+
+        return locks
 
     def set_billing(self, team_id: str, mode: BillingMode, tier_override: int | None) -> None:
         self.conn.execute(
@@ -422,21 +432,28 @@ class SqlGrants(_Repo):
         )
 
     def for_teams(self, team_ids: Sequence[str]) -> dict[str, list[Grant]]:
+        return self.for_teams_later(team_ids)()
+
+    def for_teams_later(self, team_ids: Sequence[str]) -> Callable[[], dict[str, list[Grant]]]:
         """Read on the driver connection: this is on the ingestion hot path."""
-        out: dict[str, list[Grant]] = {tid: [] for tid in team_ids}
-        rows = bulk.select_in(
+        later = bulk.select_in_later(
             self.conn,
             f"SELECT {GRANT_COLUMNS} FROM grants WHERE 1 = 1",  # noqa: S608 - constant
             (),
             "team_id",
             list(team_ids),
         )
-        for r in rows:
-            grant = grant_from_tuple(r)
-            out[grant.team_id].append(grant)
-        for grants in out.values():
-            grants.sort(key=consumption_order_key)
-        return out
+
+        def grants() -> dict[str, list[Grant]]:
+            out: dict[str, list[Grant]] = {tid: [] for tid in team_ids}
+            for r in later():
+                grant = grant_from_tuple(r)
+                out[grant.team_id].append(grant)
+            for grants in out.values():
+                grants.sort(key=consumption_order_key)
+            return out
+
+        return grants
 
     def to_warn_of_expiry(self, start: datetime, end: datetime, limit: int) -> list[Grant]:
         """Grants not voided, with credit left, expiring after ``start`` and by ``end``,
@@ -478,12 +495,18 @@ class SqlLedger(_Repo):
     def post(self, tx: Transaction, tx_id: str, at: datetime) -> None:
         self.post_many([(tx_id, tx)], at)
 
-    def post_many(self, txs: Sequence[tuple[str, Transaction]], at: datetime) -> None:
+    def post_many(
+        self,
+        txs: Sequence[tuple[str, Transaction]],
+        at: datetime,
+        credit: Mapping[str, int] | None = None,
+    ) -> None:
         """Append transactions (teams already locked) and move the cached balances.
 
         Team-side postings are stamped with the team's credit balance after them, a
-        running sum from ``teams.credit_nanos`` before: the teams' update answers their
-        new credit, less what it added, so no read of the balances is needed.
+        running sum from ``teams.credit_nanos`` before: ``credit`` when the caller read
+        it with the lock, else the teams' update answers their new credit, less what it
+        added, so no read of the balances is needed either way.
         """
         if not txs:
             return
@@ -505,9 +528,13 @@ class SqlLedger(_Repo):
             ("credit_nanos", "unpaid_nanos"),
             [(tid, credit_delta[tid], unpaid_delta[tid]) for tid in team_ids],
             bump="revision",
-            returning="credit_nanos",
+            returning=None if credit is not None else "credit_nanos",
         )
-        credit = {tid: after[tid] - credit_delta[tid] for tid in team_ids}
+        running = (
+            {tid: credit[tid] for tid in team_ids}
+            if credit is not None
+            else {tid: after[tid] - credit_delta[tid] for tid in team_ids}
+        )
         created = to_micros(at)
         tx_rows: list[tuple[Any, ...]] = []
         posting_rows: list[tuple[Any, ...]] = []
@@ -526,12 +553,12 @@ class SqlLedger(_Repo):
             )
             for p in tx.postings:
                 if p.grant_id is not None:
-                    credit[team] += p.amount
+                    running[team] += p.amount
                     posting_rows.append(
-                        (tx_id, p.account, p.amount, team, p.grant_id, credit[team])
+                        (tx_id, p.account, p.amount, team, p.grant_id, running[team])
                     )
                 elif ledger.is_owed_account(p.account):
-                    posting_rows.append((tx_id, p.account, p.amount, team, None, credit[team]))
+                    posting_rows.append((tx_id, p.account, p.amount, team, None, running[team]))
                 else:
                     posting_rows.append((tx_id, p.account, p.amount, None, None, None))
         bulk.insert_rows(self.conn, "ledger_transactions", _TX_COLUMNS, tx_rows)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 
+import psycopg
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
+from creditledger.adapters.db import bulk
 from creditledger.adapters.db.audit import SqlAuditLog
 from creditledger.adapters.db.engine import WRITE_OPTION
 from creditledger.adapters.db.invoices import SqlInvoices
@@ -30,6 +34,7 @@ from creditledger.adapters.db.repositories import (
 from creditledger.adapters.db.usage import SqlUsage
 from creditledger.domain.errors import ServiceUnavailable
 from creditledger.domain.ids import make_id
+from creditledger.domain.usage import UsageReads
 
 
 def new_id(prefix: str) -> str:
@@ -61,6 +66,23 @@ class SqlUnitOfWork:
         self.conn.commit()
         self._committed = True
 
+    def read_for_usage(self, keys: Sequence[tuple[str, str]]) -> UsageReads:
+        """Lock the teams of ``keys`` (team id, event id) and read what charging their
+        events needs: on PostgreSQL the transaction's start, the lock and the three
+        reads travel in one round trip, the reads queued behind the lock."""
+        team_ids = sorted({team_id for team_id, _ in keys})
+        with bulk.together(self.conn):
+            locks = self.teams.lock_for_usage_later(team_ids)
+            fingerprints = self.usage.fingerprints_later(keys)
+            pricing = self.pricing.for_teams_later(team_ids)
+            grants = self.grants.for_teams_later(team_ids)
+        return UsageReads(locks(), fingerprints(), pricing(), grants())
+
+    def together(self, rows: int) -> AbstractContextManager[None]:
+        if rows > bulk.VALUES_ROWS:
+            return contextlib.nullcontext()  # COPY, which cannot travel in a pipeline
+        return bulk.together(self.conn)
+
     def new_id(self, prefix: str) -> str:
         return new_id(prefix)
 
@@ -70,15 +92,28 @@ _RETRYABLE_PG = {"40001", "40P01", "55P03", "57P01", "57P03", "08000", "08001", 
 _RETRYABLE_SQLITE = ("database is locked", "database table is locked", "disk i/o error")
 
 
-def is_transient(exc: DBAPIError) -> bool:
-    """A failure worth a retry: lost connection, busy lock, serialization, deadlock."""
-    if exc.connection_invalidated:
-        return True
-    code = getattr(exc.orig, "sqlstate", None)
+def is_transient(exc: DBAPIError | psycopg.Error | sqlite3.Error) -> bool:
+    """A failure worth a retry: lost connection, busy lock, serialization, deadlock.
+
+    ``exc`` is SQLAlchemy's wrapper, or the driver's own error from a statement sent
+    on the driver connection (``bulk``)."""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        return _transient_driver_error(exc.orig)
+    return _transient_driver_error(exc)
+
+
+def _transient_driver_error(error: BaseException | None) -> bool:
+    code = getattr(error, "sqlstate", None)
     if code is not None:
         return code in _RETRYABLE_PG
-    message = str(exc.orig).lower()
-    return isinstance(exc, OperationalError) and any(m in message for m in _RETRYABLE_SQLITE)
+    if isinstance(error, psycopg.OperationalError):
+        return True  # no SQLSTATE: the connection itself failed
+    message = str(error).lower()
+    return isinstance(error, sqlite3.OperationalError) and any(
+        m in message for m in _RETRYABLE_SQLITE
+    )
 
 
 class SqlUnitOfWorkFactory:
@@ -107,7 +142,7 @@ class SqlUnitOfWorkFactory:
                 finally:
                     if not uow._committed:
                         conn.rollback()
-        except DBAPIError as exc:
+        except (DBAPIError, psycopg.Error, sqlite3.Error) as exc:
             if is_transient(exc):
                 raise ServiceUnavailable(
                     "The database is busy or unreachable; retry the request in a moment."

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -39,13 +39,19 @@ class SqlUsage:
 
     def fingerprints(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """Fingerprints of the events already stored among ``keys`` (team id, event id)."""
-        rows = bulk.select_pairs(
+        return self.fingerprints_later(keys)()
+
+    def fingerprints_later(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> Callable[[], dict[tuple[str, str], str]]:
+        """:meth:`fingerprints`, sent now (``bulk.together`` sends it with others)."""
+        later = bulk.select_pairs_later(
             self.conn,
             "SELECT team_id, event_id, fingerprint FROM usage_events",
             ("team_id", "event_id"),
             keys,
         )
-        return {(team_id, event_id): fp for team_id, event_id, fp in rows}
+        return lambda: {(team_id, event_id): fp for team_id, event_id, fp in later()}
 
     def add(self, rows: Sequence[UsageRecord]) -> None:
         bulk.insert_rows(
