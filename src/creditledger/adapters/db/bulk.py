@@ -6,8 +6,8 @@ transaction. Values are passed as the database stores them (micros, nanos).
 
 Inside :func:`together`, PostgreSQL statements travel in one pipeline: they are sent
 at once and their results come back together, one round trip for all of them. The
-``*_later`` reads answer a function that gives their rows; called after the
-``together`` block, it waits for nothing more.
+reads answer a function that gives their rows; called after the ``together`` block,
+it waits for nothing more.
 """
 
 from __future__ import annotations
@@ -128,24 +128,13 @@ def select_in(
     column: str,
     values: Sequence[Any],
     suffix: str = "",
-) -> Rows:
-    """Rows of ``<sql_prefix> AND <column> IN values <suffix>``, ``fixed`` parameters first.
+) -> Callable[[], Rows]:
+    """Rows of ``<sql_prefix> AND <column> IN values <suffix>``, ``fixed`` parameters first:
+    sent now, read when the answer is called.
 
     ``sql_prefix`` uses ``%s`` placeholders for PostgreSQL; they become ``?`` on SQLite.
     On SQLite, long lists are read in chunks (``suffix`` then applies per chunk).
     """
-    return select_in_later(conn, sql_prefix, fixed, column, values, suffix)()
-
-
-def select_in_later(
-    conn: sa.Connection,
-    sql_prefix: str,
-    fixed: Sequence[Any],
-    column: str,
-    values: Sequence[Any],
-    suffix: str = "",
-) -> Callable[[], Rows]:
-    """:func:`select_in`, sent now, its rows read when the answer is called."""
     if not values:
         return _ready([])
     if is_postgres(conn):
@@ -165,7 +154,7 @@ def select_in_later(
     return _ready(out)
 
 
-def select_pairs_later(
+def select_pairs(
     conn: sa.Connection,
     sql_prefix: str,
     columns: tuple[str, str],
@@ -244,5 +233,5 @@ def add_to_columns(
         return {}
     keys = [r[0] for r in rows]
     return dict(
-        select_in(conn, f"SELECT {key}, {returning} FROM {table} WHERE 1 = 1", (), key, keys)
+        select_in(conn, f"SELECT {key}, {returning} FROM {table} WHERE 1 = 1", (), key, keys)()
     )

@@ -64,7 +64,7 @@ class SqlNotices:
             (),
             "team_id",
             sorted(set(team_ids)),
-        )
+        )()
         return {r[0] for r in rows}
 
     def save_webhook(self, webhook: Webhook, at: datetime) -> None:

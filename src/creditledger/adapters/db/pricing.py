@@ -85,7 +85,7 @@ class SqlPricing:
         self, team_ids: Sequence[str]
     ) -> Callable[[], dict[str, list[TeamPricing]]]:
         """Read on the driver connection, one array parameter: on the ingestion hot path."""
-        later = bulk.select_in_later(
+        later = bulk.select_in(
             self.conn,
             "SELECT id, team_id, effective_from, discount_bp, prices FROM team_pricing WHERE 1 = 1",
             (),

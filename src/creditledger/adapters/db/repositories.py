@@ -164,13 +164,13 @@ class SqlTeams(_Repo):
             (),
             "id",
             sorted(set(team_ids)),
-        )
+        )()
         return {r[0]: team_from_tuple(r) for r in rows}, self._price_version()
 
     def revisions_with_price_version(self, team_ids: Sequence[str]) -> tuple[dict[str, int], int]:
         rows = bulk.select_in(
             self.conn, "SELECT id, revision FROM teams WHERE 1 = 1", (), "id", sorted(set(team_ids))
-        )
+        )()
         return {r[0]: int(r[1]) for r in rows}, self._price_version()
 
     def _price_version(self) -> int:
@@ -193,7 +193,7 @@ class SqlTeams(_Repo):
             "id",
             sorted(set(team_ids)),
             "ORDER BY id FOR UPDATE",
-        )
+        )()
         return {r[0]: team_from_tuple(r) for r in rows}
 
     def lock_for_usage(self, team_ids: Sequence[str]) -> UsageLocks:
@@ -201,7 +201,7 @@ class SqlTeams(_Repo):
 
     def lock_for_usage_later(self, team_ids: Sequence[str]) -> Callable[[], UsageLocks]:
         """:meth:`lock_for_usage`, sent now (``bulk.together`` sends it with others)."""
-        later = bulk.select_in_later(
+        later = bulk.select_in(
             self.conn,
             f"SELECT {_TEAM_COLUMNS}, credit_nanos, ({_PRICE_VERSION}), "  # noqa: S608 - constant
             f"{_WATCHED}, {_RECHARGING} FROM teams WHERE 1 = 1",
@@ -436,7 +436,7 @@ class SqlGrants(_Repo):
 
     def for_teams_later(self, team_ids: Sequence[str]) -> Callable[[], dict[str, list[Grant]]]:
         """Read on the driver connection: this is on the ingestion hot path."""
-        later = bulk.select_in_later(
+        later = bulk.select_in(
             self.conn,
             f"SELECT {GRANT_COLUMNS} FROM grants WHERE 1 = 1",  # noqa: S608 - constant
             (),

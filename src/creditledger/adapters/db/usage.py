@@ -45,7 +45,7 @@ class SqlUsage:
         self, keys: Sequence[tuple[str, str]]
     ) -> Callable[[], dict[tuple[str, str], str]]:
         """:meth:`fingerprints`, sent now (``bulk.together`` sends it with others)."""
-        later = bulk.select_pairs_later(
+        later = bulk.select_pairs(
             self.conn,
             "SELECT team_id, event_id, fingerprint FROM usage_events",
             ("team_id", "event_id"),
