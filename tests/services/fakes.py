@@ -30,7 +30,15 @@ from creditledger.adapters.payments.sandbox import SandboxProvider
 from creditledger.adapters.ratelimit.limiter import LimitsRateLimiter
 from creditledger.adapters.ratelimit.window import SlidingWindowCounter
 from creditledger.config import Settings
-from creditledger.domain.accounts import BillingMode, Member, Principal, Role, Team, TokenKind
+from creditledger.domain.accounts import (
+    BillingMode,
+    Member,
+    Principal,
+    Role,
+    Team,
+    TeamReads,
+    TokenKind,
+)
 from creditledger.domain.audit import AuditEvent, AuditFilter
 from creditledger.domain.money import Nanos
 from creditledger.domain.promo_codes import PromoCode
@@ -106,15 +114,8 @@ class FakeTeams:
     def exists(self, team_id: str) -> bool:
         return team_id in self.state.teams
 
-    def get_with_price_version(self, team_id: str) -> tuple[Team, int] | None:
-        team = self.get(team_id)
-        return None if team is None else (team, 0)  # the fake holds no price book
-
     def lock(self, team_id: str) -> Team | None:
         return self.get(team_id)  # one unit of work at a time: nothing to wait for
-
-    def get_many_with_price_version(self, team_ids: Sequence[str]) -> tuple[dict[str, Team], int]:
-        return self.lock_many(team_ids), 0
 
     def revisions_with_price_version(self, team_ids: Sequence[str]) -> tuple[dict[str, int], int]:
         return {i: team.revision for i, team in self.lock_many(team_ids).items()}, 0
@@ -348,6 +349,9 @@ class FakeUnitOfWork:
 
     def read_for_usage(self, keys: Sequence[tuple[str, str]]) -> UsageReads:
         raise NotFaked("usage is covered by the database tests only")
+
+    def read_teams(self, team_ids: Sequence[str]) -> TeamReads:
+        raise NotFaked("grants and pricing are covered by the database tests only")
 
     def together(self, rows: int) -> AbstractContextManager[None]:
         raise NotFaked("usage is covered by the database tests only")

@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 from creditledger.domain.cursors import CursorCodec
 from creditledger.domain.errors import InvalidCursor, InvalidRequest
+from creditledger.domain.grants import Grant
 from creditledger.domain.ids import is_id
 from creditledger.domain.money import Nanos
+from creditledger.domain.pricing import TeamPricing
 from creditledger.domain.throttle import minutes
 
 
@@ -60,6 +62,20 @@ class Team:
     created_at: datetime
     revision: int = 0
     """Changes with every write that can change an authorization decision."""
+
+
+@dataclass(frozen=True, slots=True)
+class TeamReads:
+    """What an authorization decision reads of some teams, in one go."""
+
+    teams: dict[str, Team]
+    """The teams that exist among those asked for."""
+    price_version: int | None
+    """The newest price book version id (0: none; None when no team exists)."""
+    grants: dict[str, list[Grant]]
+    """Each team's grants, in the order of consumption ([] for a team that is not)."""
+    pricing: dict[str, list[TeamPricing]]
+    """Each team's own pricing versions."""
 
 
 def after_payment(team: Team, amount: Nanos) -> Team:

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from creditledger.domain.accounts import BillingMode, Principal, Team
+from creditledger.domain.accounts import BillingMode, Principal, Team, TeamReads
 from creditledger.domain.availability import usable_changes_after, usable_credit
 from creditledger.domain.errors import (
     InvalidRequest,
@@ -330,12 +330,12 @@ class Authorizer:
                 and fresh.team.revision == revisions.get(team_id)
             }
             changed = [team_id for team_id in revisions if team_id not in unchanged]
-            teams: dict[str, Team] = {}
+            reads = TeamReads({}, None, {}, {})
             if changed:
-                teams, price_version = uow.teams.get_many_with_price_version(changed)
-                books = self.ctx.price_books.at_version(uow, price_version)
-            grants = uow.grants.for_teams(list(teams))
-            pricing = uow.pricing.for_teams(list(teams))
+                reads = uow.read_teams(changed)
+                if reads.price_version is not None:
+                    books = self.ctx.price_books.at_version(uow, reads.price_version)
+            teams, grants, pricing = reads.teams, reads.grants, reads.pricing
         with self._lock:
             for team_id, stripe, before, fresh in zip(team_ids, stripes, seen, known, strict=True):
                 if generation != self._generation or team_id not in revisions:
@@ -600,20 +600,19 @@ class Authorizer:
         return team, state, books
 
     def _read(self, team_id: str) -> tuple[Team, _TeamState, list[PriceBook]]:
+        """The team, its grants and prices in one read (one round trip on PostgreSQL);
+        the state kept from before when its revision has not moved, so the decisions
+        kept with it still apply."""
         with self.ctx.uow(write=False) as uow:
-            found = uow.teams.get_with_price_version(team_id)
-            if found is None:
+            reads = uow.read_teams([team_id])
+            team = reads.teams.get(team_id)
+            if team is None or reads.price_version is None:
                 raise NotFound("No team with this id.")
-            team, price_version = found
-            books = self.ctx.price_books.at_version(uow, price_version)
-            cached = self._cache.get(team_id)
-            if cached is not None and cached.revision == team.revision:
-                return team, cached, books
-            state = _TeamState(
-                team.revision,
-                uow.grants.for_team(team_id),
-                uow.pricing.for_teams([team_id]).get(team_id, []),
-            )
+            books = self.ctx.price_books.at_version(uow, reads.price_version)
+        cached = self._cache.get(team_id)
+        if cached is not None and cached.revision == team.revision:
+            return team, cached, books
+        state = _TeamState(team.revision, reads.grants[team_id], reads.pricing.get(team_id, []))
         with self._lock:
             self._cache[team_id] = state
         return team, state, books

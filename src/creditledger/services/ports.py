@@ -12,7 +12,15 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from creditledger.domain.accounts import BillingMode, Member, Principal, Role, Team, TokenKind
+from creditledger.domain.accounts import (
+    BillingMode,
+    Member,
+    Principal,
+    Role,
+    Team,
+    TeamReads,
+    TokenKind,
+)
 from creditledger.domain.audit import AuditEvent, AuditFilter
 from creditledger.domain.grants import Grant
 from creditledger.domain.history import HistoryEntry, HistoryFilter
@@ -64,18 +72,8 @@ class Teams(Protocol):
     def add(self, team_id: str, name: str, at: datetime) -> None: ...
     def get(self, team_id: str) -> Team | None: ...
     def exists(self, team_id: str) -> bool: ...
-    def get_with_price_version(self, team_id: str) -> tuple[Team, int] | None:
-        """The team and the newest price book version id (0: none), in one read: what
-        an authorization checks its cached state against."""
-        ...
-
     def lock(self, team_id: str) -> Team | None:
         """Load the team and hold its row lock until the end of the transaction."""
-        ...
-
-    def get_many_with_price_version(self, team_ids: Sequence[str]) -> tuple[dict[str, Team], int]:
-        """The teams that exist among ``team_ids`` and the newest price book version id
-        (0: none): what an authorization refreshes its memory with, many at a time."""
         ...
 
     def revisions_with_price_version(self, team_ids: Sequence[str]) -> tuple[dict[str, int], int]:
@@ -635,6 +633,12 @@ class UnitOfWork(Protocol):
         """Lock the teams of ``keys`` (team id, event id), in id order, and read with
         them the fingerprints of those events already stored and the teams' pricing
         and grants: all in one round trip where the database allows it."""
+        ...
+
+    def read_teams(self, team_ids: Sequence[str]) -> TeamReads:
+        """What an authorization decides from, for the teams that exist among
+        ``team_ids``: the teams, the newest price book version id, their grants and
+        their pricing, in one round trip where the database allows it."""
         ...
 
     def together(self, rows: int) -> AbstractContextManager[None]:

@@ -146,32 +146,36 @@ class SqlTeams(_Repo):
     def exists(self, team_id: str) -> bool:
         return self.conn.execute(_TEAM_EXISTS, {"team_id": team_id}).first() is not None
 
-    def get_with_price_version(self, team_id: str) -> tuple[Team, int] | None:
-        """The team and the newest price book version id (0: none), in one read."""
-        version = sa.select(sa.func.coalesce(sa.func.max(t.price_books.c.id), 0))
-        row = self.conn.execute(
-            sa.select(t.teams, version.scalar_subquery().label("price_version")).where(
-                t.teams.c.id == team_id
-            )
-        ).first()
-        return None if row is None else (team_from_row(row), int(row.price_version))
+    def get_many_later(
+        self, team_ids: Sequence[str]
+    ) -> Callable[[], tuple[dict[str, Team], int | None]]:
+        """The teams that exist among ``team_ids`` and the newest price book version id
+        (None when none exists), sent now (``bulk.together`` sends it with others)."""
+        later = bulk.select_in(
+            self.conn,
+            f"SELECT {_TEAM_COLUMNS}, ({_PRICE_VERSION}) FROM teams WHERE 1 = 1",  # noqa: S608
+            (),
+            "id",
+            sorted(set(team_ids)),
+        )
 
-    def get_many_with_price_version(self, team_ids: Sequence[str]) -> tuple[dict[str, Team], int]:
-        """The teams that exist among ``team_ids``, and the newest price book version id."""
+        def teams() -> tuple[dict[str, Team], int | None]:
+            rows = later()
+            version = int(rows[0][-1]) if rows else None
+            return {r[0]: team_from_tuple(r[:-1]) for r in rows}, version
+
+        return teams
+
+    def revisions_with_price_version(self, team_ids: Sequence[str]) -> tuple[dict[str, int], int]:
         rows = bulk.select_in(
             self.conn,
-            f"SELECT {_TEAM_COLUMNS} FROM teams WHERE 1 = 1",  # noqa: S608 - constant
+            f"SELECT id, revision, ({_PRICE_VERSION}) FROM teams WHERE 1 = 1",  # noqa: S608
             (),
             "id",
             sorted(set(team_ids)),
         )()
-        return {r[0]: team_from_tuple(r) for r in rows}, self._price_version()
-
-    def revisions_with_price_version(self, team_ids: Sequence[str]) -> tuple[dict[str, int], int]:
-        rows = bulk.select_in(
-            self.conn, "SELECT id, revision FROM teams WHERE 1 = 1", (), "id", sorted(set(team_ids))
-        )()
-        return {r[0]: int(r[1]) for r in rows}, self._price_version()
+        version = int(rows[0][-1]) if rows else self._price_version()
+        return {r[0]: int(r[1]) for r in rows}, version
 
     def _price_version(self) -> int:
         version = self.conn.execute(

@@ -32,6 +32,7 @@ from creditledger.adapters.db.repositories import (
     SqlWebSessions,
 )
 from creditledger.adapters.db.usage import SqlUsage
+from creditledger.domain.accounts import TeamReads
 from creditledger.domain.errors import ServiceUnavailable
 from creditledger.domain.ids import make_id
 from creditledger.domain.usage import UsageReads
@@ -77,6 +78,16 @@ class SqlUnitOfWork:
             pricing = self.pricing.for_teams_later(team_ids)
             grants = self.grants.for_teams_later(team_ids)
         return UsageReads(locks(), fingerprints(), pricing(), grants())
+
+    def read_teams(self, team_ids: Sequence[str]) -> TeamReads:
+        """The teams among ``team_ids`` with the newest price book version, their grants
+        and their pricing: one round trip on PostgreSQL."""
+        with bulk.together(self.conn):
+            teams = self.teams.get_many_later(team_ids)
+            grants = self.grants.for_teams_later(team_ids)
+            pricing = self.pricing.for_teams_later(team_ids)
+        found, version = teams()
+        return TeamReads(found, version, grants(), pricing())
 
     def together(self, rows: int) -> AbstractContextManager[None]:
         if rows > bulk.VALUES_ROWS:
