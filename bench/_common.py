@@ -263,6 +263,26 @@ def proc_status_kib(pid: int, field: str) -> int:
     return int(match.group(1)) if match else 0
 
 
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User and system CPU time the processes ``pids`` used so far (from /proc, Linux;
+    a process gone counts 0)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def postgres_pids() -> list[int]:
+    """The local PostgreSQL server's processes (its backends included)."""
+    found = subprocess.run(["pgrep", "-x", "postgres"], check=False, capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split()]
+
+
 def children_of(pid: int) -> list[int]:
     """Direct children of ``pid`` (from /proc, Linux)."""
     out: list[int] = []

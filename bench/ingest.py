@@ -483,8 +483,9 @@ class Bench:
         out: dict[str, float] = {}
         with c.Server({"CREDITLEDGER_DATABASE_URL": url}, workers=2) as server:
             for name, pick in (("spread", teams), ("hot", teams[:1])):
+                cpu: list[tuple[float, float]] = []
 
-                def measure(pick: list[str] = pick) -> float:
+                def measure(pick: list[str] = pick, cpu: list[tuple[float, float]] = cpu) -> float:
                     prefix = self.prefix("one")
                     requests = [
                         c.raw_request(
@@ -497,6 +498,8 @@ class Bench:
                         )
                         for n in range(int(8000 * self.seconds))
                     ]
+                    workers, database = server.worker_pids(), c.postgres_pids()
+                    before = c.cpu_seconds(workers), c.cpu_seconds(database)
                     result = c.load(
                         server.port,
                         requests,
@@ -505,6 +508,13 @@ class Bench:
                         once=True,
                         count_field="accepted",
                     )
+                    events = max(1, int(result["counted"]))
+                    cpu.append(
+                        (
+                            1000 * (c.cpu_seconds(workers) - before[0]) / events,
+                            1000 * (c.cpu_seconds(c.postgres_pids()) - before[1]) / events,
+                        )
+                    )
                     return float(result["counted_per_s"])
 
                 out[name] = self.figure(
@@ -512,6 +522,17 @@ class Bench:
                     f"postgres single-event POSTs, 8 conns, {name}",
                     measure,
                     "events/s",
+                )
+                # Where the machine's two cores go, per event: the profile of the gap.
+                kept = cpu[-self.runs :]
+                self.figures[f"postgres_single_{name}_cpu_ms_per_event"] = {
+                    "workers": [round(w, 3) for w, _ in kept],
+                    "postgres": [round(p, 3) for _, p in kept],
+                }
+                print(
+                    f"    CPU per event: workers {statistics.median(w for w, _ in kept):.2f} ms, "
+                    f"PostgreSQL {statistics.median(p for _, p in kept):.2f} ms",
+                    flush=True,
                 )
         return out["spread"], out["hot"]
 
