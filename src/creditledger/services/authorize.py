@@ -135,7 +135,9 @@ class _TeamState:
 class _Verdict:
     """A decision without an estimate, before the rate limit: it stands while the team,
     its state, the price books and its open holds are the same objects and amounts and
-    the clock is before ``until`` (a grant starts or ends, a price takes effect)."""
+    the clock is before ``until`` (a grant starts or ends, a price takes effect). Its
+    credit side and pricing refusal stand while all but the holds are the same: a
+    decision with an estimate reuses them."""
 
     team: Team
     state: _TeamState
@@ -143,6 +145,8 @@ class _Verdict:
     held: Nanos | None
     until: datetime | None
     decision: Decision
+    credit: CreditDecision
+    unbillable: str | None
 
 
 def _earliest(*moments: datetime | None) -> datetime | None:
@@ -479,6 +483,27 @@ class Authorizer:
             self._by_client[key] = known
         return known
 
+    def _standing(
+        self,
+        key: tuple[str, str, str | None, str | None],
+        team: Team,
+        state: _TeamState,
+        books: list[PriceBook],
+        now: datetime,
+    ) -> _Verdict | None:
+        """The verdict kept for ``key`` while what it was worked out from still stands
+        (its holds aside: the caller compares them)."""
+        known = self._verdicts.get(key)
+        if (
+            known is not None
+            and known.state is state
+            and known.team is team
+            and known.books is books
+            and (known.until is None or now < known.until)
+        ):
+            return known
+        return None
+
     def _decide(
         self,
         team: Team,
@@ -491,20 +516,19 @@ class Authorizer:
         team_id = team.id
         now = self.ctx.clock.now()
         key = (team_id, usage.product, usage.model, usage.gpu)
-        if wanted is None:
-            known = self._verdicts.get(key)
-            if (
-                known is not None
-                and known.state is state
-                and known.team is team
-                and known.books is books
-                and (known.until is None or now < known.until)
-                and self._held(team_id, now, None, None) == known.held
-            ):
-                return self._limited(known.decision, team_id)
-        credit = decide(team, state.grants, usage, now, self.ctx.settings.tier_table)
+        known = self._standing(key, team, state, books, now)
+        if (
+            known is not None
+            and wanted is None
+            and self._held(team_id, now, None, None) == known.held
+        ):
+            return self._limited(known.decision, team_id)
+        if known is not None:
+            credit, unbillable = known.credit, known.unbillable
+        else:
+            credit = decide(team, state.grants, usage, now, self.ctx.settings.tier_table)
+            unbillable = refusal_for_pricing(usage, books, state.pricing, now)
         tier = credit.tier
-        unbillable = refusal_for_pricing(usage, books, state.pricing, now)
         cap = hold_cap(team.billing_mode, credit.available)
         held = self._held(team_id, now, wanted, cap)
         left = left_after_holds(credit.available, held or 0)
@@ -524,7 +548,9 @@ class Authorizer:
             )
             if len(self._verdicts) >= MAX_VERDICTS:
                 self._verdicts.clear()
-            self._verdicts[key] = _Verdict(team, state, books, held, until, verdict)
+            self._verdicts[key] = _Verdict(
+                team, state, books, held, until, verdict, credit, unbillable
+            )
         decision = self._limited(verdict, team_id)
         if not decision.allowed or cost is None or held is None:
             return decision
