@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,7 @@ from fastapi.testclient import TestClient
 from creditledger.adapters.clock import FixedClock
 from creditledger.adapters.holds.memory import MemoryHoldBook
 from creditledger.adapters.holds.redis import RedisHoldBook
-from creditledger.bootstrap import build_context
+from creditledger.bootstrap import build_context, change_counter, change_feed
 from creditledger.domain.accounts import BillingMode, Principal, TokenKind
 from creditledger.domain.errors import InvalidRequest, ServiceUnavailable
 from creditledger.domain.grants import UsageScope
@@ -287,3 +288,39 @@ def test_without_the_hold_book_only_holds_of_prepaid_teams_are_refused(
         assert payg.allowed and payg.hold is None
     finally:
         down.uow.dispose()
+
+
+def test_a_decision_with_an_estimate_sees_the_credit_of_its_moment_after_a_plain_one(
+    client: TestClient, ctx: Context, clock: FixedClock
+) -> None:
+    """A hold reuses the credit side of the team's last plain decision only while what
+    it was worked out from stands: a new grant, or a grant's end passing, is seen."""
+    team_id = prepaid_team(client, ctx, "1.00")
+    platform = Platform.on(client, ctx)
+    # As a server builds it: decisions from memory, kept while nothing they used moves.
+    authorizer = Authorizer(ctx, change_feed(ctx.settings), change_counter(ctx.settings))
+    try:
+        _holds_see_the_credit_of_their_moment(authorizer, platform, team_id, clock)
+    finally:
+        authorizer.close()
+
+
+def _holds_see_the_credit_of_their_moment(
+    authorizer: Authorizer, platform: Platform, team_id: str, clock: FixedClock
+) -> None:
+    assert authorizer.authorize(GATEWAY, team_id, LLAMA).available == 1_000_000_000
+    assert authorizer.authorize(GATEWAY, team_id, LLAMA).available == 1_000_000_000  # kept
+
+    platform.promo(team_id, "0.50", expires_at=clock.now() + timedelta(hours=1))
+    deadline = time.monotonic() + 5  # PostgreSQL's notice reaches memory a moment later
+    while authorizer.authorize(GATEWAY, team_id, LLAMA).available != 1_500_000_000:
+        assert time.monotonic() < deadline, "the new grant was never seen"
+        time.sleep(0.01)
+    assert authorizer.authorize(GATEWAY, team_id, LLAMA, "r1", {"amount": "1.20"}).allowed
+    assert authorizer.authorize(GATEWAY, team_id, LLAMA).available == 300_000_000
+
+    clock.advance(timedelta(hours=2))  # the $0.50 grant has ended, the hold has expired
+    late = authorizer.authorize(GATEWAY, team_id, LLAMA, "r2", {"amount": "1.20"})
+    assert not late.allowed
+    assert late.reason == "insufficient_credits"
+    assert late.available == 1_000_000_000
