@@ -20,16 +20,17 @@ import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import sqlalchemy as sa
 
 import _common as c
+import _floor
 from creditledger.services.context import Context
 from creditledger.services.usage import ingest_usage
 
@@ -189,6 +190,8 @@ def lite_charge(conn: sqlite3.Connection, batch: list[dict[str, Any]]) -> int:
 
 # --- batches -------------------------------------------------------------------------------
 
+B = TypeVar("B")
+
 
 class Batches:
     """Pre-built batches of event dicts, frozen out of the garbage collector's way."""
@@ -205,7 +208,7 @@ class Batches:
 
 
 def timed_batches(
-    charge: Callable[[list[dict[str, Any]]], int], batches: list[list[dict[str, Any]]], s: float
+    charge: Callable[[B], int], batches: Sequence[B], s: float
 ) -> tuple[int, float, float]:
     """Charge batches until ``s`` seconds pass or they run out: (events, start, end)."""
     done = 0
@@ -360,6 +363,28 @@ class Bench:
                     f"C_lite_{teams}", f"C_lite, {teams} team(s)/batch", measure, "events/s"
                 )
             conn.close()
+
+    def storage_floor(self, backend: str, at: datetime) -> None:
+        """F_rows on ``backend`` (bench/_floor.py): our rows with the plain driver."""
+        print(f"floor, {backend} (creditledger's rows and statements, plain driver)", flush=True)
+        floor = _floor.Floor(TEAMS)
+        writer = _floor.postgres_writer if backend == "postgres" else _floor.sqlite_writer
+        with c.scratch_database(backend) as url, writer(url, floor, at) as write:
+            for count in (1, TEAMS):
+
+                def measure(count: int = count) -> float:
+                    batches = floor.batches(
+                        count, self.batches_for(30_000), self.prefix("floor"), at
+                    )
+                    done, start, end = timed_batches(write, batches, self.seconds)
+                    return done / (end - start)
+
+                self.figure(
+                    f"F_rows_{backend}_{count}",
+                    f"F_rows, {backend}, {count} team(s)/batch",
+                    measure,
+                    "events/s",
+                )
 
     def asgi_ceiling(self, at: datetime) -> None:
         print("ceiling, HTTP layer (bare ASGI app, 1 uvicorn worker, orjson)", flush=True)
@@ -556,6 +581,29 @@ def ratio_line(label: str, value: float, ceiling: float, goal: float | None, cei
     return text
 
 
+def floor_lines(backend: str, f: dict[str, Any], ceiling: str, name: str) -> list[str]:
+    """F_rows against the ceiling, and the in-process figures against F_rows."""
+    out = [f"Storage floor F_rows on {backend} (bench/_floor.py)"]
+    for count in (1, TEAMS):
+        value = f[f"F_rows_{backend}_{count}"]["median"]
+        out.append(
+            ratio_line(
+                f"F_rows, {count} team(s)", value, f[f"{ceiling}_{count}"]["median"], None, name
+            )
+        )
+    for count in (1, TEAMS):
+        out.append(
+            ratio_line(
+                f"in-process, 1 process, {count} team(s)",
+                f[f"{backend}_inproc_1p_{count}"]["median"],
+                f[f"F_rows_{backend}_{count}"]["median"],
+                None,
+                "F_rows",
+            )
+        )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="one short run per figure")
@@ -586,6 +634,7 @@ def main() -> None:
             teams, _, service = c.seed(ctx, TEAMS)
             at = ctx.clock.now()  # events must not predate the price book
             bench.pg_ceilings(url)
+            bench.storage_floor("postgres", at)
             print("PostgreSQL, creditledger", flush=True)
             bench.in_process("postgres", ctx, teams, at)
             bench.in_process_workers("postgres", url, teams, at)
@@ -607,6 +656,7 @@ def main() -> None:
                 lines.append(
                     ratio_line(f"{label}, {count} team(s)", value, ceiling, goal, "C_batch")
                 )
+        lines += floor_lines("postgres", f, "C_batch", "C_batch")
         lines.append(
             ratio_line(
                 "single-event POSTs, spread", spread, f["C_evt"]["median"], GOAL_SINGLE, "C_evt"
@@ -637,6 +687,7 @@ def main() -> None:
         )
     if "sqlite" in backends:
         bench.lite_ceiling(at)
+        bench.storage_floor("sqlite", at)
         with c.scratch_database("sqlite") as url:
             ctx = c.context(url)
             teams, _, service = c.seed(ctx, TEAMS)
@@ -659,6 +710,7 @@ def main() -> None:
                 lines.append(
                     ratio_line(f"{label}, {count} team(s)", value, ceiling, goal, "C_lite")
                 )
+        lines += floor_lines("sqlite", f, "C_lite", "C_lite")
     rss = [mb for key, per in bench.checks.items() if key.endswith("rss_mb") for mb in per.values()]
     if rss:
         peak = max(rss)
