@@ -123,7 +123,7 @@ class FakeTeams:
     def lock_for_usage(self, team_ids: Sequence[str]) -> UsageLocks:
         teams = self.lock_many(team_ids)
         return UsageLocks(
-            teams=teams,
+            teams=frozenset(teams),
             price_version=0 if teams else None,  # the fake holds no price book
             watched=frozenset(),  # the fake holds no webhooks
             recharging=frozenset(),  # nor auto-recharge settings

@@ -3,12 +3,12 @@ never changes what each grant pays)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from creditledger.domain import ledger
 from creditledger.domain.consumption import order_can_matter

@@ -8,13 +8,13 @@ integration test checks that both agree.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from creditledger.domain.availability import is_usable
 from creditledger.domain.grants import Grant, GrantKind, UsageScope
 from creditledger.domain.money import Nanos
+from creditledger.domain.values import Value
 
 _NEVER = datetime.max.replace(tzinfo=UTC)
 
@@ -67,8 +67,7 @@ def is_eligible(grant: Grant, remaining: Nanos, usage: UsageScope, at: datetime)
     return is_usable(grant, usage, at, remaining)
 
 
-@dataclass(frozen=True, slots=True)
-class Allocation:
+class Allocation(Value, frozen=True):
     """How one charge is paid: ``draws`` in order as (grant id, nanos), the rest uncovered."""
 
     draws: tuple[tuple[str, Nanos], ...]

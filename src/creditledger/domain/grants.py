@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from creditledger.domain.errors import InvalidScope
 from creditledger.domain.money import Nanos
+from creditledger.domain.values import Value
 
 
 class GrantKind(enum.StrEnum):
@@ -40,8 +41,7 @@ _SCOPE_DIMENSIONS = ("products", "models", "gpus")
 MAX_SCOPE_VALUES = 100
 
 
-@dataclass(frozen=True, slots=True)
-class UsageScope:
+class UsageScope(Value, frozen=True):
     """Where a piece of usage happened: what a grant's scope is matched against."""
 
     product: str
@@ -134,8 +134,7 @@ EXPIRY_WARNING_DAYS = 7
 """A grant this close to its expiry is flagged: "expires in N days"."""
 
 
-@dataclass(frozen=True, slots=True)
-class Grant:
+class Grant(Value, frozen=True):
     """One grant as stored. ``remaining`` is the cached balance of its ledger account.
 
     ``expires_at`` is exclusive; ``None`` never expires. ``voided_at`` is set when an

@@ -17,12 +17,12 @@ The ledger is append-only: corrections are new transactions.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from datetime import datetime
 
 from creditledger.domain.errors import UnbalancedTransaction
 from creditledger.domain.grants import Grant, GrantKind
 from creditledger.domain.money import Nanos
+from creditledger.domain.values import Value
 
 PROMOTIONAL_EXPENSE = "platform:promotional_expense"
 USAGE_REVENUE = "platform:usage_revenue"
@@ -64,15 +64,13 @@ def is_owed_account(account: str) -> bool:
     return account.startswith(TEAM_OWED_PREFIXES)
 
 
-@dataclass(frozen=True, slots=True)
-class Posting:
+class Posting(Value, frozen=True):
     account: str
     amount: Nanos
     grant_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Transaction:
+class Transaction(Value, frozen=True):
     team_id: str
     type: EntryType
     occurred_at: datetime

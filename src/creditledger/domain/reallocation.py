@@ -15,8 +15,10 @@ it is: that credit is gone (written off), so it is not handed to anyone else.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
+
+from msgspec.structs import replace
 
 from creditledger.domain import ledger
 from creditledger.domain.availability import within_late_arrival_window
@@ -24,21 +26,20 @@ from creditledger.domain.consumption import Allocation, allocate, in_consumption
 from creditledger.domain.grants import Grant, UsageScope
 from creditledger.domain.money import Nanos
 from creditledger.domain.usage import UsageEvent, UsageRecord
+from creditledger.domain.values import Value
 
 Draws = tuple[tuple[str, Nanos], ...]
 """(grant id, nanos) in the order they were drawn."""
 
 
-@dataclass(frozen=True, slots=True)
-class NewCharge:
+class NewCharge(Value, frozen=True):
     """A new event and what it costs."""
 
     event: UsageEvent
     charge: Nanos
 
 
-@dataclass(frozen=True, slots=True)
-class Charged:
+class Charged(Value, frozen=True):
     """A new event's allocation: what each grant pays, and what stays unpaid."""
 
     event: UsageEvent
@@ -46,8 +47,7 @@ class Charged:
     allocation: Allocation
 
 
-@dataclass(frozen=True, slots=True)
-class Reallocated:
+class Reallocated(Value, frozen=True):
     """An already charged event whose split moved: its record with the new split, and
     the adjustment that moves the money (None when only the order of its draws moved)."""
 

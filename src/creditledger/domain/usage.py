@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from creditledger.domain.accounts import Team
 from creditledger.domain.errors import EventError
 from creditledger.domain.grants import PRODUCTS, Grant, UsageScope
 from creditledger.domain.money import Nanos
 from creditledger.domain.pricing import TeamPricing
+from creditledger.domain.values import Value
 
 MAX_EVENTS_PER_BATCH = 5_000
 MAX_AGE = timedelta(days=35)
@@ -26,8 +26,7 @@ _MICROSECOND = timedelta(microseconds=1)
 _FIELDS = frozenset({"id", "team_id", "product", "model", "gpu", "timestamp", "quantities"})
 
 
-@dataclass(frozen=True, slots=True)
-class UsageEvent:
+class UsageEvent(Value, frozen=True):
     id: str
     team_id: str
     product: str
@@ -43,8 +42,7 @@ class UsageEvent:
         return UsageScope(self.product, self.model, self.gpu)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UsageRecord:
+class UsageRecord(Value, frozen=True, kw_only=True):
     """A charged event as stored: what it cost and how much credits did not cover."""
 
     team_id: str
@@ -182,8 +180,8 @@ def fingerprint(
 class UsageLocks:
     """A usage batch's teams, locked, and what was read with them."""
 
-    teams: dict[str, Team]
-    """The teams that exist among those asked for."""
+    teams: frozenset[str]
+    """The ids of the teams that exist among those asked for."""
     price_version: int | None
     """The newest price book version id (None when no team exists)."""
     watched: frozenset[str]

@@ -12,7 +12,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 from creditledger.domain import ledger
 from creditledger.domain.accounts import Principal, TokenKind
@@ -317,7 +316,7 @@ class _Writes:
 
 
 def _drop_unknown_teams(
-    events: list[tuple[int, UsageEvent]], teams: dict[str, Any], result: IngestResult
+    events: list[tuple[int, UsageEvent]], teams: frozenset[str], result: IngestResult
 ) -> list[tuple[int, UsageEvent]]:
     kept = []
     for index, event in events:

@@ -6,11 +6,11 @@ Each check yields a sentence per violation; nothing here writes.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from msgspec.structs import replace
 
 from creditledger.adapters.db import tables as t
 from creditledger.adapters.db.rows import grant_from_row

@@ -207,7 +207,7 @@ class SqlTeams(_Repo):
         """:meth:`lock_for_usage`, sent now (``bulk.together`` sends it with others)."""
         later = bulk.select_in(
             self.conn,
-            f"SELECT {_TEAM_COLUMNS}, credit_nanos, ({_PRICE_VERSION}), "  # noqa: S608 - constant
+            f"SELECT id, credit_nanos, ({_PRICE_VERSION}), "  # noqa: S608 - constant
             f"{_WATCHED}, {_RECHARGING} FROM teams WHERE 1 = 1",
             (),
             "id",
@@ -218,11 +218,11 @@ class SqlTeams(_Repo):
         def locks() -> UsageLocks:
             rows = later()
             return UsageLocks(
-                teams={r[0]: team_from_tuple(r[:-4]) for r in rows},
-                price_version=int(rows[0][-3]) if rows else None,
-                watched=frozenset(r[0] for r in rows if r[-2]),
-                recharging=frozenset(r[0] for r in rows if r[-1]),
-                credit={r[0]: int(r[-4]) for r in rows},
+                teams=frozenset(r[0] for r in rows),
+                price_version=int(rows[0][2]) if rows else None,
+                watched=frozenset(r[0] for r in rows if r[3]),
+                recharging=frozenset(r[0] for r in rows if r[4]),
+                credit={r[0]: int(r[1]) for r in rows},
             )
 
         return locks

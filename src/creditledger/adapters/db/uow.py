@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import secrets
+import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -39,7 +39,7 @@ from creditledger.domain.usage import UsageReads
 
 
 def new_id(prefix: str) -> str:
-    return make_id(prefix, time.time_ns() // 1_000_000, secrets.randbits(80))
+    return make_id(prefix, time.time_ns() // 1_000_000, int.from_bytes(os.urandom(10)))
 
 
 class SqlUnitOfWork:
