@@ -257,3 +257,38 @@ def test_teams_due_for_renewal_together_are_renewed_in_one_read(
     until(lambda: bool(reads))
     assert [sorted(r) for r in reads] == [sorted(teams)]  # gathered: one read for all
     authorizer.close()
+
+
+def test_one_statement_moving_many_teams_sends_each_team_once(
+    database_url: str, ctx: Context
+) -> None:
+    """A usage batch moves the revision of all its teams in one statement: the notices
+    come in parts of at most 8,000 bytes, and each team reaches the subscriber once."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("notices are PostgreSQL's")
+    now = ctx.clock.now()
+    with ctx.uow() as uow:
+        team_ids = [uow.new_id("team") for _ in range(400)]
+        for n, team_id in enumerate(team_ids):
+            uow.teams.add(team_id, f"team {n}", now)
+        uow.commit()
+    heard: list[str] = []
+    feed = PgChangeFeed(database_url, heard.append)
+    feed.start()
+    try:
+        assert feed.live
+        teams = tables.teams
+        moved = teams.update().where(teams.c.id.in_(team_ids[:300]))
+        engine = sa.create_engine(database_url, poolclass=sa.NullPool)
+        with engine.begin() as conn:
+            # The revision stays put: nothing to tell.
+            conn.execute(moved.values(name=teams.c.name + "!"))
+        with engine.begin() as conn:
+            conn.execute(moved.values(revision=teams.c.revision + 1))
+        engine.dispose()
+        expected = sorted(f"team:{team_id}" for team_id in team_ids[:300])
+        until(lambda: len([n for n in heard if n.startswith("team")]) >= len(expected))
+        time.sleep(0.1)  # nothing more comes
+        assert sorted(n for n in heard if n.startswith("team")) == expected
+    finally:
+        feed.stop()

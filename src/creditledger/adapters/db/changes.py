@@ -1,8 +1,9 @@
 """What changed: pushed by PostgreSQL (``LISTEN creditledger_changes`` in a thread), or
 counted by SQLite (``PRAGMA data_version``).
 
-The notices come from triggers (migration 0010): ``team:<id>`` when a team's revision
-moves, ``prices`` when a price book is added. Each goes to the subscriber as it comes;
+The notices come from triggers (migrations 0010, 0012): ``teams:<id> <id> …`` for the
+teams whose revision a statement moved, ``prices`` when a price book is added. Each
+goes to the subscriber as it comes, a team's as ``team:<id>``;
 ``*`` means "anything may have changed": sent when the listening connection is (re)made,
 so what was cached before it is thrown away. While the connection is down the feed is
 not :attr:`live`, and readers go back to reading the database per decision.
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "creditledger_changes"
 EVERYTHING = "*"
+TEAM = "team:"
+TEAMS = "teams:"
 
 
 def _conninfo(url: str) -> str:
@@ -82,7 +85,7 @@ class PgChangeFeed:
                     self._live.set()
                     while not self._stop.is_set():
                         for notice in conn.notifies(timeout=0.5):
-                            self.on_change(notice.payload)
+                            self._hand_on(notice.payload)
             except psycopg.Error as exc:
                 if not self._stop.is_set():
                     log.warning("change feed lost its connection: %s", exc)
@@ -90,6 +93,14 @@ class PgChangeFeed:
                 self._live.clear()
                 self._conn = None
             self._stop.wait(self.retry_seconds)
+
+
+    def _hand_on(self, payload: str) -> None:
+        if not payload.startswith(TEAMS):
+            self.on_change(payload)
+            return
+        for team_id in payload[len(TEAMS) :].split():
+            self.on_change(TEAM + team_id)
 
 
 CHECK_SECONDS = 0.001
