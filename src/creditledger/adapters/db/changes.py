@@ -94,7 +94,6 @@ class PgChangeFeed:
                 self._conn = None
             self._stop.wait(self.retry_seconds)
 
-
     def _hand_on(self, payload: str) -> None:
         if not payload.startswith(TEAMS):
             self.on_change(payload)

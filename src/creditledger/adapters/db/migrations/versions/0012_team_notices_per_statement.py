@@ -30,7 +30,7 @@ def upgrade() -> None:
         return
     op.execute("DROP TRIGGER teams_changed ON teams")
     op.execute("DROP FUNCTION creditledger_team_changed()")
-    op.execute(  # noqa: S608 - constants only
+    op.execute(
         f"""
         CREATE FUNCTION creditledger_teams_changed() RETURNS trigger AS $$
         BEGIN
@@ -43,7 +43,7 @@ def upgrade() -> None:
           GROUP BY part;
           RETURN NULL;
         END $$ LANGUAGE plpgsql
-        """
+        """  # noqa: S608 - constants only
     )
     op.execute(
         "CREATE TRIGGER teams_changed AFTER UPDATE ON teams "
