@@ -38,6 +38,7 @@ class SqlInvariants:
             yield from _team_caches_match_postings(conn)
             yield from _balance_after_chain(conn)
             yield from _ledger_append_only(conn)
+            yield from _references(conn)
             yield from _one_grant_per_payment(conn)
             yield from _promo_redemptions(conn)
             yield from usage_charged_once(conn)
@@ -198,6 +199,22 @@ def _ledger_append_only(conn: sa.Connection) -> Iterator[str]:
     for table in _APPEND_ONLY:
         if table not in found:
             yield f"I9: table {table} has no append-only trigger"
+
+
+def _references(conn: sa.Connection) -> Iterator[str]:
+    """I9: no usage or ledger row refers to a missing row. PostgreSQL checks these
+    references per statement by trigger (migration 0013), SQLite as foreign keys; this
+    reads them all again."""
+    for table, column, referred in sorted(t.PER_STATEMENT_KEYS):
+        child, parent = t.metadata.tables[table], t.metadata.tables[referred]
+        key = child.c[column]
+        orphans = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(child)
+            .where(key.is_not(None), ~sa.exists().where(parent.c.id == key))
+        ).scalar_one()
+        if orphans:
+            yield f"I9: {orphans} {table} rows refer to a missing {referred} row ({column})"
 
 
 def _one_grant_per_payment(conn: sa.Connection) -> Iterator[str]:

@@ -25,6 +25,18 @@ metadata = sa.MetaData(
 
 Id = sa.String(40)
 
+PER_STATEMENT_KEYS = frozenset(
+    {
+        ("usage_events", "team_id", "teams"),
+        ("ledger_transactions", "team_id", "teams"),
+        ("postings", "transaction_id", "ledger_transactions"),
+        ("postings", "grant_id", "grants"),
+    }
+)
+"""Foreign keys (table, column, referred table) that PostgreSQL checks once per
+statement by trigger instead (migration 0013, docs/decisions/0031): declared here, and
+foreign keys on SQLite."""
+
 users = sa.Table(
     "users",
     metadata,

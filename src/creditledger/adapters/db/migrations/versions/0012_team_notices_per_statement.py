@@ -10,6 +10,10 @@ listening process handled them one by one. The statement trigger below sends
 ``teams:<id> <id> …``, 150 ids to a notice (a payload holds at most 8,000 bytes; an id
 at most 40 characters), for the teams whose revision moved. The listener hands each id
 on as before (``adapters/db/changes.py``). PostgreSQL only, as 0010.
+
+The moved teams are found with ``EXCEPT`` (a hash or a sort), not a join of the two
+transition tables: PL/pgSQL keeps a plan per session, and a plan made for the one-row
+updates of a purchase would join 1,000 rows by a nested loop, 170 ms a batch.
 """
 
 from __future__ import annotations
@@ -36,9 +40,8 @@ def upgrade() -> None:
         BEGIN
           PERFORM pg_notify('{CHANNEL}', 'teams:' || string_agg(id, ' '))
           FROM (
-            SELECT n.id, (row_number() OVER (ORDER BY n.id) - 1) / {IDS_PER_NOTICE} AS part
-            FROM changed n JOIN before o ON o.id = n.id
-            WHERE o.revision IS DISTINCT FROM n.revision
+            SELECT id, (row_number() OVER (ORDER BY id) - 1) / {IDS_PER_NOTICE} AS part
+            FROM (SELECT id, revision FROM changed EXCEPT SELECT id, revision FROM before) m
           ) moved
           GROUP BY part;
           RETURN NULL;
