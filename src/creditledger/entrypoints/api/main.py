@@ -15,6 +15,12 @@ SWITCH_INTERVAL_SECONDS = 0.0005
 the event loop gets it back; Python's default of 5 ms is added to every authorization
 that arrives while a batch is being charged (docs/decisions/0019)."""
 
+GC_THRESHOLDS = (50_000, 20, 100)
+"""The collector's thresholds in a server process (Python's are 700, 10, 10). A usage
+batch builds tens of thousands of short-lived containers; with the defaults, enough of
+them outlived a young collection to set off a full one every second or two while
+batches were charged, each holding every request 15–100 ms (docs/decisions/0032)."""
+
 
 def app_factory() -> FastAPI:
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
@@ -25,4 +31,5 @@ def app_factory() -> FastAPI:
     # passes takes ~60 ms pauses off the requests that happen to trigger one.
     gc.collect()
     gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
     return app
