@@ -8,7 +8,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from creditledger.adapters.clock import SystemClock
-from creditledger.adapters.db.changes import PgChangeFeed, SqliteChangeCounter
+from creditledger.adapters.db.changes import PgChangeFeed, SqliteChangeCounter, SqliteChangeFeed
 from creditledger.adapters.db.engine import create_engine
 from creditledger.adapters.db.invariants import SqlInvariants
 from creditledger.adapters.db.migrate import SqlSchemaStatus
@@ -97,21 +97,32 @@ def build_context(
 
 
 def change_feed(settings: Settings) -> Callable[[Callable[[str], None]], ChangeFeed] | None:
-    """How a process hears of committed changes: PostgreSQL's notices, when enabled
-    (``CREDITLEDGER_PUSH_CHANGES``); None on SQLite."""
+    """How a process hears of committed changes, when enabled
+    (``CREDITLEDGER_PUSH_CHANGES``): PostgreSQL's notices, or SQLite's data version
+    watched in a thread (a database file only)."""
     url = settings.database_url
-    if not settings.push_changes or not url.startswith("postgresql"):
+    if not settings.push_changes:
         return None
-    return lambda on_change: PgChangeFeed(url, on_change)
+    if url.startswith("postgresql"):
+        return lambda on_change: PgChangeFeed(url, on_change)
+    path = _sqlite_file(url)
+    if path is None:
+        return None
+    return lambda on_change: SqliteChangeFeed(path, on_change)
+
+
+def _sqlite_file(url: str) -> str | None:
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return parsed.database
 
 
 def change_counter(settings: Settings) -> ChangeCounter | None:
     """How a process tells that nothing was committed since it last read: SQLite's
     data version, for a database file; None otherwise."""
-    url = sa.make_url(settings.database_url)
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return None
-    return SqliteChangeCounter(url.database)
+    path = _sqlite_file(settings.database_url)
+    return None if path is None else SqliteChangeCounter(path)
 
 
 def migrate_database(settings: Settings) -> None:

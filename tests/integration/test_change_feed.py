@@ -1,6 +1,7 @@
 """Decisions from memory: a committed change reaches another process's next decision,
-through LISTEN/NOTIFY on PostgreSQL (a lost connection only falls back to reads) and
-through SQLite's data version, which moves at every commit of any connection."""
+through LISTEN/NOTIFY on PostgreSQL and through SQLite's data version, which moves at
+every commit of any connection (watched in a thread, or read per decision without the
+feed); a lost feed only falls back to reads."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from creditledger.adapters.clock import FixedClock
 from creditledger.adapters.db import tables
-from creditledger.adapters.db.changes import PgChangeFeed
+from creditledger.adapters.db.changes import PgChangeFeed, SqliteChangeFeed
 from creditledger.adapters.holds.memory import MemoryHoldBook
 from creditledger.bootstrap import build_context, change_counter, change_feed
 from creditledger.domain.accounts import BillingMode, Principal, TokenKind
@@ -36,13 +37,10 @@ WITHIN_SECONDS = 2.0
 @pytest.fixture
 def other(database_url: str, clock: FixedClock) -> Iterator[Authorizer]:
     """The Authorizer of another process, listening for changes (PostgreSQL) or
-    watching the change counter (SQLite)."""
+    watching the data version (SQLite)."""
     ctx = build_context(make_settings(database_url, push_changes=True), clock=clock)
     authorizer = Authorizer(ctx, change_feed(ctx.settings), change_counter(ctx.settings))
-    if database_url.startswith("postgresql"):
-        assert authorizer.feed is not None and authorizer.feed.live
-    else:
-        assert authorizer.counter is not None
+    assert authorizer.feed is not None and authorizer.feed.live
     yield authorizer
     authorizer.close()
     ctx.uow.dispose()
@@ -114,25 +112,25 @@ def test_a_dropped_connection_falls_back_to_reads_and_recovers(
 ) -> None:
     platform, team_id = team_with_credit(client, ctx, "0.05")
     assert other.authorize(GATEWAY, team_id, LLAMA).allowed
-    if other.feed is None:
-        pytest.skip("SQLite has no connection to lose")
     feed = other.feed
-    assert isinstance(feed, PgChangeFeed)
+    assert isinstance(feed, PgChangeFeed | SqliteChangeFeed)
     feed.drop_connection()
     until(lambda: not feed.live)
     # While deaf, every decision reads the database: a change shows at once.
     platform.usage(event(team_id, "e1", ctx.clock.now(), tokens=5))
     assert not other.authorize(GATEWAY, team_id, LLAMA).allowed
-    until(lambda: feed.live)
+    until(lambda: other.authorize(GATEWAY, team_id, LLAMA) is not None and feed.live)
     platform.promo(team_id, "1.00")
     until(lambda: other.authorize(GATEWAY, team_id, LLAMA).allowed)
 
 
-def test_on_sqlite_memory_is_trusted_only_until_the_next_commit(
-    client: TestClient, ctx: Context, other: Authorizer, database_url: str
+def test_on_sqlite_without_the_feed_memory_is_trusted_only_until_the_next_commit(
+    client: TestClient, ctx: Context, database_url: str
 ) -> None:
-    if other.counter is None:
-        pytest.skip("PostgreSQL trusts memory while its feed is live")
+    if database_url.startswith("postgresql"):
+        pytest.skip("the change counter is SQLite's")
+    other = Authorizer(ctx, None, change_counter(ctx.settings))
+    assert other.counter is not None
     platform, team_id = team_with_credit(client, ctx, "0.05")
     token = platform.service
     assert other.request(token, None, team_id, LLAMA).allowed
@@ -141,6 +139,69 @@ def test_on_sqlite_memory_is_trusted_only_until_the_next_commit(
     assert not other.in_memory(token, team_id)
     assert not other.request(token, None, team_id, LLAMA).allowed
     assert other.in_memory(token, team_id)
+    other.close()
+
+
+def test_on_sqlite_a_commit_is_checked_in_the_background(
+    client: TestClient,
+    ctx: Context,
+    other: Authorizer,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The feed's ``?`` (sent when a decision finds the data version moved) names
+    nothing: memory is used unchecked by decisions without a hold for
+    :data:`STALE_SECONDS` at most, while one read of every revision held finds the teams
+    that moved; a team whose revision stayed is not read again."""
+    if database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's notices name their teams")
+    platform, team_id = team_with_credit(client, ctx, "0.05")
+    _, quiet = team_with_credit(client, ctx, "1.00")
+    token = platform.service
+    assert other.request(token, None, team_id, LLAMA).allowed
+    assert other.request(token, None, quiet, LLAMA).allowed
+    until(lambda: other.in_memory(token, quiet) and other._unchecked_at is None)
+    kept = other._fresh[quiet].state
+    checked: list[list[str]] = []
+    check = other._check
+    monkeypatch.setattr(other, "_check", lambda teams, tokens: checked.append(teams))
+    platform.usage(event(team_id, "e1", ctx.clock.now(), tokens=5))  # uses the credit up
+    until(lambda: other.in_memory(token, quiet) and bool(checked))
+    assert sorted(checked[0]) == sorted([team_id, quiet])
+    assert other.in_memory(token, team_id)  # a check may use what was known…
+    assert not other.in_memory(token, team_id, exact=True)  # …a hold may not
+    time.sleep(authorize.STALE_SECONDS)
+    assert not other.in_memory(token, team_id)  # and not past the bound
+    monkeypatch.setattr(other, "_check", check)
+    check(checked[0], [token])
+    assert other.in_memory(token, team_id, exact=True)
+    assert not other.request(token, None, team_id, LLAMA).allowed  # the charge is seen
+    assert other._fresh[quiet].state is kept  # the quiet team was not read again
+
+
+def test_on_sqlite_a_revoked_token_found_by_the_check_forgets_every_token(
+    ctx: Context, other: Authorizer, database_url: str
+) -> None:
+    if database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL names the tokens in its notice")
+    keep = create_platform_token(ctx, TokenKind.SERVICE, "gateway 3")
+    drop = create_platform_token(ctx, TokenKind.SERVICE, "gateway 4")
+    for token in (keep, drop):
+        other.authenticate(token)
+    until(lambda: other.known_principal(drop, None) is not None and other._unchecked_at is None)
+    other._check([], [keep])
+    assert keep in other._principals  # nothing revoked: kept
+    with ctx.uow() as uow:
+        uow.conn.execute(  # type: ignore[attr-defined]
+            sa.update(tables.api_tokens)
+            .where(tables.api_tokens.c.name == "gateway 4")
+            .values(revoked_at=ctx.clock.now())
+        )
+        uow.commit()
+    until(lambda: other.authenticate(keep) is not None and drop not in other._principals)
+    with pytest.raises(Unauthenticated):
+        other.authenticate(drop)
+    assert other.authenticate(keep).kind is TokenKind.SERVICE
 
 
 class _LiveFeed:
@@ -150,6 +211,7 @@ class _LiveFeed:
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
+    def poll(self) -> None: ...
 
 
 def test_a_team_marked_changed_serves_decisions_without_a_hold_for_a_bounded_time(

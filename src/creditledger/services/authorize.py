@@ -60,7 +60,7 @@ from creditledger.domain.pricing import (
 from creditledger.domain.tiers import DEFAULT_TIERS, Tier, tier_for
 from creditledger.services.context import Context
 from creditledger.services.ports import ChangeCounter, ChangeFeed
-from creditledger.services.tokens import authenticate
+from creditledger.services.tokens import authenticate, hash_token
 from creditledger.services.usage import require_service
 
 log = logging.getLogger(__name__)
@@ -188,12 +188,15 @@ MAX_VERDICTS = 100_000
 
 
 class Authorizer:
-    """Decisions for the gateway. With a change feed (PostgreSQL's notices), teams and
-    service tokens are served from memory while the feed is live and each entry is
-    younger than :data:`TRUST_SECONDS`. A notice drops the tokens it names at once; a
-    team it names is read again in the background, and until then only decisions
-    without a hold, for at most :data:`STALE_SECONDS`, use what was known. With a
-    change counter (SQLite's data version), they are served from memory while the
+    """Decisions for the gateway. With a change feed (PostgreSQL's notices, or SQLite's
+    data version watched in a thread), teams and service tokens are served from memory
+    while the feed is live and each entry is younger than :data:`TRUST_SECONDS`. A
+    notice drops the tokens it names at once; a team it names is read again in the
+    background, and until then only decisions without a hold, for at most
+    :data:`STALE_SECONDS`, use what was known. SQLite's notice, ``?``, names nothing: it
+    marks everything in memory as unchecked, and the background check reads the
+    revisions of every team held (and the tokens) to find what moved. With a change
+    counter only (SQLite without the feed), they are served from memory while the
     counter has not moved since they were read. Without either (or the feed down),
     every decision reads the team's revision."""
 
@@ -207,7 +210,8 @@ class Authorizer:
         self.counter = counter
         self._cache: dict[str, _TeamState] = {}
         self._fresh: OrderedDict[str, _Fresh] = OrderedDict()
-        self._principals: OrderedDict[str, tuple[int, Principal]] = OrderedDict()
+        self._principals: OrderedDict[str, tuple[int, Principal, float]] = OrderedDict()
+        """By token: the memory version, the principal, when it was read."""
         self._by_client: dict[tuple[str, str], Principal] = {}
         self._verdicts: dict[tuple[str, str, str | None, str | None], _Verdict] = {}
         """By team and usage (a plain tuple: hashed and compared without a call)."""
@@ -221,6 +225,13 @@ class Authorizer:
         self._renewals: set[str] = set()
         """Teams near the end of their trust, renewed together after a short gathering."""
         self._refresh_wanted = threading.Condition(self._lock)
+        self._check_wanted = False
+        """A ``?`` came: the refresher checks everything memory holds."""
+        self._unchecked_at: float | None = None
+        """When the oldest ``?`` not yet checked came: entries read before it are used
+        only as :data:`STALE_SECONDS` allows."""
+        self._pending_at: float | None = None
+        """When the first ``?`` since the running check began came."""
         self._closed = False
         self.feed = None if feed is None else feed(self.changed)
         if self.feed is not None:
@@ -248,6 +259,14 @@ class Authorizer:
                         self._fresh[team_id] = replace(fresh, stale_at=time.monotonic())
                     self._refresh.add(team_id)
                     self._refresh_wanted.notify()
+            elif notice == "?":
+                now = time.monotonic()
+                if self._unchecked_at is None:
+                    self._unchecked_at = now
+                if self._pending_at is None:
+                    self._pending_at = now
+                self._check_wanted = True
+                self._refresh_wanted.notify()
             elif notice == "tokens":
                 self._generation += 1
                 self._principals.clear()
@@ -262,8 +281,10 @@ class Authorizer:
         """What memory is checked against: 0 while the feed is live (its notices drop
         stale entries), the change counter's value, or None (no memory to trust)."""
         feed = self.feed
-        if feed is not None and feed.live:
-            return 0
+        if feed is not None:
+            feed.poll()
+            if feed.live:
+                return 0
         return None if self.counter is None else self.counter()
 
     def authenticate(self, token: str | None, client: str | None = None) -> Principal:
@@ -272,26 +293,61 @@ class Authorizer:
         if version is None or not token:
             return authenticate(self.ctx, token, client)
         cached = self._principals.get(token)
-        if cached is not None and cached[0] == version:
+        if cached is not None and self._usable(cached, version):
             known = cached[1]
         else:
             with self._lock:
                 generation = self._generation
+            read_at = time.monotonic()
             known = authenticate(self.ctx, token)
             with self._lock:
                 if generation == self._generation:
-                    self._principals[token] = (version, known)
+                    self._principals[token] = (version, known, read_at)
                     while len(self._principals) > MAX_PRINCIPALS:
                         self._principals.popitem(last=False)
         return known if client is None else self._with_client(token, known, client)
 
+    def _usable(self, cached: tuple[int, Principal, float], version: int) -> bool:
+        """May a principal kept in memory answer for its token now?"""
+        if cached[0] != version:
+            return False
+        return version != 0 or self._checked(cached[2], exact=False)
+
+    def _checked(self, read_at: float, exact: bool) -> bool:
+        """Was something read at ``read_at`` checked since the last ``?``, or may it
+        still be used unchecked (no hold, within :data:`STALE_SECONDS`)?"""
+        unchecked = self._unchecked_at
+        if unchecked is None or read_at >= unchecked:
+            return True
+        return not exact and time.monotonic() - unchecked <= STALE_SECONDS
+
     def _refresher(self) -> None:
         """Read again the teams that notices marked changed, up to
-        :data:`REFRESH_BATCH` at a time in one read each of teams, grants and prices."""
+        :data:`REFRESH_BATCH` at a time in one read each of teams, grants and prices;
+        after a ``?``, check everything memory holds."""
         while True:
             with self._lock:
-                while not self._refresh and not self._renewals and not self._closed:
+                while (
+                    not self._refresh
+                    and not self._renewals
+                    and not self._check_wanted
+                    and not self._closed
+                ):
                     self._refresh_wanted.wait()
+                if self._check_wanted and not self._closed:
+                    self._check_wanted = False
+                    self._pending_at = None
+                    team_ids = list(self._fresh)
+                    tokens = list(self._principals)
+                    check = True
+                else:
+                    check = False
+            if check:
+                self._check(team_ids, tokens)
+                continue
+            with self._lock:
+                if not self._refresh and not self._renewals and not self._closed:
+                    continue
                 if not self._refresh and not self._closed:
                     # Only renewals: they have until their trust runs out, so the teams
                     # read together are renewed together, in one read, not one by one.
@@ -312,6 +368,30 @@ class Authorizer:
                 with self._lock:
                     for team_id in team_ids:
                         self._fresh.pop(team_id, None)
+
+    def _check(self, team_ids: list[str], tokens: list[str]) -> None:
+        """Check what memory held when a ``?`` came: the teams' revisions (a team whose
+        revision moved is read again) and whether the tokens are still live. Until it
+        ends, entries read before the ``?`` are used only as :meth:`_checked` allows."""
+        try:
+            for start in range(0, len(team_ids), REFRESH_BATCH):
+                self._reload_many(team_ids[start : start + REFRESH_BATCH])
+            hashes = {hash_token(token): token for token in tokens}
+            with self.ctx.uow(write=False) as uow:
+                live = uow.tokens.live_among(list(hashes))
+            revoked = len(live) < len(hashes)
+        except Exception:  # forget what could not be checked: decisions read it again
+            log.warning("authorize: checking %d teams failed", len(team_ids), exc_info=True)
+            with self._lock:
+                for team_id in team_ids:
+                    self._fresh.pop(team_id, None)
+            revoked = True
+        with self._lock:
+            if revoked:
+                self._generation += 1
+                self._principals.clear()
+                self._by_client.clear()
+            self._unchecked_at = self._pending_at
 
     def _reload_many(self, team_ids: list[str]) -> None:
         """Read the teams again; a team whose revision has not moved (a renewal that
@@ -385,7 +465,7 @@ class Authorizer:
         holds the token as of that version."""
         version = self._version()
         cached = self._principals.get(token)
-        if version is None or cached is None or cached[0] != version:
+        if version is None or cached is None or not self._usable(cached, version):
             return None
         return version, cached[1]
 
@@ -395,6 +475,8 @@ class Authorizer:
             return False
         if version != 0:
             return True
+        if not self._checked(fresh.read_at, exact):
+            return False
         now = time.monotonic()
         if fresh.stale_at is not None and (exact or now - fresh.stale_at > STALE_SECONDS):
             return False

@@ -127,11 +127,15 @@ class Tokens(Protocol):
         at: datetime,
     ) -> None: ...
     def principal_for(self, token_hash: str) -> Principal | None: ...
+    def live_among(self, token_hashes: Sequence[str]) -> set[str]:
+        """Those of ``token_hashes`` whose tokens exist and are not revoked."""
+        ...
 
 
 class ChangeFeed(Protocol):
     """Notices of committed changes pushed by the database (``team:<id>``, ``prices``,
-    ``tokens``, or ``*`` for anything), delivered to the callback it was made with."""
+    ``tokens``, ``?`` for "something: check what you hold", or ``*`` for anything),
+    delivered to the callback it was made with."""
 
     @property
     def live(self) -> bool:
@@ -140,6 +144,10 @@ class ChangeFeed(Protocol):
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
+    def poll(self) -> None:
+        """Look for changes now, where they are not pushed (SQLite); called before
+        each decision, so it must cost next to nothing."""
+        ...
 
 
 class ChangeCounter(Protocol):

@@ -357,6 +357,16 @@ class SqlTokens(_Repo):
             return None
         return Principal(TokenKind(row.kind), row.id, row.user_id, name=row.name)
 
+    def live_among(self, token_hashes: Sequence[str]) -> set[str]:
+        rows = bulk.select_in(
+            self.conn,
+            "SELECT token_hash FROM api_tokens WHERE revoked_at IS NULL",
+            (),
+            "token_hash",
+            sorted(set(token_hashes)),
+        )()
+        return {str(r[0]) for r in rows}
+
 
 class SqlWebSessions(_Repo):
     def add(self, session: WebSession, session_hash: str) -> None:
