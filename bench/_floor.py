@@ -133,8 +133,8 @@ def postgres_writer(url: str, floor: Floor, at: datetime) -> Iterator[Callable[[
             with conn.cursor() as locks, conn.cursor() as seen, conn.cursor() as held:
                 with conn.pipeline():
                     locks.execute(
-                        "SELECT id, credit_nanos FROM teams WHERE id = ANY(%s) "
-                        "ORDER BY id FOR UPDATE",
+                        "SELECT id, credit_nanos FROM teams "
+                        "WHERE id IN (SELECT unnest(%s::text[])) ORDER BY id FOR UPDATE",
                         [batch.teams],
                     )
                     seen.execute(
@@ -144,7 +144,8 @@ def postgres_writer(url: str, floor: Floor, at: datetime) -> Iterator[Callable[[
                         [[k[0] for k in batch.keys], [k[1] for k in batch.keys]],
                     )
                     held.execute(
-                        "SELECT id, team_id, remaining_nanos FROM grants WHERE team_id = ANY(%s)",
+                        "SELECT id, team_id, remaining_nanos FROM grants "
+                        "WHERE team_id IN (SELECT unnest(%s::text[]))",
                         [batch.teams],
                     )
                 locks.fetchall(), seen.fetchall(), held.fetchall()
