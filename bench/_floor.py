@@ -138,9 +138,9 @@ def postgres_writer(url: str, floor: Floor, at: datetime) -> Iterator[Callable[[
                         [batch.teams],
                     )
                     seen.execute(
-                        "SELECT team_id, event_id, fingerprint FROM usage_events "
-                        "WHERE (team_id, event_id) IN "
-                        "(SELECT * FROM unnest(%s::text[], %s::text[]))",
+                        "SELECT s.* FROM unnest(%s::text[], %s::text[]) AS k(a, b) "
+                        "CROSS JOIN LATERAL (SELECT team_id, event_id, fingerprint "
+                        "FROM usage_events WHERE team_id = k.a AND event_id = k.b OFFSET 0) s",
                         [[k[0] for k in batch.keys], [k[1] for k in batch.keys]],
                     )
                     held.execute(
