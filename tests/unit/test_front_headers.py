@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from creditledger.entrypoints.api import fast_authorize, front
 from creditledger.entrypoints.api.front import bearer_json
 
 JSON = (b"content-type", b"application/json")
@@ -44,3 +45,26 @@ def test_a_request_is_taken_in_front_only_when_plain(
     headers: list[tuple[bytes, bytes]], token: str | None
 ) -> None:
     assert bearer_json(headers, 16 * 1024) == token
+
+
+def test_a_header_value_read_again_gives_the_same_answer() -> None:
+    """Plain values are kept once read; a refused one is read again (and refused) each
+    time, so a kept answer never stands in for a refusal."""
+    for _ in range(3):
+        assert bearer_json(PLAIN, 16 * 1024) == "cl_token"
+        assert bearer_json([JSON, LENGTH, (b"authorization", b"Bearer a b")], 16 * 1024) is None
+    assert front._tokens.get(b"Bearer cl_token") == "cl_token"
+    assert b"Bearer a b" not in front._tokens
+
+
+def test_plain_authorization_bodies_are_decoded_once_and_others_every_time() -> None:
+    plain = b'{"team_id": "team_1", "product": "serverless", "model": "llama"}'
+    first = fast_authorize._decoded(plain)
+    assert first is not None and fast_authorize._decoded(plain) is first
+    with_hold = (
+        b'{"team_id": "team_1", "product": "serverless", "model": "llama", "request_id": "r1"}'
+    )
+    assert fast_authorize._decoded(with_hold) is not fast_authorize._decoded(with_hold)
+    twice = b'{"team_id": "team_1", "team_id": "team_2", "product": "serverless", "model": "m"}'
+    assert fast_authorize._decoded(twice) is None  # the route judges it, every time
+    assert twice not in fast_authorize._bodies

@@ -39,7 +39,7 @@ _FIELD = re.compile(rb'"(?:team_id|product|model|gpu|request_id|estimate)"')
 """A field's name in quotes, anywhere in the body (a value that spells one counts too)."""
 
 
-class AuthorizeWire(msgspec.Struct, forbid_unknown_fields=True):
+class AuthorizeWire(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """The body, with the limits of ``schemas.AuthorizeCreate``."""
 
     team_id: Annotated[str, msgspec.Meta(max_length=64)]
@@ -131,15 +131,30 @@ class AuthorizeFastPath(PostInFront[AuthorizeWire]):
         return out
 
 
+MAX_BODIES = 10_000
+MAX_KEPT_BYTES = 512
+_bodies: dict[bytes, AuthorizeWire] = {}
+"""Plain bodies decoded already (no request id, no estimate): a gateway asks for the same
+team and model again and again."""
+
+
 def _decoded(body: bytes) -> AuthorizeWire | None:
     """The body decoded, or None when the route should judge it: it does not decode,
     or it might hold a key twice (a name seen twice, or any escape)."""
+    known = _bodies.get(body)
+    if known is not None:
+        return known
     if b"\\" in body:
         return None
     names = _FIELD.findall(body)
     if len(names) != len(set(names)):
         return None
     try:
-        return _decode(body)
+        wire = _decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
+    if wire.request_id is None and wire.estimate is None and len(body) <= MAX_KEPT_BYTES:
+        if len(_bodies) >= MAX_BODIES:
+            _bodies.clear()
+        _bodies[body] = wire
+    return wire

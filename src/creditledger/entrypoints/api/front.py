@@ -27,7 +27,10 @@ from creditledger.entrypoints.api.metrics import observe
 
 log = logging.getLogger(__name__)
 
-_JSON_HEADERS = [(b"content-type", b"application/json")]
+_JSON_HEADERS = ((b"content-type", b"application/json"),)
+MAX_LENGTHS = 1_000
+_headers: dict[int, tuple[tuple[bytes, bytes], ...]] = {}
+"""An answer's headers by its length (the authorizations' answers come in few lengths)."""
 
 T = TypeVar("T")
 
@@ -93,6 +96,24 @@ def bearer_json(headers: list[tuple[bytes, bytes]], max_bytes: int) -> str | Non
     value = named.get(b"authorization")
     if value is None:
         return None
+    token = _tokens.get(value)
+    if token is None:
+        token = _bearer(value)
+        if token is not None:
+            if len(_tokens) >= MAX_TOKENS:
+                _tokens.clear()
+            _tokens[value] = token
+    return token
+
+
+MAX_TOKENS = 1_000
+_tokens: dict[bytes, str] = {}
+"""Plain ``Authorization`` values already read, and their tokens: a gateway sends the
+same few with every request."""
+
+
+def _bearer(value: bytes) -> str | None:
+    """The token of a plain ``Bearer <token>`` header value; None for any other."""
     scheme, _, credentials = value.partition(b" ")
     if scheme.lower() != b"bearer" or not credentials or not credentials.isascii():
         return None
@@ -133,7 +154,11 @@ async def answer(
         log.exception("unhandled error", exc_info=exc)
         response = error_response(500, "internal_error", "Something went wrong on our side.")
     else:
-        headers = [*_JSON_HEADERS, (b"content-length", str(len(out)).encode())]
+        headers = _headers.get(len(out))
+        if headers is None:
+            if len(_headers) >= MAX_LENGTHS:
+                _headers.clear()
+            headers = _headers[len(out)] = (*_JSON_HEADERS, (b"content-length", b"%d" % len(out)))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": out})
         observe(scope["method"], route, 200, time.perf_counter() - started)
