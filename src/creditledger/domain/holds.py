@@ -15,19 +15,18 @@ needs to be, never looser (docs/decisions/0017).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from creditledger.domain.accounts import BillingMode
 from creditledger.domain.errors import InvalidRequest
 from creditledger.domain.money import Nanos, parse_amount
+from creditledger.domain.values import Value
 
 MAX_REQUEST_ID_LENGTH = 255
 MAX_ESTIMATE_METERS = 16
 
 
-@dataclass(frozen=True, slots=True)
-class Hold:
+class Hold(Value, frozen=True):
     id: str
     team_id: str
     amount: Nanos
@@ -38,8 +37,7 @@ class Hold:
         return at < self.expires_at
 
 
-@dataclass(frozen=True, slots=True)
-class Estimate:
+class Estimate(Value, frozen=True):
     """What a request is expected to cost: quantities priced like usage, or an amount."""
 
     quantities: dict[str, int] | None = None

@@ -19,7 +19,7 @@ take more than the credit. A hold ends when its usage is charged
 from __future__ import annotations
 
 import logging
-import secrets
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -58,6 +58,7 @@ from creditledger.domain.pricing import (
     prices_change_after,
 )
 from creditledger.domain.tiers import DEFAULT_TIERS, Tier, tier_for
+from creditledger.domain.values import Value
 from creditledger.services.context import Context
 from creditledger.services.ports import ChangeCounter, ChangeFeed
 from creditledger.services.tokens import authenticate, hash_token
@@ -68,8 +69,7 @@ log = logging.getLogger(__name__)
 RATE_WINDOW_SECONDS = 60
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(Value, frozen=True):
     allowed: bool
     reason: str
     tier: Tier
@@ -637,7 +637,7 @@ class Authorizer:
         if not decision.allowed or cost is None or held is None:
             return decision
         hold = Hold(
-            id=make_id("hold", int(now.timestamp() * 1000), secrets.randbits(80)),
+            id=make_id("hold", int(now.timestamp() * 1000), int.from_bytes(os.urandom(10))),
             team_id=team_id,
             amount=cost,
             expires_at=hold_expiry(now, timedelta(seconds=self.ctx.settings.hold_seconds)),
