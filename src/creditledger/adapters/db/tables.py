@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from creditledger.adapters.db import key_checks
 from creditledger.adapters.db.types import BigSerial, JsonDoc, UtcMicros
 
 metadata = sa.MetaData(
@@ -25,14 +26,7 @@ metadata = sa.MetaData(
 
 Id = sa.String(40)
 
-PER_STATEMENT_KEYS = frozenset(
-    {
-        ("usage_events", "team_id", "teams"),
-        ("ledger_transactions", "team_id", "teams"),
-        ("postings", "transaction_id", "ledger_transactions"),
-        ("postings", "grant_id", "grants"),
-    }
-)
+PER_STATEMENT_KEYS = frozenset(key_checks.KEYS)
 """Foreign keys (table, column, referred table) that PostgreSQL checks once per
 statement by trigger instead (migration 0013, docs/decisions/0031): declared here, and
 foreign keys on SQLite."""

@@ -27,79 +27,28 @@ from __future__ import annotations
 
 from alembic import op
 
+from creditledger.adapters.db.key_checks import KEYS, added_rows_check, constraint, referred_check
+
 revision = "0013"
 down_revision = "0012"
 branch_labels = None
 depends_on = None
-
-KEYS = (
-    ("usage_events", "team_id", "teams"),
-    ("ledger_transactions", "team_id", "teams"),
-    ("postings", "transaction_id", "ledger_transactions"),
-    ("postings", "grant_id", "grants"),
-)
-"""(table, column, referred table): each refers to the referred table's ``id``."""
-
-
-def _name(table: str, column: str, referred: str) -> str:
-    return f"fk_{table}_{column}_{referred}"
-
-
-def _added_rows_check(table: str) -> str:
-    """The statement trigger function of ``table``: every key of the rows it added."""
-    checks = "\n".join(
-        f"""
-          IF EXISTS (SELECT 1 FROM added a WHERE a.{column} IS NOT NULL
-                     AND NOT EXISTS (SELECT 1 FROM {referred} r WHERE r.id = a.{column})) THEN
-            RAISE EXCEPTION 'insert into {table} refers to a missing {referred} row'
-              USING ERRCODE = 'foreign_key_violation', TABLE = '{table}',
-                    CONSTRAINT = '{_name(table, column, referred)}';
-          END IF;"""  # noqa: S608 - constants only
-        for t, column, referred in KEYS
-        if t == table
-    )
-    return f"""
-        CREATE FUNCTION creditledger_{table}_keys() RETURNS trigger AS $$
-        BEGIN{checks}
-          RETURN NULL;
-        END $$ LANGUAGE plpgsql
-        """
-
-
-def _referred_check(referred: str) -> str:
-    """The row trigger function of ``referred``: no row may lose what refers to it."""
-    checks = "\n".join(
-        f"""
-          IF EXISTS (SELECT 1 FROM {table} c WHERE c.{column} = OLD.id) THEN
-            RAISE EXCEPTION '{referred} row % is still referred to by {table}', OLD.id
-              USING ERRCODE = 'foreign_key_violation', TABLE = '{table}',
-                    CONSTRAINT = '{_name(table, column, referred)}';
-          END IF;"""  # noqa: S608 - constants only
-        for table, column, r in KEYS
-        if r == referred
-    )
-    return f"""
-        CREATE FUNCTION creditledger_{referred}_referred() RETURNS trigger AS $$
-        BEGIN{checks}
-          RETURN NULL;
-        END $$ LANGUAGE plpgsql
-        """
 
 
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     for table, column, referred in KEYS:
-        op.drop_constraint(_name(table, column, referred), table, type_="foreignkey")
+        op.drop_constraint(constraint(table, column, referred), table, type_="foreignkey")
     for table in dict.fromkeys(t for t, _, _ in KEYS):
-        op.execute(_added_rows_check(table))
+        op.execute(added_rows_check(table))
         op.execute(
             f"CREATE TRIGGER {table}_keys AFTER INSERT ON {table} "
             "REFERENCING NEW TABLE AS added "
             f"FOR EACH STATEMENT EXECUTE FUNCTION creditledger_{table}_keys()"
         )
     for referred in dict.fromkeys(r for _, _, r in KEYS):
-        op.execute(_referred_check(referred))
+        op.execute(referred_check(referred))
         op.execute(
             f"CREATE TRIGGER {referred}_referred AFTER DELETE ON {referred} "
             f"FOR EACH ROW EXECUTE FUNCTION creditledger_{referred}_referred()"
@@ -142,4 +91,6 @@ def downgrade() -> None:
         op.execute(f"DROP TRIGGER {table}_keys ON {table}")
         op.execute(f"DROP FUNCTION creditledger_{table}_keys()")
     for table, column, referred in KEYS:
-        op.create_foreign_key(_name(table, column, referred), table, referred, [column], ["id"])
+        op.create_foreign_key(
+            constraint(table, column, referred), table, referred, [column], ["id"]
+        )

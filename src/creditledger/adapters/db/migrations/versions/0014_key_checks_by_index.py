@@ -19,51 +19,23 @@ from __future__ import annotations
 
 from alembic import op
 
+from creditledger.adapters.db.key_checks import KEYS, added_rows_check
+
 revision = "0014"
 down_revision = "0013"
 branch_labels = None
 depends_on = None
-
-KEYS = (
-    ("usage_events", "team_id", "teams"),
-    ("ledger_transactions", "team_id", "teams"),
-    ("postings", "transaction_id", "ledger_transactions"),
-    ("postings", "grant_id", "grants"),
-)
-"""(table, column, referred table), as in 0013."""
-
-
-def _added_rows_check(table: str, fence: str) -> str:
-    """0013's statement trigger function of ``table``, its subqueries ending in ``fence``."""
-    checks = "\n".join(
-        f"""
-          IF EXISTS (SELECT 1 FROM added a WHERE a.{column} IS NOT NULL
-                     AND NOT EXISTS (SELECT 1 FROM {referred} r
-                                     WHERE r.id = a.{column}{fence})) THEN
-            RAISE EXCEPTION 'insert into {table} refers to a missing {referred} row'
-              USING ERRCODE = 'foreign_key_violation', TABLE = '{table}',
-                    CONSTRAINT = 'fk_{table}_{column}_{referred}';
-          END IF;"""  # noqa: S608 - constants only
-        for t, column, referred in KEYS
-        if t == table
-    )
-    return f"""
-        CREATE OR REPLACE FUNCTION creditledger_{table}_keys() RETURNS trigger AS $$
-        BEGIN{checks}
-          RETURN NULL;
-        END $$ LANGUAGE plpgsql
-        """
 
 
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     for table in dict.fromkeys(t for t, _, _ in KEYS):
-        op.execute(_added_rows_check(table, " OFFSET 0"))
+        op.execute(added_rows_check(table, " OFFSET 0", "CREATE OR REPLACE"))
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     for table in dict.fromkeys(t for t, _, _ in KEYS):
-        op.execute(_added_rows_check(table, ""))
+        op.execute(added_rows_check(table, "", "CREATE OR REPLACE"))
