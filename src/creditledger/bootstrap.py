@@ -99,7 +99,7 @@ def build_context(
 def change_feed(settings: Settings) -> Callable[[Callable[[str], None]], ChangeFeed] | None:
     """How a process hears of committed changes, when enabled
     (``CREDITLEDGER_PUSH_CHANGES``): PostgreSQL's notices, or SQLite's data version
-    watched in a thread (a database file only)."""
+    read by the decisions themselves (a database file only)."""
     url = settings.database_url
     if not settings.push_changes:
         return None

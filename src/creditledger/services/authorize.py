@@ -189,7 +189,7 @@ MAX_VERDICTS = 100_000
 
 class Authorizer:
     """Decisions for the gateway. With a change feed (PostgreSQL's notices, or SQLite's
-    data version watched in a thread), teams and service tokens are served from memory
+    data version read by the decisions), teams and service tokens are served from memory
     while the feed is live and each entry is younger than :data:`TRUST_SECONDS`. A
     notice drops the tokens it names at once; a team it names is read again in the
     background, and until then only decisions without a hold, for at most
