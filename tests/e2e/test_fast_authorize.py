@@ -4,7 +4,7 @@ same request the same way, errors included."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -33,6 +33,18 @@ from tests.helpers import Platform, bearer, price, set_billing
             DEFAULT_TIERS[5],
             10**12,
             hold=Hold("hold_1", "team_1", 50_000_000, datetime(2026, 12, 4, 1, 2, 3, tzinfo=UTC)),
+        ),
+        Decision(
+            True,
+            "ok",
+            DEFAULT_TIERS[1],
+            7_400,
+            hold=Hold(
+                "hold_2",
+                "team_1",
+                1,
+                datetime(2026, 12, 4, 3, 2, 3, 450, tzinfo=timezone(timedelta(hours=2))),
+            ),
         ),
     ],
 )

@@ -238,15 +238,17 @@ def test_the_memory_hold_book_stays_small_when_usage_ends_its_holds(ctx: Context
     now = ctx.clock.now()
     for n in range(5_000):
         hold = Hold(f"hold_{n}", "team_1", 10, now + timedelta(minutes=10), f"r{n}")
-        assert book.place(hold, 10_000, now) is hold
+        assert book.place(hold, 10_000, now).hold is hold
         if n % 2:
             assert book.release_requests("team_1", [f"r{n}", f"r{n - 1}"], now) == 2
     assert book.open_total("team_1", now) == 0
     team = book._by_team.get("team_1")
     assert team is None or len(team.expiries) <= 2 * len(team.holds) + 64
     late = Hold("hold_late", "team_1", 30, now + timedelta(seconds=1), "late")
-    assert book.place(late, 50, now) is late
-    assert book.place(Hold("hold_x", "team_1", 30, now + timedelta(minutes=1)), 50, now) is None
+    assert book.place(late, 50, now).hold is late
+    assert (
+        book.place(Hold("hold_x", "team_1", 30, now + timedelta(minutes=1)), 50, now).hold is None
+    )
     assert book.open_total("team_1", now + timedelta(seconds=1)) == 0  # expired on time
     assert book.release("hold_late", now + timedelta(seconds=1)) is None
 

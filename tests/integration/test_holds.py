@@ -3,6 +3,7 @@ team can not overshoot its credit however many requests it starts at once."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -23,7 +24,7 @@ from creditledger.bootstrap import build_context, change_counter, change_feed
 from creditledger.domain.accounts import BillingMode, Principal, TokenKind
 from creditledger.domain.errors import InvalidRequest, ServiceUnavailable
 from creditledger.domain.grants import UsageScope
-from creditledger.domain.holds import Hold
+from creditledger.domain.holds import Hold, Placement, fits
 from creditledger.services.authorize import Authorizer, Decision
 from creditledger.services.context import Context
 from creditledger.services.ports import HoldBook
@@ -226,7 +227,7 @@ def test_a_hold_ends_exactly_once_under_a_race_of_usage_release_and_expiry(
         for i in range(60)
     ]
     for hold in holds:
-        assert shared[0].place(hold, None, NOW) == hold
+        assert shared[0].place(hold, None, NOW).hold == hold
     assert shared[-1].open_total("team_x", NOW) == 600
     ended = 0
     lock = threading.Lock()
@@ -247,6 +248,42 @@ def test_a_hold_ends_exactly_once_under_a_race_of_usage_release_and_expiry(
         list(pool.map(end, range(len(holds) * 3)))
     assert ended == 30  # the 30 that had not expired, each once
     assert shared[0].open_total("team_x", at) == 0
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_each_hold_book_places_a_hold_exactly_when_the_domain_says_it_fits(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    """The books' atomic check (in Python, and in Lua for Redis) is ``domain.holds.fits``;
+    each answers the team's open total before the call, and a request id holds once."""
+    book = books(request.getfixturevalue("redis_url") if backend == "redis" else None)[0]
+    expires = NOW + timedelta(minutes=1)
+    cases = itertools.product((0, 40, 100, 130), (0, 1, 60), (None, 0, 100))
+    for n, (open_total, amount, cap) in enumerate(cases):
+        team = f"team_{n}"
+        if open_total:
+            assert book.place(Hold(f"hold_a{n}", team, open_total, expires), None, NOW).hold
+        hold = Hold(f"hold_b{n}", team, amount, expires, "req")
+        placement = book.place(hold, cap, NOW)
+        assert placement == Placement(
+            hold if fits(open_total, amount, cap) else None, open_total
+        ), (open_total, amount, cap)
+        again = book.place(Hold(f"hold_c{n}", team, amount, expires, "req"), cap, NOW)
+        if placement.hold is not None:
+            assert again == Placement(hold, open_total + amount)
+
+
+def test_a_hold_the_rate_limit_refuses_is_given_back_at_once(
+    client: TestClient, ctx: Context
+) -> None:
+    team_id = prepaid_team(client, ctx, "1.00")
+    set_billing(ctx, team_id, BillingMode.PREPAID, tier_override=0)  # 20 requests a minute
+    authorizer = Authorizer(ctx)
+    for n in range(20):
+        assert authorizer.authorize(GATEWAY, team_id, LLAMA, f"r{n}", {"amount": "0.01"}).hold
+    over = authorizer.authorize(GATEWAY, team_id, LLAMA, "r20", {"amount": "0.01"})
+    assert (over.reason, over.hold, over.available) == ("rate_limited", None, 800_000_000)
+    assert ctx.holds.open_total(team_id, ctx.clock.now()) == 200_000_000
 
 
 def test_two_processes_share_holds_through_redis(

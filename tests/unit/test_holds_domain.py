@@ -69,6 +69,9 @@ def test_only_prepaid_only_teams_are_capped_and_exactly_at_their_credit() -> Non
     assert hold_cap(BillingMode.PREPAID, 100) == 100
     assert fits(95, 5, 100)
     assert not fits(96, 5, 100)
+    assert fits(99, 0, 100)
+    assert not fits(100, 0, 100)  # nothing left: refused whatever the estimate
+    assert not fits(130, 0, 100)
     assert fits(10**12, 5, None)
     assert left_after_holds(100, 30) == 70
     assert left_after_holds(100, 130) == 0

@@ -37,6 +37,15 @@ class Hold(Value, frozen=True):
         return at < self.expires_at
 
 
+class Placement(Value, frozen=True):
+    """The hold book's answer to a hold, in one atomic step: the hold that stands for the
+    request (the one placed, or the open one the team already had for its request id),
+    None when it did not fit; and the team's open holds before the call."""
+
+    hold: Hold | None
+    held: Nanos
+
+
 class Estimate(Value, frozen=True):
     """What a request is expected to cost: quantities priced like usage, or an amount."""
 
@@ -94,8 +103,11 @@ def hold_cap(mode: BillingMode, usable: Nanos) -> Nanos | None:
 
 
 def fits(open_total: Nanos, amount: Nanos, cap: Nanos | None) -> bool:
-    """May a hold of ``amount`` join open holds of ``open_total`` under ``cap``?"""
-    return cap is None or open_total + amount <= cap
+    """May a request costing ``amount`` go on beside open holds of ``open_total`` under
+    ``cap``? Only while some credit is left after the holds, and the amount fits in it:
+    a prepaid-only team with nothing left is refused whatever the request is estimated
+    at, with a hold or without."""
+    return cap is None or (open_total < cap and open_total + amount <= cap)
 
 
 def left_after_holds(usable: Nanos, open_total: Nanos) -> Nanos:

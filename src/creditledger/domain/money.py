@@ -92,12 +92,14 @@ def json_kind(value: object) -> str:
 def format_amount(nanos: Nanos) -> str:
     """Render nanos as a dollar string with at least two decimals: ``"10.00"``,
     ``"0.0000074"``, ``"-1.50"``."""
-    if isinstance(nanos, bool) or not isinstance(nanos, int):
+    if type(nanos) is not int and (isinstance(nanos, bool) or not isinstance(nanos, int)):
         raise TypeError("money is an int of nano-dollars")
-    sign = "-" if nanos < 0 else ""
-    whole, frac = divmod(abs(nanos), NANOS_PER_DOLLAR)
-    frac_text = f"{frac:09d}".rstrip("0").ljust(2, "0")
-    return f"{sign}{whole}.{frac_text}"
+    if nanos < 0:
+        return "-" + format_amount(-nanos)
+    whole, frac = divmod(nanos, NANOS_PER_DOLLAR)
+    if frac % NANOS_PER_CENT == 0:
+        return f"{whole}.{frac // NANOS_PER_CENT:02d}"
+    return f"{whole}.{frac:09d}".rstrip("0")
 
 
 def typed_amount(text: str) -> str:

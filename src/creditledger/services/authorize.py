@@ -41,6 +41,7 @@ from creditledger.domain.holds import (
     Estimate,
     Hold,
     check_request_id,
+    fits,
     hold_cap,
     hold_expiry,
     left_after_holds,
@@ -208,6 +209,7 @@ class Authorizer:
     ) -> None:
         self.ctx = ctx
         self.counter = counter
+        self._hold_lifetime = timedelta(seconds=ctx.settings.hold_seconds)
         self._cache: dict[str, _TeamState] = {}
         self._fresh: OrderedDict[str, _Fresh] = OrderedDict()
         self._principals: OrderedDict[str, tuple[int, Principal, float]] = OrderedDict()
@@ -612,14 +614,14 @@ class Authorizer:
             unbillable = refusal_for_pricing(usage, books, state.pricing, now)
         tier = credit.tier
         cap = hold_cap(team.billing_mode, credit.available)
+        if wanted is not None and unbillable is None:
+            cost = _estimated_cost(wanted, usage, books, state, now)
+            return self._hold(team_id, tier, credit.available, cap, cost, request_id, now)
         held = self._held(team_id, now, wanted, cap)
         left = left_after_holds(credit.available, held or 0)
-        cost = None
-        if unbillable is None and wanted is not None:
-            cost = _estimated_cost(wanted, usage, books, state, now)
         if unbillable is not None:
             verdict = Decision(False, unbillable, tier, left)
-        elif cap is not None and (left <= 0 or (cost is not None and cost > left)):
+        elif not fits(held or 0, 0, cap):
             verdict = Decision(False, "insufficient_credits", tier, left)
         else:
             verdict = Decision(True, "ok", tier, left)
@@ -633,21 +635,52 @@ class Authorizer:
             self._verdicts[key] = _Verdict(
                 team, state, books, held, until, verdict, credit, unbillable
             )
-        decision = self._limited(verdict, team_id)
-        if not decision.allowed or cost is None or held is None:
-            return decision
+        return self._limited(verdict, team_id)
+
+    def _hold(
+        self,
+        team_id: str,
+        tier: Tier,
+        usable: Nanos,
+        cap: Nanos | None,
+        cost: Nanos,
+        request_id: str | None,
+        now: datetime,
+    ) -> Decision:
+        """A decision with an estimate: the hold book places the hold only if it fits
+        (``domain.holds.fits``), in the same atomic step that reads the team's open holds,
+        so one call decides and holds. A request the rate limit then refuses gives its
+        new hold back at once."""
         hold = Hold(
             id=make_id("hold", int(now.timestamp() * 1000), int.from_bytes(os.urandom(10))),
             team_id=team_id,
             amount=cost,
-            expires_at=hold_expiry(now, timedelta(seconds=self.ctx.settings.hold_seconds)),
+            expires_at=hold_expiry(now, self._hold_lifetime),
             request_id=request_id,
         )
-        placed = self.ctx.holds.place(hold, cap, now)
-        if placed is None:  # another request took the credit in the meantime
+        try:
+            placement = self.ctx.holds.place(hold, cap, now)
+        except ServiceUnavailable:
+            # Without the hold book, pay-as-you-go is decided on credit alone; a
+            # prepaid-only request that needs a hold can not be (docs/decisions/0017).
+            if cap is not None:
+                raise
+            return self._limited(Decision(True, "ok", tier, usable), team_id)
+        left = left_after_holds(usable, placement.held)
+        placed = placement.hold
+        if placed is None:
             return Decision(False, "insufficient_credits", tier, left)
-        after = left if placed.id != hold.id else left_after_holds(left, placed.amount)
-        return Decision(True, "ok", tier, after, hold=placed)
+        new = placed.id == hold.id
+        after = left_after_holds(left, placed.amount) if new else left
+        decision = self._limited(Decision(True, "ok", tier, after, hold=placed), team_id)
+        if decision.allowed:
+            return decision
+        if new:
+            try:
+                self.ctx.holds.release(hold.id, now)
+            except ServiceUnavailable:  # it ends by itself when its time runs out
+                log.warning("authorize: a hold refused by the rate limit stays until it expires")
+        return Decision(False, decision.reason, tier, left, decision.retry_after_seconds)
 
     def _held(
         self, team_id: str, now: datetime, wanted: Estimate | None, cap: Nanos | None

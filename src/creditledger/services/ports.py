@@ -24,7 +24,7 @@ from creditledger.domain.accounts import (
 from creditledger.domain.audit import AuditEvent, AuditFilter
 from creditledger.domain.grants import Grant
 from creditledger.domain.history import HistoryEntry, HistoryFilter
-from creditledger.domain.holds import Hold
+from creditledger.domain.holds import Hold, Placement
 from creditledger.domain.intake import Delivery, Rejected
 from creditledger.domain.invoices import (
     Attempt,
@@ -163,9 +163,11 @@ class HoldBook(Protocol):
     Each call is atomic: two places racing for the last of a team's credit can not both
     fit, and a hold ends once however many ways try to end it at the same moment."""
 
-    def place(self, hold: Hold, cap: Nanos | None, now: datetime) -> Hold | None:
-        """``hold``, if the team's open holds plus it fit under ``cap`` (None: no limit);
-        the open hold the team already has for ``hold.request_id``, if any; else None."""
+    def place(self, hold: Hold, cap: Nanos | None, now: datetime) -> Placement:
+        """Place ``hold`` if it fits beside the team's open holds under ``cap`` (None: no
+        limit; the rule is ``domain.holds.fits``). The placement names the open hold the
+        team already has for ``hold.request_id`` instead, if any, and no hold when it
+        does not fit; and always the team's open total before the call."""
         ...
 
     def open_total(self, team_id: str, now: datetime) -> Nanos:

@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from creditledger.domain.holds import Hold, fits
+from creditledger.domain.holds import Hold, Placement, fits
 from creditledger.domain.money import Nanos
 
 
@@ -76,19 +76,20 @@ class MemoryHoldBook:
             del self._by_team[team_id]  # put back by ``place``; an empty team costs nothing
         return team
 
-    def place(self, hold: Hold, cap: Nanos | None, now: datetime) -> Hold | None:
+    def place(self, hold: Hold, cap: Nanos | None, now: datetime) -> Placement:
         with self._lock:
             team = self._open(hold.team_id, now)
+            held = team.total
             if hold.request_id is not None:
-                held = team.by_request.get(hold.request_id)
-                if held is not None:
-                    return team.holds[held]
-            if not fits(team.total, hold.amount, cap):
-                return None
+                known = team.by_request.get(hold.request_id)
+                if known is not None:
+                    return Placement(team.holds[known], held)
+            if not fits(held, hold.amount, cap):
+                return Placement(None, held)
             team.add(hold)
             self._by_team[hold.team_id] = team
             self._team_of[hold.id] = hold.team_id
-            return hold
+            return Placement(hold, held)
 
     def open_total(self, team_id: str, now: datetime) -> Nanos:
         with self._lock:

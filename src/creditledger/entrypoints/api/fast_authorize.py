@@ -17,6 +17,7 @@ pins the encoder to ``AuthorizePublic`` and domain errors go through the same
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -27,7 +28,6 @@ from creditledger.domain.grants import UsageScope
 from creditledger.domain.money import format_amount
 from creditledger.entrypoints.api.deps import client_of
 from creditledger.entrypoints.api.front import PostInFront
-from creditledger.entrypoints.api.schemas import instant
 from creditledger.services.authorize import Authorizer, Decision
 
 PATH = "/v1/authorize"
@@ -59,7 +59,8 @@ class _Tier(msgspec.Struct):
 class _Hold(msgspec.Struct):
     id: str
     amount: str
-    expires_at: str
+    expires_at: datetime
+    """In UTC, which msgspec writes as ``schemas.instant`` does (``…Z``)."""
 
 
 class _Answer(msgspec.Struct, omit_defaults=True):
@@ -90,7 +91,7 @@ def encode_answer(decision: Decision) -> bytes:
             available=format_amount(decision.available),
             hold=None
             if hold is None
-            else _Hold(hold.id, format_amount(hold.amount), instant(hold.expires_at)),
+            else _Hold(hold.id, format_amount(hold.amount), hold.expires_at.astimezone(UTC)),
             retry_after_seconds=decision.retry_after_seconds,
         )
     )
