@@ -213,3 +213,27 @@ def test_a_chunked_or_oversized_body_goes_the_framework_way(
     big = _post(client, padded, bearer(platform.service))
     assert big.status_code == 200 and big.json()["allowed"] is True
     assert answered_fast == []
+
+
+def test_a_key_twice_inside_the_estimate_is_the_routes_to_refuse(
+    client: TestClient, gateway: tuple[Platform, str], answered_fast: list[bytes]
+) -> None:
+    """The route refuses a key given twice at any depth; the fast path takes no such body,
+    whatever the names (here the estimate's own), and never places its hold."""
+    platform, team_id = gateway
+    for estimate in (
+        b'{"amount": "0.01", "amount": "0.99"}',
+        b'{"quantities": {"requests": 1, "requests": 99}}',
+    ):
+        body = (
+            b'{"team_id": "%s", "product": "serverless", "model": "llama", ' % (team_id.encode())
+            + b'"request_id": "r-dup", "estimate": %s}' % estimate
+        )
+        response = _post(client, body, bearer(platform.service))
+        assert (response.status_code, response.json()["error"]["code"]) == (
+            422,
+            "invalid_request",
+        ), response.text
+    assert answered_fast == []
+    balance = client.get(f"/v1/teams/{team_id}/balance", headers=bearer(platform.operator))
+    assert balance.json()["held"] == "0.00"

@@ -68,3 +68,31 @@ def test_plain_authorization_bodies_are_decoded_once_and_others_every_time() -> 
     twice = b'{"team_id": "team_1", "team_id": "team_2", "product": "serverless", "model": "m"}'
     assert fast_authorize._decoded(twice) is None  # the route judges it, every time
     assert twice not in fast_authorize._bodies
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"team_id": "t", "product": "serverless", "model": "m", "gpu": null, "gpu": null}',
+        b'{"team_id": "t", "product": "serverless", "model": "model", "model": "m"}',
+        b'{"team_id": "t", "product": "serverless", "model": "m", "request_id": "r",'
+        b' "estimate": {"amount": "1", "amount": "2"}}',
+        b'{"team_id": "t", "product": "serverless", "model": "m", "request_id": "r",'
+        b' "estimate": {"quantities": {"requests": 1, "requests": 2}}}',
+        b'{"team_id": "t", "product": "serverless", "model": "m",'
+        b' "estimate": {"quantities": {"requests": [[["deep"]]]}}}',
+    ],
+)
+def test_a_body_naming_a_key_twice_at_any_depth_is_left_to_the_route(body: bytes) -> None:
+    assert fast_authorize._decoded(body) is None
+
+
+def test_every_optional_field_a_body_names_is_counted_however_it_is_spaced() -> None:
+    body = (
+        b'{ "team_id" : "t" , "product":"serverless","model":"gpu", "gpu" : null,'
+        b'"request_id":"team_id", "estimate": {"quantities": {"requests": 2, "x": 0}}}'
+    )
+    wire = fast_authorize._decoded(body)
+    assert wire is not None
+    assert (wire.model, wire.gpu, wire.request_id) == ("gpu", None, "team_id")
+    assert wire.estimate == {"quantities": {"requests": 2, "x": 0}}

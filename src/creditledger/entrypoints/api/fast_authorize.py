@@ -5,7 +5,7 @@ contract: the body is decoded by a precompiled msgspec decoder, the token and th
 are answered from the authorizer's memory on the event loop (no thread-pool hop), and
 the answer is encoded by a precompiled encoder. Whatever this path is not sure to
 decode exactly as the documented route would (another content type, no length, a
-backslash, a field name twice, a body that does not decode, an unusual
+backslash, a key twice at any depth, a body that does not decode, an unusual
 ``Authorization`` header) is handed on, body and all, to the route in
 ``routes/usage.py``, which answers it with the framework's validation and errors. When
 the decision needs a read or a network call (a team not cached, SQLite, Redis) it runs
@@ -16,11 +16,11 @@ pins the encoder to ``AuthorizePublic`` and domain errors go through the same
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
+from msgspec import UNSET, UnsetType
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Scope
 
@@ -35,19 +35,20 @@ MAX_BYTES = 16 * 1024
 """Larger bodies (an authorization is about 150 bytes) go the framework's way."""
 
 MAX_ANSWERS = 100_000
-_FIELD = re.compile(rb'"(?:team_id|product|model|gpu|request_id|estimate)"')
-"""A field's name in quotes, anywhere in the body (a value that spells one counts too)."""
+MAX_DEPTH = 3
+"""How deep an estimate may nest and still be taken here (``{"quantities": {…}}`` is 2)."""
 
 
 class AuthorizeWire(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """The body, with the limits of ``schemas.AuthorizeCreate``."""
+    """The body, with the limits of ``schemas.AuthorizeCreate``. An optional field not
+    sent is ``UNSET``, not None, so that :func:`_decoded` knows every key the body named."""
 
     team_id: Annotated[str, msgspec.Meta(max_length=64)]
     product: Literal["serverless", "dedicated", "container"]
     model: Annotated[str, msgspec.Meta(max_length=128)]
-    gpu: Annotated[str, msgspec.Meta(max_length=128)] | None = None
-    request_id: Annotated[str, msgspec.Meta(max_length=255)] | None = None
-    estimate: Any = None
+    gpu: Annotated[str, msgspec.Meta(max_length=128)] | UnsetType | None = UNSET
+    request_id: Annotated[str, msgspec.Meta(max_length=255)] | UnsetType | None = UNSET
+    estimate: Any = UNSET
 
 
 class _Tier(msgspec.Struct):
@@ -116,8 +117,16 @@ class AuthorizeFastPath(PostInFront[AuthorizeWire]):
 
     async def work(self, scope: Scope, token: str, decoded: AuthorizeWire) -> bytes:
         wire = decoded
-        usage = UsageScope(wire.product, wire.model, wire.gpu)
-        args = (token, client_of(scope), wire.team_id, usage, wire.request_id, wire.estimate)
+        gpu, request_id, estimate = wire.gpu, wire.request_id, wire.estimate
+        usage = UsageScope(wire.product, wire.model, None if gpu is UNSET else gpu)
+        args = (
+            token,
+            client_of(scope),
+            wire.team_id,
+            usage,
+            None if request_id is UNSET else request_id,
+            None if estimate is UNSET else estimate,
+        )
         authorizer = self.authorizer
         decision = authorizer.from_memory(*args)
         if decision is None:
@@ -140,22 +149,41 @@ team and model again and again."""
 
 
 def _decoded(body: bytes) -> AuthorizeWire | None:
-    """The body decoded, or None when the route should judge it: it does not decode,
-    or it might hold a key twice (a name seen twice, or any escape)."""
+    """The body decoded, or None when the route should judge it: it does not decode, or
+    it names a key twice. The decoder keeps the last of a key given twice, so a body
+    with no escape (no backslash: no quote inside a string) names no key twice exactly
+    when its quotes are twice the strings, keys and values, of what it decoded to."""
     known = _bodies.get(body)
     if known is not None:
         return known
     if b"\\" in body:
         return None
-    names = _FIELD.findall(body)
-    if len(names) != len(set(names)):
-        return None
     try:
         wire = _decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
-    if wire.request_id is None and wire.estimate is None and len(body) <= MAX_KEPT_BYTES:
+    strings = 6  # team_id, product and model, with their values
+    for value in (wire.gpu, wire.request_id, wire.estimate):
+        if value is not UNSET:
+            strings += 1 + _strings(value, 1)
+    if body.count(b'"') != 2 * strings:
+        return None
+    if wire.request_id is UNSET and wire.estimate is UNSET and len(body) <= MAX_KEPT_BYTES:
         if len(_bodies) >= MAX_BODIES:
             _bodies.clear()
         _bodies[body] = wire
     return wire
+
+
+def _strings(value: object, depth: int) -> int:
+    """How many JSON strings (keys and values) ``value`` was written with; a negative
+    count when it nests deeper than :data:`MAX_DEPTH`, which no body matches."""
+    if isinstance(value, str):
+        return 1
+    if depth > MAX_DEPTH:
+        return -(2**40)
+    if isinstance(value, dict):
+        return sum([1 + _strings(item, depth + 1) for item in value.values()])
+    if isinstance(value, list):
+        return sum([_strings(item, depth + 1) for item in value])
+    return 0
