@@ -24,7 +24,7 @@ def grants(count: int) -> list[Grant]:
         promotional = i % 5 != 0
         out.append(
             Grant(
-                id=make_id("grant", 1_700_000_000_000 + i, i),
+                id=make_id("grant", 1_700_000_000_000 + i, i.to_bytes(10)),
                 team_id="team_bench",
                 kind=GrantKind.PROMOTIONAL if promotional else GrantKind.PREPAID,
                 source=GrantSource.MANUAL if promotional else GrantSource.PURCHASE,

@@ -18,7 +18,7 @@ _ids = itertools.count(1)
 
 def grant_id(n: int) -> str:
     """A well-formed grant id; a larger ``n`` sorts later."""
-    return make_id("grant", 1_790_000_000_000 + n, 0)
+    return make_id("grant", 1_790_000_000_000 + n, bytes(10))
 
 
 def scope(

@@ -86,21 +86,21 @@ def test_promoting_a_member_adds_an_admin() -> None:
 
 
 def test_ids_carry_their_prefix_and_sort_by_creation_time() -> None:
-    earlier = make_id("grant", 1_000, 2**80 - 1)
-    later = make_id("grant", 1_001, 0)
+    earlier = make_id("grant", 1_000, b"\xff" * 10)
+    later = make_id("grant", 1_001, bytes(10))
     assert earlier.startswith("grant_") and len(earlier) == len("grant_") + 32
     assert earlier < later
 
 
 def test_ids_differ_in_their_random_part() -> None:
-    assert make_id("team", 5, 1) != make_id("team", 5, 2)
+    assert make_id("team", 5, bytes(9) + b"\x01") != make_id("team", 5, bytes(9) + b"\x02")
 
 
 @pytest.mark.parametrize(
     ("value", "prefix", "ok"),
     [
-        (make_id("team", 5, 1), "team", True),
-        (make_id("team", 5, 1), "grant", False),
+        (make_id("team", 5, bytes(9) + b"\x01"), "team", True),
+        (make_id("team", 5, bytes(9) + b"\x01"), "grant", False),
         ("team_", "team", False),
         ("team_ABC", "team", False),
         ("team_abc\x00", "team", False),
@@ -111,3 +111,8 @@ def test_ids_differ_in_their_random_part() -> None:
 )
 def test_only_well_formed_ids_are_looked_up(value: str, prefix: str, ok: bool) -> None:
     assert is_id(value, prefix) is ok
+
+
+def test_an_id_takes_exactly_its_random_bytes() -> None:
+    with pytest.raises(ValueError, match="10 random bytes"):
+        make_id("team", 5, bytes(9))

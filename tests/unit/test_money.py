@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from decimal import Decimal
 
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from creditledger.domain.errors import InvalidAmount
 from creditledger.domain.money import (
     ABSOLUTE_MAX_NANOS,
+    AMOUNT_PATTERN,
     NANOS_PER_CENT,
     NANOS_PER_DOLLAR,
     dollars,
@@ -191,3 +193,20 @@ def test_parse_then_format_keeps_the_value(text: str) -> None:
 )
 def test_rounding_to_cents_is_half_even(nanos: int, cents: int) -> None:
     assert round_half_even_to_cents(nanos) == cents * NANOS_PER_CENT
+
+
+@given(
+    st.one_of(
+        st.from_regex(r"\A[0-9]{1,17}(\.[0-9]{0,10})?\Z"),
+        st.text(alphabet="0123456789.-+e _,\u0661\uff11 ", max_size=20),
+        st.text(max_size=12),
+    )
+)
+def test_parse_amount_reads_exactly_the_spelling_the_api_document_shows(text: str) -> None:
+    try:
+        parse_amount(text, minimum=0, maximum=10**30)
+    except InvalidAmount:
+        accepted = False
+    else:
+        accepted = True
+    assert accepted is (re.fullmatch(AMOUNT_PATTERN.strip("^$"), text, re.ASCII) is not None)

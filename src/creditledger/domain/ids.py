@@ -11,13 +11,15 @@ from __future__ import annotations
 import re
 
 _MILLIS = 2**48 - 1
-_RANDOM = 2**80 - 1
+RANDOM_BYTES = 10
 _ID_RE = re.compile(r"\A(?P<prefix>[a-z]{1,10})_[0-9a-z]{1,32}\Z")
 
 
-def make_id(prefix: str, millis: int, random_bits: int) -> str:
-    """``prefix_`` + 32 hex digits of (48-bit milliseconds, 80 random bits)."""
-    return f"{prefix}_{(millis & _MILLIS) << 80 | random_bits & _RANDOM:032x}"
+def make_id(prefix: str, millis: int, random: bytes) -> str:
+    """``prefix_`` + 32 hex digits: 48-bit milliseconds, then 80 random bits (10 bytes)."""
+    if len(random) != RANDOM_BYTES:
+        raise ValueError(f"an id takes {RANDOM_BYTES} random bytes")
+    return f"{prefix}_{millis & _MILLIS:012x}{random.hex()}"
 
 
 def is_id(value: str, prefix: str) -> bool:

@@ -47,7 +47,7 @@ from creditledger.domain.holds import (
     left_after_holds,
     read_estimate,
 )
-from creditledger.domain.ids import make_id
+from creditledger.domain.ids import RANDOM_BYTES, make_id
 from creditledger.domain.money import Nanos
 from creditledger.domain.pricing import (
     PriceBook,
@@ -652,7 +652,7 @@ class Authorizer:
         so one call decides and holds. A request the rate limit then refuses gives its
         new hold back at once."""
         hold = Hold(
-            id=make_id("hold", int(now.timestamp() * 1000), int.from_bytes(os.urandom(10))),
+            id=make_id("hold", int(now.timestamp() * 1000), os.urandom(RANDOM_BYTES)),
             team_id=team_id,
             amount=cost,
             expires_at=hold_expiry(now, self._hold_lifetime),

@@ -34,12 +34,12 @@ from creditledger.adapters.db.repositories import (
 from creditledger.adapters.db.usage import SqlUsage
 from creditledger.domain.accounts import TeamReads
 from creditledger.domain.errors import ServiceUnavailable
-from creditledger.domain.ids import make_id
+from creditledger.domain.ids import RANDOM_BYTES, make_id
 from creditledger.domain.usage import UsageReads
 
 
 def new_id(prefix: str) -> str:
-    return make_id(prefix, time.time_ns() // 1_000_000, int.from_bytes(os.urandom(10)))
+    return make_id(prefix, time.time_ns() // 1_000_000, os.urandom(RANDOM_BYTES))
 
 
 class SqlUnitOfWork:

@@ -30,7 +30,7 @@ from creditledger.domain.grants import Grant, GrantKind, GrantSource, GrantStatu
 from creditledger.domain.history import HistoryEntry
 from creditledger.domain.invoices import AttemptOutcome, Invoice, InvoiceStatus
 from creditledger.domain.ledger import EntryType
-from creditledger.domain.money import format_amount
+from creditledger.domain.money import AMOUNT_PATTERN, format_amount
 from creditledger.domain.notices import Notice, NoticeState, Webhook
 from creditledger.domain.payments import PaymentStatus
 from creditledger.domain.pricing import Price, PriceBook, TeamPricing
@@ -135,9 +135,7 @@ ESTIMATE_SCHEMA: dict[str, Any] = {
             "type": "object",
             "required": ["amount"],
             "additionalProperties": False,
-            "properties": {
-                "amount": {"type": "string", "pattern": r"^[0-9]{1,15}(\.[0-9]{1,9})?$"}
-            },
+            "properties": {"amount": {"type": "string", "pattern": AMOUNT_PATTERN}},
         },
     ],
     "description": "What the request is expected to cost: held until its usage is charged",
