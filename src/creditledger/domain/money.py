@@ -103,10 +103,13 @@ def format_amount(nanos: Nanos) -> str:
         raise TypeError("money is an int of nano-dollars")
     if nanos < 0:
         return "-" + format_amount(-nanos)
-    whole, frac = divmod(nanos, NANOS_PER_DOLLAR)
-    if frac % NANOS_PER_CENT == 0:
-        return f"{whole}.{frac // NANOS_PER_CENT:02d}"
-    return f"{whole}.{frac:09d}".rstrip("0")
+    digits = str(nanos)
+    if len(digits) <= MAX_DECIMALS:
+        digits = digits.rjust(MAX_DECIMALS + 1, "0")
+    frac = digits[-MAX_DECIMALS:].rstrip("0")
+    if len(frac) < 2:
+        frac = frac.ljust(2, "0")
+    return digits[:-MAX_DECIMALS] + "." + frac
 
 
 def typed_amount(text: str) -> str:
