@@ -44,6 +44,15 @@ def _walk(client: TestClient, team: Account, path: str) -> tuple[list[str], list
         params["cursor"] = page["next_cursor"]
 
 
+def _forms(seq: int) -> list[bytes]:
+    """How a position could show in a cursor's bytes. Sealed bytes are random-looking, so
+    a pattern of 2 or 3 bytes turns up in them by chance (``:7`` in about one 60-byte
+    cursor in a thousand, per sequence): the text form is looked for only from 4 bytes."""
+    forms = [seq.to_bytes(8, "big"), seq.to_bytes(8, "little")]
+    text = f":{seq}".encode()
+    return [*forms, text] if len(text) >= 4 else forms
+
+
 def _raw(cursor: str) -> bytes:
     return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
 
@@ -65,11 +74,7 @@ def test_cursors_page_through_everything_without_showing_positions(
     assert len(cursors) == 3
     for cursor in cursors:
         raw = _raw(cursor)
-        assert not any(
-            form in raw
-            for seq in seqs
-            for form in (seq.to_bytes(8, "big"), seq.to_bytes(8, "little"), f":{seq}".encode())
-        )
+        assert not any(form in raw for seq in seqs for form in _forms(seq))
         assert not any(g in cursor or g.encode() in raw for g in grant_ids)
 
 
