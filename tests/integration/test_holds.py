@@ -320,6 +320,9 @@ def test_without_the_hold_book_only_holds_of_prepaid_teams_are_refused(
         assert authorizer.authorize(GATEWAY, team_id, LLAMA).allowed  # on credit alone
         with pytest.raises(ServiceUnavailable):
             authorizer.authorize(GATEWAY, team_id, LLAMA, "r1", {"amount": "0.05"})
+        unknown = UsageScope("serverless", "no-such-model")
+        refused = authorizer.authorize(GATEWAY, team_id, unknown, "r0", {"amount": "0.05"})
+        assert (refused.reason, refused.hold) == ("unknown_model", None)  # no hold needed
         set_billing(ctx, team_id, BillingMode.PAY_AS_YOU_GO, tier_override=4)
         payg = authorizer.authorize(GATEWAY, team_id, LLAMA, "r2", {"amount": "0.05"})
         assert payg.allowed and payg.hold is None

@@ -61,6 +61,7 @@ from creditledger.domain.pricing import (
 from creditledger.domain.tiers import DEFAULT_TIERS, Tier, tier_for
 from creditledger.domain.values import Value
 from creditledger.services.context import Context
+from creditledger.services.memo import keep
 from creditledger.services.ports import ChangeCounter, ChangeFeed
 from creditledger.services.tokens import authenticate, hash_token
 from creditledger.services.usage import require_service
@@ -561,10 +562,7 @@ class Authorizer:
         key = (token, client)
         known = self._by_client.get(key)
         if known is None:
-            known = replace(principal, client=client)
-            if len(self._by_client) >= MAX_PRINCIPALS:
-                self._by_client.clear()
-            self._by_client[key] = known
+            known = keep(self._by_client, key, replace(principal, client=client), MAX_PRINCIPALS)
         return known
 
     def _standing(
@@ -601,11 +599,7 @@ class Authorizer:
         now = self.ctx.clock.now()
         key = (team_id, usage.product, usage.model, usage.gpu)
         known = self._standing(key, team, state, books, now)
-        if (
-            known is not None
-            and wanted is None
-            and self._held(team_id, now, None, None) == known.held
-        ):
+        if known is not None and wanted is None and self._held(team_id, now) == known.held:
             return self._limited(known.decision, team_id)
         if known is not None:
             credit, unbillable = known.credit, known.unbillable
@@ -617,7 +611,7 @@ class Authorizer:
         if wanted is not None and unbillable is None:
             cost = _estimated_cost(wanted, usage, books, state, now)
             return self._hold(team_id, tier, credit.available, cap, cost, request_id, now)
-        held = self._held(team_id, now, wanted, cap)
+        held = self._held(team_id, now)
         left = left_after_holds(credit.available, held or 0)
         if unbillable is not None:
             verdict = Decision(False, unbillable, tier, left)
@@ -630,10 +624,11 @@ class Authorizer:
                 usable_changes_after(state.grants, now),
                 prices_change_after(books, state.pricing, now),
             )
-            if len(self._verdicts) >= MAX_VERDICTS:
-                self._verdicts.clear()
-            self._verdicts[key] = _Verdict(
-                team, state, books, held, until, verdict, credit, unbillable
+            keep(
+                self._verdicts,
+                key,
+                _Verdict(team, state, books, held, until, verdict, credit, unbillable),
+                MAX_VERDICTS,
             )
         return self._limited(verdict, team_id)
 
@@ -682,19 +677,12 @@ class Authorizer:
                 log.warning("authorize: a hold refused by the rate limit stays until it expires")
         return Decision(False, decision.reason, tier, left, decision.retry_after_seconds)
 
-    def _held(
-        self, team_id: str, now: datetime, wanted: Estimate | None, cap: Nanos | None
-    ) -> Nanos | None:
-        """The team's open holds; None when the hold book is out of reach and the
-        decision may go on without it."""
+    def _held(self, team_id: str, now: datetime) -> Nanos | None:
+        """The team's open holds; None when the hold book is out of reach: a decision
+        that places no hold goes on from credit alone (docs/decisions/0017)."""
         try:
             return self.ctx.holds.open_total(team_id, now)
         except ServiceUnavailable:
-            # Without the hold book, pay-as-you-go and requests without an estimate are
-            # decided on credit alone; a prepaid-only request that needs a hold can not
-            # be (docs/decisions/0017).
-            if wanted is not None and cap is not None:
-                raise
             return None
 
     def _limited(self, verdict: Decision, team_id: str) -> Decision:

@@ -29,6 +29,7 @@ from creditledger.domain.money import format_amount
 from creditledger.entrypoints.api.deps import client_of
 from creditledger.entrypoints.api.front import PostInFront
 from creditledger.services.authorize import Authorizer, Decision
+from creditledger.services.memo import keep
 
 PATH = "/v1/authorize"
 MAX_BYTES = 16 * 1024
@@ -135,9 +136,8 @@ class AuthorizeFastPath(PostInFront[AuthorizeWire]):
         if last is not None and last[0] is decision:
             return last[1]
         out = encode_answer(decision)
-        if len(self._encoded) >= MAX_ANSWERS:
-            self._encoded.clear()
-        self._encoded[wire.team_id] = (decision, out)
+        if decision.hold is None:  # a decision with a hold is never given twice
+            keep(self._encoded, wire.team_id, (decision, out), MAX_ANSWERS)
         return out
 
 
@@ -169,9 +169,7 @@ def _decoded(body: bytes) -> AuthorizeWire | None:
     if body.count(b'"') != 2 * strings:
         return None
     if wire.request_id is UNSET and wire.estimate is UNSET and len(body) <= MAX_KEPT_BYTES:
-        if len(_bodies) >= MAX_BODIES:
-            _bodies.clear()
-        _bodies[body] = wire
+        keep(_bodies, body, wire, MAX_BODIES)
     return wire
 
 

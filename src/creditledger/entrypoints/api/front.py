@@ -24,6 +24,7 @@ from creditledger.domain.errors import CreditLedgerError
 from creditledger.entrypoints.api.errors import domain_error_response, error_response
 from creditledger.entrypoints.api.limits import replay
 from creditledger.entrypoints.api.metrics import observe
+from creditledger.services.memo import keep
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +101,7 @@ def bearer_json(headers: list[tuple[bytes, bytes]], max_bytes: int) -> str | Non
     if token is None:
         token = _bearer(value)
         if token is not None:
-            if len(_tokens) >= MAX_TOKENS:
-                _tokens.clear()
-            _tokens[value] = token
+            keep(_tokens, value, token, MAX_TOKENS)
     return token
 
 
@@ -156,9 +155,8 @@ async def answer(
     else:
         headers = _headers.get(len(out))
         if headers is None:
-            if len(_headers) >= MAX_LENGTHS:
-                _headers.clear()
-            headers = _headers[len(out)] = (*_JSON_HEADERS, (b"content-length", b"%d" % len(out)))
+            length = (b"content-length", b"%d" % len(out))
+            headers = keep(_headers, len(out), (*_JSON_HEADERS, length), MAX_LENGTHS)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": out})
         observe(scope["method"], route, 200, time.perf_counter() - started)
