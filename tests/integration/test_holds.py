@@ -364,3 +364,28 @@ def _holds_see_the_credit_of_their_moment(
     assert not late.allowed
     assert late.reason == "insufficient_credits"
     assert late.available == 1_000_000_000
+
+
+def test_decisions_that_all_hold_share_the_credit_side_while_it_stands(
+    client: TestClient, ctx: Context, clock: FixedClock
+) -> None:
+    """A gateway that sends an estimate with every request never asks a plain decision:
+    its holds keep the credit side themselves, and still see a grant's end."""
+    team_id = prepaid_team(client, ctx, "1.00")
+    platform = Platform.on(client, ctx)
+    platform.promo(team_id, "0.50", expires_at=clock.now() + timedelta(minutes=5))
+    authorizer = Authorizer(ctx, change_feed(ctx.settings), change_counter(ctx.settings))
+    try:
+        first = authorizer.authorize(GATEWAY, team_id, LLAMA, "a1", {"amount": "0.40"})
+        second = authorizer.authorize(GATEWAY, team_id, LLAMA, "a2", {"amount": "0.40"})
+        assert (first.allowed, first.available) == (True, 1_100_000_000)
+        assert (second.allowed, second.available) == (True, 700_000_000)
+
+        clock.advance(timedelta(minutes=6))  # the $0.50 grant has ended, the holds have not
+        third = authorizer.authorize(GATEWAY, team_id, LLAMA, "a3", {"amount": "0.40"})
+        assert (third.allowed, third.reason) == (False, "insufficient_credits")
+        assert third.available == 200_000_000
+        fourth = authorizer.authorize(GATEWAY, team_id, LLAMA, "a4", {"amount": "0.20"})
+        assert (fourth.allowed, fourth.available) == (True, 0)
+    finally:
+        authorizer.close()

@@ -133,22 +133,22 @@ class _TeamState:
     pricing: list[TeamPricing]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Verdict:
-    """A decision without an estimate, before the rate limit: it stands while the team,
-    its state, the price books and its open holds are the same objects and amounts and
-    the clock is before ``until`` (a grant starts or ends, a price takes effect). Its
-    credit side and pricing refusal stand while all but the holds are the same: a
-    decision with an estimate reuses them."""
+    """What a decision for one team and usage works out from the team's credit and
+    prices, before holds and the rate limit: it stands while the team, its state and
+    the price books are the same objects and the clock is before ``until`` (a grant
+    starts or ends, a price takes effect). Decisions with and without an estimate share
+    it. ``plain`` is the last decision without an estimate and the open holds it saw:
+    it is given again while the holds are the same amount."""
 
     team: Team
     state: _TeamState
     books: list[PriceBook]
-    held: Nanos | None
     until: datetime | None
-    decision: Decision
     credit: CreditDecision
     unbillable: str | None
+    plain: tuple[Nanos | None, Decision] | None = None
 
 
 def _earliest(*moments: datetime | None) -> datetime | None:
@@ -599,13 +599,28 @@ class Authorizer:
         now = self.ctx.clock.now()
         key = (team_id, usage.product, usage.model, usage.gpu)
         known = self._standing(key, team, state, books, now)
-        if known is not None and wanted is None and self._held(team_id, now) == known.held:
-            return self._limited(known.decision, team_id)
-        if known is not None:
-            credit, unbillable = known.credit, known.unbillable
-        else:
-            credit = decide(team, state.grants, usage, now, self.ctx.settings.tier_table)
-            unbillable = refusal_for_pricing(usage, books, state.pricing, now)
+        if known is None:
+            known = keep(
+                self._verdicts,
+                key,
+                _Verdict(
+                    team,
+                    state,
+                    books,
+                    _earliest(
+                        usable_changes_after(state.grants, now),
+                        prices_change_after(books, state.pricing, now),
+                    ),
+                    decide(team, state.grants, usage, now, self.ctx.settings.tier_table),
+                    refusal_for_pricing(usage, books, state.pricing, now),
+                ),
+                MAX_VERDICTS,
+            )
+        elif wanted is None:
+            plain = known.plain
+            if plain is not None and self._held(team_id, now) == plain[0]:
+                return self._limited(plain[1], team_id)
+        credit, unbillable = known.credit, known.unbillable
         tier = credit.tier
         cap = hold_cap(team.billing_mode, credit.available)
         if wanted is not None and unbillable is None:
@@ -620,16 +635,7 @@ class Authorizer:
         else:
             verdict = Decision(True, "ok", tier, left)
         if wanted is None:
-            until = _earliest(
-                usable_changes_after(state.grants, now),
-                prices_change_after(books, state.pricing, now),
-            )
-            keep(
-                self._verdicts,
-                key,
-                _Verdict(team, state, books, held, until, verdict, credit, unbillable),
-                MAX_VERDICTS,
-            )
+            known.plain = (held, verdict)
         return self._limited(verdict, team_id)
 
     def _hold(
