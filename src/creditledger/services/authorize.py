@@ -27,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+import msgspec
+
 from creditledger.domain.accounts import BillingMode, Principal, Team, TeamReads
 from creditledger.domain.availability import usable_changes_after, usable_credit
 from creditledger.domain.errors import (
@@ -155,9 +157,9 @@ def _earliest(*moments: datetime | None) -> datetime | None:
     return min((m for m in moments if m is not None), default=None)
 
 
-@dataclass(frozen=True, slots=True)
-class _Fresh:
-    """A team as last read, trusted without a read while the change feed is live."""
+class _Fresh(Value, frozen=True):
+    """A team as last read, trusted without a read while the change feed is live (a
+    struct: a renewal re-stamps a thousand of them under the lock at once)."""
 
     team: Team
     state: _TeamState
@@ -259,7 +261,9 @@ class Authorizer:
                 fresh = self._fresh.get(team_id)
                 if fresh is not None:
                     if fresh.stale_at is None:
-                        self._fresh[team_id] = replace(fresh, stale_at=time.monotonic())
+                        self._fresh[team_id] = msgspec.structs.replace(
+                            fresh, stale_at=time.monotonic()
+                        )
                     self._refresh.add(team_id)
                     self._refresh_wanted.notify()
             elif notice == "?":
@@ -434,7 +438,9 @@ class Authorizer:
                     continue
                 if team_id in unchanged:
                     if fresh is not None and self._fresh.get(team_id) is fresh:
-                        self._fresh[team_id] = replace(fresh, read_at=read_at, renewing=False)
+                        self._fresh[team_id] = msgspec.structs.replace(
+                            fresh, read_at=read_at, renewing=False
+                        )
                     continue
                 team = teams.get(team_id)
                 if team is None:
@@ -490,7 +496,7 @@ class Authorizer:
             with self._lock:
                 current = self._fresh.get(fresh.team.id)
                 if current is fresh:
-                    self._fresh[fresh.team.id] = replace(fresh, renewing=True)
+                    self._fresh[fresh.team.id] = msgspec.structs.replace(fresh, renewing=True)
                     if not self._renewals:  # the refresher gathers the ones that follow
                         self._refresh_wanted.notify()
                     self._renewals.add(fresh.team.id)
