@@ -240,6 +240,27 @@ def add_to_columns(
     sets = [f"{c} = {table}.{c} + v.d{i}" for i, c in enumerate(columns)]
     if bump:
         sets.append(f"{bump} = {table}.{bump} + 1")
+    if is_postgres(conn) and len(rows) <= VALUES_ROWS:
+        # One statement per row, all in one round trip: a search of the key's index
+        # whatever the planner knows of the table. Joined with the few keys as a set,
+        # a plan made with the table's size unknown, or small, scans the whole table
+        # for each of them (0.28 ms a group of two single-event POSTs, on 2,000 grants).
+        plain = [f"{c} = {c} + %s::bigint" for c in columns]
+        plain += [f"{bump} = {bump} + 1"] if bump else []
+        back = f" RETURNING {key}, {returning}" if returning else ""
+        with _driver(conn).cursor() as cur:
+            cur.executemany(
+                f"UPDATE {table} SET {', '.join(plain)} WHERE {key} = %s{back}",
+                [(*r[1:], r[0]) for r in rows],
+                returning=returning is not None,
+            )
+            if not returning:
+                return {}
+            answered: dict[Any, Any] = {}
+            while True:
+                answered.update(cur.fetchall())
+                if not cur.nextset():
+                    return answered
     if is_postgres(conn):
         arrays = [
             _array(a, "text" if i == 0 else "bigint") for i, a in enumerate(zip(*rows, strict=True))
