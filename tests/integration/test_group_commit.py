@@ -156,3 +156,35 @@ def test_the_recharge_check_runs_once_per_group_for_its_recharging_teams(
         sorted(g & recharging) for g in groups if g & recharging
     )
     assert set().union(*checked) == recharging
+
+
+def test_larger_batches_are_charged_one_at_a_time_in_a_process_and_each_once(
+    client: TestClient, ctx: Context, platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch too large to group waits its turn: two never share the interpreter and
+    the team locks (docs/decisions/0036); each is charged once, in full."""
+    team = platform.team().team_id
+    platform.promo(team, "10.00")
+    running, most = [0], [0]
+    lock = threading.Lock()
+    alone = usage.ingest_usage
+
+    def counted(ctx: Context, principal: Any, events: Any) -> Any:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            return alone(ctx, principal, events)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(group_commit, "ingest_usage", counted)
+    now = ctx.clock.now()
+    size = group_commit.SMALL_BATCH + 1
+    batches = [[event(team, f"b{b}-{n}", now, requests=1) for n in range(size)] for b in range(6)]
+    answers = _post_all(client, platform.service, batches)
+    assert [a.json() for a in answers] == [{"accepted": size, "duplicates": 0, "rejected": []}] * 6
+    assert most[0] == group_commit.BATCH_TURNS == 1
+    balance = client.get(f"/v1/teams/{team}/balance", headers=bearer(platform.operator)).json()
+    assert balance["available"]["total"] == f"{10 - 6 * size * 0.01:.2f}"

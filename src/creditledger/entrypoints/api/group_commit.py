@@ -12,6 +12,13 @@ commit that stored it, with its own part of the result; if the group's transacti
 fails, every member gets that failure and none of them was stored
 (``services.usage.ingest_together``).
 
+A larger batch is charged on its own, one at a time in a process (``BATCH_TURNS``).
+Its work is mostly Python, and the threads of a process share one interpreter lock:
+two batches in one process only take turns at the interpreter, and when they touch the
+same teams, one waits on the database for the team locks the other holds while it
+computes. A batch waiting for its turn waits on the event loop, holding no thread, no
+connection and no lock (docs/decisions/0036).
+
 Like PostgreSQL's ``commit_delay``, a group may wait a moment for company: when the
 recent groups show that more callers than are waiting now keep coming back (each
 answered caller sends its next event), the writer waits up to ``GATHER_SECONDS`` for
@@ -22,6 +29,7 @@ few and the rest, which halves the transactions per event; a caller alone never 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections import deque
 from dataclasses import dataclass
 
@@ -44,6 +52,9 @@ GATHER_SECONDS = 0.002
 WRITERS = 2
 """Groups written at once by one process: while one waits on its commit, the next is
 written (their team locks are taken in id order, so two groups never deadlock)."""
+
+BATCH_TURNS = 1
+"""Larger batches charged at once by one process."""
 
 RECENT_GROUPS = 16
 """How many groups' sizes tell how many callers to expect."""
@@ -76,6 +87,10 @@ class GroupCommit:
         self._waiting: list[_Member] = []
         self._writers: set[asyncio.Task[None]] = set()
         self._recent: deque[int] = deque(maxlen=RECENT_GROUPS)
+        self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
+        self._turns = weakref.WeakKeyDictionary()
+        """Per event loop (a test client may run one after another), the larger batches'
+        turns."""
         self._arrivals: list[asyncio.Future[None]] = []
         """What gathering writers wait on: told when a caller joins (futures of the
         running loop, so the group works on whichever loop serves it)."""
@@ -86,7 +101,8 @@ class GroupCommit:
         the authorizer has it (no read, no thread)."""
         principal = await principal_of(self.authorizer, token, client)
         if not isinstance(events, list) or len(events) > SMALL_BATCH:
-            result = await run_in_threadpool(ingest_usage, self.ctx, principal, events)
+            async with self._turn():
+                result = await run_in_threadpool(ingest_usage, self.ctx, principal, events)
             return Written(result, set(result.recharging))
         member = _Member(principal, events, asyncio.get_running_loop().create_future())
         self._waiting.append(member)
@@ -99,6 +115,13 @@ class GroupCommit:
             self._writers.add(writer)
             writer.add_done_callback(self._writers.discard)
         return await member.answer
+
+    def _turn(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        turn = self._turns.get(loop)
+        if turn is None:
+            turn = self._turns[loop] = asyncio.Semaphore(BATCH_TURNS)
+        return turn
 
     def _next_group(self) -> list[_Member]:
         group: list[_Member] = []
