@@ -412,6 +412,7 @@ def main() -> None:
             with c.scratch_database(backend) as url:
                 ctx = c.context(url)
                 teams, service = setup(ctx)
+                c.checkpoint(url)
                 print(f"{backend}: in process", flush=True)
                 bench.in_process(backend, ctx, teams)
                 print(f"{backend}: over HTTP, beside C_auth", flush=True)
