@@ -67,7 +67,7 @@ def test_deltas_are_added_to_exactly_the_rows_named(
         )
 
         stored = {r[0]: tuple(r[1:]) for r in conn.exec_driver_sql("SELECT * FROM bulk_sums")}
-        expected = {k: (7 * 10**15, -5, 1) for k in ids}
+        expected = dict.fromkeys(ids, (7 * 10**15, -5, 1))
         for k, da, db in deltas:
             expected[k] = (7 * 10**15 + da, -5 + db, 2)
         assert stored == expected
