@@ -510,7 +510,13 @@ class Bench:
             for name, pick in (("spread", teams), ("hot", teams[:1])):
                 cpu: list[tuple[float, float]] = []
 
-                def measure(pick: list[str] = pick, cpu: list[tuple[float, float]] = cpu) -> float:
+                shares: list[list[float]] = []
+
+                def measure(
+                    pick: list[str] = pick,
+                    cpu: list[tuple[float, float]] = cpu,
+                    shares: list[list[float]] = shares,
+                ) -> float:
                     prefix = self.prefix("one")
                     requests = [
                         c.raw_request(
@@ -525,6 +531,7 @@ class Bench:
                     ]
                     workers, database = server.worker_pids(), c.postgres_pids()
                     before = c.cpu_seconds(workers), c.cpu_seconds(database)
+                    each = [c.cpu_seconds([pid]) for pid in workers]
                     result = c.load(
                         server.port,
                         requests,
@@ -534,6 +541,12 @@ class Bench:
                         count_field="accepted",
                     )
                     events = max(1, int(result["counted"]))
+                    # How the kernel split the connections between the workers: each
+                    # worker's share of their CPU (groups are per process, decision 0027).
+                    used = [c.cpu_seconds([pid]) - e for pid, e in zip(workers, each, strict=True)]
+                    shares.append(
+                        sorted((round(u / max(sum(used), 1e-9), 2) for u in used), reverse=True)
+                    )
                     cpu.append(
                         (
                             1000 * (c.cpu_seconds(workers) - before[0]) / events,
@@ -553,10 +566,12 @@ class Bench:
                 self.figures[f"postgres_single_{name}_cpu_ms_per_event"] = {
                     "workers": [round(w, 3) for w, _ in kept],
                     "postgres": [round(p, 3) for _, p in kept],
+                    "worker_shares": shares[-self.runs :],
                 }
                 print(
                     f"    CPU per event: workers {statistics.median(w for w, _ in kept):.2f} ms, "
-                    f"PostgreSQL {statistics.median(p for _, p in kept):.2f} ms",
+                    f"PostgreSQL {statistics.median(p for _, p in kept):.2f} ms; "
+                    f"workers' shares of it by run: {shares[-self.runs :]}",
                     flush=True,
                 )
         return out["spread"], out["hot"]
