@@ -99,7 +99,7 @@ def json_kind(value: object) -> str:
 def format_amount(nanos: Nanos) -> str:
     """Render nanos as a dollar string with at least two decimals: ``"10.00"``,
     ``"0.0000074"``, ``"-1.50"``."""
-    if type(nanos) is not int and (isinstance(nanos, bool) or not isinstance(nanos, int)):
+    if type(nanos) is not int:  # a bool, a float, a Decimal, a subclass of int
         raise TypeError("money is an int of nano-dollars")
     if nanos < 0:
         return "-" + format_amount(-nanos)
