@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -223,6 +223,22 @@ def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
     return ordered[rank]
+
+
+B = TypeVar("B")
+
+
+def timed_batches(
+    charge: Callable[[B], int], batches: Sequence[B], s: float
+) -> tuple[int, float, float]:
+    """Charge batches until ``s`` seconds pass or they run out: (events, start, end)."""
+    done = 0
+    start = time.monotonic()
+    for batch in batches:
+        done += charge(batch)
+        if time.monotonic() - start >= s:
+            break
+    return done, start, time.monotonic()
 
 
 def repeat(measure: Callable[[], float], runs: int, warmup: int = 1) -> list[float]:

@@ -20,10 +20,12 @@ directly), so its rows never meet the ledger invariants the product figures veri
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from multiprocessing.connection import Connection
 from typing import Any
 
 import psycopg
@@ -72,13 +74,15 @@ class Floor:
         ]
         return teams, grants
 
-    def batches(self, team_count: int, count: int, prefix: str, at: datetime) -> list[FloorBatch]:
-        """``count`` batches of ``c.events``'s events over the first ``team_count``
-        teams, each event drawing ``CHARGE`` from its team's grant."""
+    def batches(
+        self, teams: Sequence[str], count: int, prefix: str, at: datetime
+    ) -> list[FloorBatch]:
+        """``count`` batches of ``c.events``'s events over ``teams`` (some of
+        :attr:`teams`), each event drawing ``CHARGE`` from its team's grant."""
         stamp = to_micros(at)
         out = []
         for b in range(count):
-            events = c.events(self.teams[:team_count], 1_000, f"{prefix}-{b:04d}", at)
+            events = c.events(list(teams), 1_000, f"{prefix}-{b:04d}", at)
             usage: list[tuple[Any, ...]] = []
             txs: list[tuple[Any, ...]] = []
             postings: list[tuple[Any, ...]] = []
@@ -111,23 +115,28 @@ class Floor:
 
 
 @contextmanager
-def postgres_writer(url: str, floor: Floor, at: datetime) -> Iterator[Callable[[FloorBatch], int]]:
+def postgres_writer(
+    url: str, floor: Floor, at: datetime, *, seed: bool = True
+) -> Iterator[Callable[[FloorBatch], int]]:
     """A function that writes one batch on PostgreSQL as the adapters do: the reads in
-    one pipeline, COPY for the rows, two ``UPDATE … FROM unnest``, one commit."""
+    one pipeline, COPY for the rows, two ``UPDATE … FROM unnest``, one commit.
+    ``seed``: insert the floor's teams and grants first (once per database)."""
     with psycopg.connect(c.libpq_url(url)) as conn:
-        teams, grants = floor.seed_rows(at)
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO teams (id, name, billing_mode, credit_nanos, created_at) "
-                "VALUES (%s, %s, %s, %s, %s)",
-                teams,
-            )
-            cur.executemany(
-                "INSERT INTO grants (id, team_id, kind, source, amount_nanos, remaining_nanos, "
-                "is_scoped, effective_at, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                grants,
-            )
-        conn.commit()
+        if seed:
+            teams, grants = floor.seed_rows(at)
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO teams (id, name, billing_mode, credit_nanos, created_at) "
+                    "VALUES (%s, %s, %s, %s, %s)",
+                    teams,
+                )
+                cur.executemany(
+                    "INSERT INTO grants (id, team_id, kind, source, amount_nanos, "
+                    "remaining_nanos, is_scoped, effective_at, created_at) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    grants,
+                )
+            conn.commit()
 
         def write(batch: FloorBatch) -> int:
             with conn.cursor() as locks, conn.cursor() as seen, conn.cursor() as held:
@@ -173,6 +182,19 @@ def postgres_writer(url: str, floor: Floor, at: datetime) -> Iterator[Callable[[
             return len(batch.usage)
 
         yield write
+
+
+def postgres_worker(url: str, floor: Floor, at: datetime, pipe: Connection) -> None:
+    """A process writing floor batches on its own connection, on command (teams,
+    batches, prefix, seconds, start time), until sent None; answers
+    ``c.timed_batches``'s (events, start, end)."""
+    with postgres_writer(url, floor, at, seed=False) as write:
+        while (command := pipe.recv()) is not None:
+            teams, count, prefix, seconds, start_at = command
+            batches = floor.batches(teams, count, prefix, at)
+            while time.monotonic() < start_at:
+                time.sleep(0.001)
+            pipe.send(c.timed_batches(write, batches, seconds))
 
 
 @contextmanager

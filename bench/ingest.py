@@ -20,11 +20,11 @@ import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -190,8 +190,6 @@ def lite_charge(conn: sqlite3.Connection, batch: list[dict[str, Any]]) -> int:
 
 # --- batches -------------------------------------------------------------------------------
 
-B = TypeVar("B")
-
 
 class Batches:
     """Pre-built batches of event dicts, frozen out of the garbage collector's way."""
@@ -205,19 +203,6 @@ class Batches:
         gc.unfreeze()
         self.batches = []
         gc.collect()
-
-
-def timed_batches(
-    charge: Callable[[B], int], batches: Sequence[B], s: float
-) -> tuple[int, float, float]:
-    """Charge batches until ``s`` seconds pass or they run out: (events, start, end)."""
-    done = 0
-    start = time.monotonic()
-    for batch in batches:
-        done += charge(batch)
-        if time.monotonic() - start >= s:
-            break
-    return done, start, time.monotonic()
 
 
 # --- in-process, in worker processes -------------------------------------------------------
@@ -235,7 +220,7 @@ def _worker(url: str, pipe: Connection) -> None:
         batches = Batches(teams, count, prefix, at)
         while time.monotonic() < start_at:
             time.sleep(0.001)
-        result = timed_batches(
+        result = c.timed_batches(
             lambda b: ingest_usage(ctx, principal, b).accepted, batches.batches, seconds
         )
         batches.release()
@@ -244,13 +229,16 @@ def _worker(url: str, pipe: Connection) -> None:
 
 
 class Workers:
-    def __init__(self, url: str, count: int) -> None:
+    """``count`` processes running ``target(*args, pipe)``: our code (``_worker``) or
+    the storage floor (``_floor.postgres_worker``)."""
+
+    def __init__(self, count: int, target: Callable[..., None] = _worker, *args: object) -> None:
         spawn = mp.get_context("spawn")
         self.pipes: list[Connection] = []
         self.procs = []
         for _ in range(count):
             mine, theirs = spawn.Pipe()
-            proc = spawn.Process(target=_worker, args=(url, theirs), daemon=True)
+            proc = spawn.Process(target=target, args=(*args, theirs), daemon=True)
             proc.start()
             self.pipes.append(mine)
             self.procs.append(proc)
@@ -261,6 +249,15 @@ class Workers:
         start_at = time.monotonic() + 1.0 + count * 0.02
         for n, pipe in enumerate(self.pipes):
             pipe.send((shares[n], count, f"{prefix}-w{n}", at, seconds, start_at))
+        return self._events_per_second()
+
+    def run_floor(self, shares: list[list[str]], count: int, prefix: str, seconds: float) -> float:
+        start_at = time.monotonic() + 1.0 + count * 0.02
+        for n, pipe in enumerate(self.pipes):
+            pipe.send((shares[n], count, f"{prefix}-w{n}", seconds, start_at))
+        return self._events_per_second()
+
+    def _events_per_second(self) -> float:
         results: list[tuple[int, float, float]] = [pipe.recv() for pipe in self.pipes]
         events = sum(r[0] for r in results)
         return float(events / (max(r[2] for r in results) - min(r[1] for r in results)))
@@ -353,7 +350,7 @@ class Bench:
                     batches = Batches(
                         names[:teams], self.batches_for(150_000), self.prefix("lite"), at
                     )
-                    done, start, end = timed_batches(
+                    done, start, end = c.timed_batches(
                         lambda b: lite_charge(conn, b), batches.batches, self.seconds
                     )
                     batches.release()
@@ -365,26 +362,55 @@ class Bench:
             conn.close()
 
     def storage_floor(self, backend: str, at: datetime) -> None:
-        """F_rows on ``backend`` (bench/_floor.py): our rows with the plain driver."""
+        """F_rows on ``backend`` (bench/_floor.py): our rows with the plain driver, on one
+        connection; on PostgreSQL also on two, shared out as our two-process figures
+        share their teams."""
         print(f"floor, {backend} (creditledger's rows and statements, plain driver)", flush=True)
         floor = _floor.Floor(TEAMS)
         writer = _floor.postgres_writer if backend == "postgres" else _floor.sqlite_writer
-        with c.scratch_database(backend) as url, writer(url, floor, at) as write:
-            for count in (1, TEAMS):
+        with c.scratch_database(backend) as url:
+            with writer(url, floor, at) as write:
+                for count in (1, TEAMS):
 
-                def measure(count: int = count) -> float:
-                    batches = floor.batches(
-                        count, self.batches_for(30_000), self.prefix("floor"), at
+                    def measure(count: int = count) -> float:
+                        batches = floor.batches(
+                            floor.teams[:count], self.batches_for(30_000), self.prefix("floor"), at
+                        )
+                        done, start, end = c.timed_batches(write, batches, self.seconds)
+                        return done / (end - start)
+
+                    self.figure(
+                        f"F_rows_{backend}_{count}",
+                        f"F_rows, {backend}, {count} team(s)/batch",
+                        measure,
+                        "events/s",
                     )
-                    done, start, end = timed_batches(write, batches, self.seconds)
-                    return done / (end - start)
+            if backend == "postgres":
+                self.storage_floor_two(url, floor, at)
 
+    def storage_floor_two(self, url: str, floor: _floor.Floor, at: datetime) -> None:
+        """F_rows on two connections (processes): with teams of their own, as the
+        in-process figure with two processes; and both over the same 1,000 teams, as
+        two uvicorn workers (and C_batch's two clients) take the batches."""
+        teams = floor.teams
+        cases = {
+            "own_1": [[teams[0]], [teams[1]]],
+            f"own_{TEAMS}": [teams[0::2], teams[1::2]],
+            f"shared_{TEAMS}": [teams, teams],
+        }
+        workers = Workers(2, _floor.postgres_worker, url, floor, at)
+        try:
+            for name, shares in cases.items():
                 self.figure(
-                    f"F_rows_{backend}_{count}",
-                    f"F_rows, {backend}, {count} team(s)/batch",
-                    measure,
+                    f"F_rows_postgres_2c_{name}",
+                    f"F_rows, postgres, 2 connections, {name.replace('_', ' ')} team(s)",
+                    lambda shares=shares: workers.run_floor(  # type: ignore[misc]
+                        shares, self.batches_for(30_000), self.prefix("floor2"), self.seconds
+                    ),
                     "events/s",
                 )
+        finally:
+            workers.close()
 
     def asgi_ceiling(self, at: datetime) -> None:
         print("ceiling, HTTP layer (bare ASGI app, 1 uvicorn worker, orjson)", flush=True)
@@ -421,7 +447,7 @@ class Bench:
 
             def measure(count: int = count) -> float:
                 batches = Batches(teams[:count], self.batches_for(guess), self.prefix("ip"), at)
-                done, start, end = timed_batches(
+                done, start, end = c.timed_batches(
                     lambda b: ingest_usage(ctx, principal, b).accepted,
                     batches.batches,
                     self.seconds,
@@ -437,7 +463,7 @@ class Bench:
             )
 
     def in_process_workers(self, backend: str, url: str, teams: list[str], at: datetime) -> None:
-        workers = Workers(url, 2)
+        workers = Workers(2, _worker, url)
         try:
             for count in (1, TEAMS):
                 # Disjoint teams: one team per process, or half of the 1,000 each.
@@ -619,6 +645,26 @@ def floor_lines(backend: str, f: dict[str, Any], ceiling: str, name: str) -> lis
     return out
 
 
+def two_connection_floor_lines(f: dict[str, Any]) -> list[str]:
+    """F_rows on two connections against C_batch (the best this schema allows the
+    two-process and two-worker figures), and those figures against it."""
+    out = ["Storage floor F_rows on postgres, 2 connections"]
+    for name, figure, label in (
+        ("own_1", "inproc_2p_1", "in-process, 2 processes, 1 team each"),
+        (f"own_{TEAMS}", f"inproc_2p_{TEAMS}", f"in-process, 2 processes, {TEAMS} teams"),
+        (f"shared_{TEAMS}", f"http_2w_{TEAMS}", f"HTTP, 2 workers, {TEAMS} teams"),
+    ):
+        floor = f[f"F_rows_postgres_2c_{name}"]["median"]
+        ceiling = f["C_batch_1" if name == "own_1" else f"C_batch_{TEAMS}"]["median"]
+        out.append(
+            ratio_line(
+                f"F_rows, 2 conns, {name.replace('_', ' ')}", floor, ceiling, None, "C_batch"
+            )
+        )
+        out.append(ratio_line(label, f[f"postgres_{figure}"]["median"], floor, None, "F_rows 2c"))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="one short run per figure")
@@ -672,6 +718,7 @@ def main() -> None:
                     ratio_line(f"{label}, {count} team(s)", value, ceiling, goal, "C_batch")
                 )
         lines += floor_lines("postgres", f, "C_batch", "C_batch")
+        lines += two_connection_floor_lines(f)
         lines.append(
             ratio_line(
                 "single-event POSTs, spread", spread, f["C_evt"]["median"], GOAL_SINGLE, "C_evt"
