@@ -423,7 +423,7 @@ def test_events_published_while_two_workers_run_and_one_is_killed_are_each_charg
         _wait_until(lambda: _charged_count(database_url) > len(valid) // 5, "a fifth is charged")
         # A redelivery is counted by whichever worker gets the batch again, maybe one
         # killed later on: each count is read before its worker is killed.
-        counted_by_killed = 0
+        counted_by_killed = 0.0
         for kill in range(KILLS):
             _wait_until(
                 lambda: (
