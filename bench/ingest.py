@@ -208,15 +208,16 @@ class Batches:
 # --- in-process, in worker processes -------------------------------------------------------
 
 
-def _worker(url: str, pipe: Connection) -> None:
-    """A worker process with its own context: runs batches on command until told to stop."""
+def _worker(url: str, at: datetime, pipe: Connection) -> None:
+    """A worker process with its own context: runs batches of events stamped ``at`` on
+    command (teams, batches, prefix, seconds, start time) until sent None."""
     ctx = c.context(url)
     principal = c.service_principal()
     while True:
         command = pipe.recv()
         if command is None:
             break
-        teams, count, prefix, at, seconds, start_at = command
+        teams, count, prefix, seconds, start_at = command
         batches = Batches(teams, count, prefix, at)
         while time.monotonic() < start_at:
             time.sleep(0.001)
@@ -226,6 +227,11 @@ def _worker(url: str, pipe: Connection) -> None:
         batches.release()
         pipe.send(result)
     ctx.uow.dispose()
+
+
+def own_shares(teams: list[str], count: int) -> list[list[str]]:
+    """Two processes' teams, disjoint: one team each, or half of the 1,000 each."""
+    return [[teams[0]], [teams[1]]] if count == 1 else [teams[0::2], teams[1::2]]
 
 
 class Workers:
@@ -243,21 +249,12 @@ class Workers:
             self.pipes.append(mine)
             self.procs.append(proc)
 
-    def run(
-        self, shares: list[list[str]], count: int, prefix: str, at: datetime, seconds: float
-    ) -> float:
-        start_at = time.monotonic() + 1.0 + count * 0.02
-        for n, pipe in enumerate(self.pipes):
-            pipe.send((shares[n], count, f"{prefix}-w{n}", at, seconds, start_at))
-        return self._events_per_second()
-
-    def run_floor(self, shares: list[list[str]], count: int, prefix: str, seconds: float) -> float:
+    def run(self, shares: list[list[str]], count: int, prefix: str, seconds: float) -> float:
+        """Each process charges ``count`` batches over its share of the teams, all
+        starting at one moment: their events per second together."""
         start_at = time.monotonic() + 1.0 + count * 0.02
         for n, pipe in enumerate(self.pipes):
             pipe.send((shares[n], count, f"{prefix}-w{n}", seconds, start_at))
-        return self._events_per_second()
-
-    def _events_per_second(self) -> float:
         results: list[tuple[int, float, float]] = [pipe.recv() for pipe in self.pipes]
         events = sum(r[0] for r in results)
         return float(events / (max(r[2] for r in results) - min(r[1] for r in results)))
@@ -394,8 +391,8 @@ class Bench:
         two uvicorn workers (and C_batch's two clients) take the batches."""
         teams = floor.teams
         cases = {
-            "own_1": [[teams[0]], [teams[1]]],
-            f"own_{TEAMS}": [teams[0::2], teams[1::2]],
+            "own_1": own_shares(teams, 1),
+            f"own_{TEAMS}": own_shares(teams, TEAMS),
             f"shared_{TEAMS}": [teams, teams],
         }
         workers = Workers(2, _floor.postgres_worker, url, floor, at)
@@ -404,7 +401,7 @@ class Bench:
                 self.figure(
                     f"F_rows_postgres_2c_{name}",
                     f"F_rows, postgres, 2 connections, {name.replace('_', ' ')} team(s)",
-                    lambda shares=shares: workers.run_floor(  # type: ignore[misc]
+                    lambda shares=shares: workers.run(  # type: ignore[misc]
                         shares, self.batches_for(30_000), self.prefix("floor2"), self.seconds
                     ),
                     "events/s",
@@ -463,17 +460,16 @@ class Bench:
             )
 
     def in_process_workers(self, backend: str, url: str, teams: list[str], at: datetime) -> None:
-        workers = Workers(2, _worker, url)
+        workers = Workers(2, _worker, url, at)
         try:
             for count in (1, TEAMS):
-                # Disjoint teams: one team per process, or half of the 1,000 each.
-                shares = [[teams[0]], [teams[1]]] if count == 1 else [teams[0::2], teams[1::2]]
+                shares = own_shares(teams, count)
                 label = "1 team/process" if count == 1 else f"{count} teams"
                 self.figure(
                     f"{backend}_inproc_2p_{count}",
                     f"{backend} in-process, 2 processes, {label}",
                     lambda shares=shares: workers.run(  # type: ignore[misc]
-                        shares, self.batches_for(50_000), self.prefix("wp"), at, self.seconds
+                        shares, self.batches_for(50_000), self.prefix("wp"), self.seconds
                     ),
                     "events/s",
                 )

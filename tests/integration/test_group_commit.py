@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from creditledger.domain.errors import ServiceUnavailable
-from creditledger.domain.money import dollars
+from creditledger.domain.money import dollars, format_amount
 from creditledger.domain.recharge import AutoRecharge
 from creditledger.entrypoints.api import fast_usage, group_commit
 from creditledger.entrypoints.api.routes import usage as usage_routes
@@ -187,4 +187,5 @@ def test_larger_batches_are_charged_one_at_a_time_in_a_process_and_each_once(
     assert [a.json() for a in answers] == [{"accepted": size, "duplicates": 0, "rejected": []}] * 6
     assert most[0] == group_commit.BATCH_TURNS == 1
     balance = client.get(f"/v1/teams/{team}/balance", headers=bearer(platform.operator)).json()
-    assert balance["available"]["total"] == f"{10 - 6 * size * 0.01:.2f}"
+    charged = 6 * size * dollars("0.01")  # one request at $0.01 each
+    assert balance["available"]["total"] == format_amount(dollars("10.00") - charged)
