@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from msgspec.structs import replace
 
 from creditledger.domain import ledger
-from creditledger.domain.consumption import order_can_matter
+from creditledger.domain.consumption import in_consumption_order, order_can_matter
 from creditledger.domain.grants import Grant, GrantKind, GrantSource, Scope
 from creditledger.domain.ledger import EntryType, reallocate_usage, unpaid_account
 from creditledger.domain.money import dollars
@@ -350,3 +350,19 @@ def test_reallocating_late_events_equals_allocating_all_in_time_order_from_scrat
     )
     assert moves(txs) == expected
     assert all(g.remaining + expected.get(f"grant:{g.id}", 0) >= 0 for g in grants)
+
+
+@settings(max_examples=200)
+@given(scenario=scenarios(), data=st.data())
+def test_grants_held_in_the_order_of_consumption_are_charged_as_grants_in_any_order(
+    scenario: tuple[list[Grant], list[NewCharge], list[NewCharge]], data: st.DataObject
+) -> None:
+    """``presorted`` only skips the sort: the caller's sorted grants give what grants in
+    any order give."""
+    grants, first, late = scenario
+    shuffled = data.draw(st.permutations(grants))
+    sorted_ = in_consumption_order(grants)
+    events = data.draw(st.permutations(first + late))
+    assert charge_in_time_order(sorted_, [], events, presorted=True) == charge_in_time_order(
+        shuffled, [], events
+    )

@@ -74,15 +74,18 @@ def charge_in_time_order(
     grants: Sequence[Grant],
     charged_after: Sequence[UsageRecord],
     new: Sequence[NewCharge],
+    *,
+    presorted: bool = False,
 ) -> TimeOrderedCharges:
     """Allocate ``new`` and re-allocate ``charged_after``, all in (timestamp, id) order.
 
     ``grants`` are the team's grants open to usage (``availability.open_to_late_usage``)
-    with ``remaining`` as stored, so including what ``charged_after`` drew.
-    ``charged_after`` are the team's already charged events that come after the first
-    late one (empty when nothing is to be re-allocated).
+    with ``remaining`` as stored, so including what ``charged_after`` drew;
+    ``presorted`` when the caller holds them in the order of consumption already (as
+    ``UsageReads.grants`` are). ``charged_after`` are the team's already charged events
+    that come after the first late one (empty when nothing is to be re-allocated).
     """
-    ordered = in_consumption_order(grants)
+    ordered = list(grants) if presorted else in_consumption_order(grants)
     movable = {g.id for g in ordered if g.voided_at is None}
     remaining = {g.id: g.remaining for g in ordered}
     for record in charged_after:
@@ -136,12 +139,16 @@ def _split(draws: Draws, movable: set[str]) -> tuple[Draws, Draws]:
     return kept, tuple((g, n) for g, n in draws if g in movable)
 
 
+def _at(charge: NewCharge) -> tuple[datetime, str]:
+    return charge.event.timestamp, charge.event.id
+
+
 def _in_time_order(
     new: Sequence[NewCharge], charged_after: Sequence[UsageRecord]
-) -> list[NewCharge | UsageRecord]:
-    keyed: list[tuple[tuple[datetime, str], NewCharge | UsageRecord]] = [
-        ((c.event.timestamp, c.event.id), c) for c in new
-    ]
+) -> Sequence[NewCharge | UsageRecord]:
+    if not charged_after:  # the usual case: nothing to re-allocate
+        return sorted(new, key=_at)
+    keyed: list[tuple[tuple[datetime, str], NewCharge | UsageRecord]] = [(_at(c), c) for c in new]
     keyed += [((r.occurred_at, r.event_id), r) for r in charged_after]
     keyed.sort(key=lambda pair: pair[0])
     return [item for _, item in keyed]

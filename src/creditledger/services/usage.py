@@ -209,7 +209,7 @@ def _charge_batch(
     for team_id, new in _by_team(priced):
         open_grants = [g for g in grants[team_id] if open_to_late_usage(g, cutoff)]
         charged_after = _charged_after_late_event(uow, new, now, cutoff, open_grants)
-        writes.add(charge_in_time_order(open_grants, charged_after, new))
+        writes.add(charge_in_time_order(open_grants, charged_after, new, presorted=True))
         result.charged_teams.add(team_id)
         result.charged_requests[team_id] = [c.event.id for c in new]
     writes.flush(locks.credit)
