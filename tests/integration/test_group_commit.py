@@ -167,19 +167,19 @@ def test_larger_batches_are_charged_one_at_a_time_in_a_process_and_each_once(
     platform.promo(team, "10.00")
     running, most = [0], [0]
     lock = threading.Lock()
-    alone = usage.ingest_usage
+    alone = usage.charge_read
 
-    def counted(ctx: Context, principal: Any, events: Any) -> Any:
+    def counted(ctx: Context, read: Any) -> Any:
         with lock:
             running[0] += 1
             most[0] = max(most[0], running[0])
         try:
-            return alone(ctx, principal, events)
+            return alone(ctx, read)
         finally:
             with lock:
                 running[0] -= 1
 
-    monkeypatch.setattr(group_commit, "ingest_usage", counted)
+    monkeypatch.setattr(group_commit, "charge_read", counted)
     now = ctx.clock.now()
     size = group_commit.SMALL_BATCH + 1
     batches = [[event(team, f"b{b}-{n}", now, requests=1) for n in range(size)] for b in range(6)]
@@ -189,3 +189,33 @@ def test_larger_batches_are_charged_one_at_a_time_in_a_process_and_each_once(
     balance = client.get(f"/v1/teams/{team}/balance", headers=bearer(platform.operator)).json()
     charged = 6 * size * dollars("0.01")  # one request at $0.01 each
     assert balance["available"]["total"] == format_amount(dollars("10.00") - charged)
+
+
+def test_a_larger_batch_reads_its_events_while_another_has_the_turn(
+    client: TestClient, ctx: Context, platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch whose turn it is waits until the other has been read: were reading
+    inside the turn, it would wait for nothing and this would time out."""
+    team = platform.team().team_id
+    platform.promo(team, "10.00")
+    both_read = threading.Barrier(2, timeout=10)
+    seen: list[bool] = []
+    read, charge = usage.read_batch, usage.charge_read
+
+    def reading(ctx: Context, principal: Any, events: Any) -> Any:
+        out = read(ctx, principal, events)
+        both_read.wait()  # each read waits for the other; neither holds the turn yet
+        return out
+
+    def charging(ctx: Context, read_events: Any) -> Any:
+        seen.append(both_read.broken)
+        return charge(ctx, read_events)
+
+    monkeypatch.setattr(group_commit, "read_batch", reading)
+    monkeypatch.setattr(group_commit, "charge_read", charging)
+    now = ctx.clock.now()
+    size = group_commit.SMALL_BATCH + 1
+    batches = [[event(team, f"b{b}-{n}", now, requests=1) for n in range(size)] for b in range(2)]
+    answers = _post_all(client, platform.service, batches)
+    assert [a.json()["accepted"] for a in answers] == [size, size]
+    assert seen == [False, False]

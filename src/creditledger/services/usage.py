@@ -80,9 +80,33 @@ def require_service(principal: Principal) -> None:
 
 def ingest_usage(ctx: Context, principal: Principal, raw_events: object) -> IngestResult:
     """POST /v1/usage-events: take the valid events of a batch, reject the rest."""
-    (outcome,) = ingest_together(ctx, [(principal, raw_events)])
+    return charge_read(ctx, read_batch(ctx, principal, raw_events))
+
+
+@dataclass(slots=True)
+class ReadBatches:
+    """Batches read and their events parsed, before anything is locked or charged."""
+
+    outcomes: list[IngestResult | CreditLedgerError]
+    spans: list[tuple[int, int] | None]
+    """Per batch, where its events start among all and how many it has (None: refused)."""
+    events: list[tuple[int, UsageEvent]]
+    invalid: list[Rejection]
+
+
+def read_batch(ctx: Context, principal: Principal, raw_events: object) -> ReadBatches:
+    """One batch read and parsed (:func:`read_batches`); raises what refuses it whole."""
+    read = read_batches(ctx, [(principal, raw_events)])
+    (outcome,) = read.outcomes
     if isinstance(outcome, CreditLedgerError):
         raise outcome
+    return read
+
+
+def charge_read(ctx: Context, read: ReadBatches) -> IngestResult:
+    """Charge one batch read by :func:`read_batch`."""
+    (outcome,) = charge_batches(ctx, read)
+    assert isinstance(outcome, IngestResult)
     return outcome
 
 
@@ -93,36 +117,45 @@ def ingest_together(
     POSTs grouped by the server. Each gets its own result, or the error that refused it
     alone (not a service token, not a list, too many events); if the transaction fails,
     this raises and none of them was stored."""
+    return charge_batches(ctx, read_batches(ctx, batches))
+
+
+def read_batches(ctx: Context, batches: Sequence[tuple[Principal, object]]) -> ReadBatches:
+    """Check each batch and parse its events: what needs no lock and no database, so a
+    batch waiting for its turn can do it meanwhile."""
     now = ctx.clock.now()
-    outcomes: list[IngestResult | CreditLedgerError] = []
-    spans: list[tuple[int, int] | None] = []
-    events: list[tuple[int, UsageEvent]] = []
-    invalid: list[Rejection] = []
+    read = ReadBatches([], [], [], [])
     offset = 0
     for principal, raw_events in batches:
         try:
             _check_batch(principal, raw_events)
         except CreditLedgerError as exc:
-            outcomes.append(exc)
-            spans.append(None)
+            read.outcomes.append(exc)
+            read.spans.append(None)
             continue
         assert isinstance(raw_events, list)
         for index, raw in enumerate(raw_events, start=offset):
             try:
-                events.append((index, parse_event(raw, now)))
+                read.events.append((index, parse_event(raw, now)))
             except EventError as exc:
                 raw_id = raw.get("id") if isinstance(raw, dict) else None
-                invalid.append(
+                read.invalid.append(
                     Rejection(
                         index, raw_id if isinstance(raw_id, str) else None, exc.code, exc.message
                     )
                 )
-        outcomes.append(IngestResult())
-        spans.append((offset, len(raw_events)))
+        read.outcomes.append(IngestResult())
+        read.spans.append((offset, len(raw_events)))
         offset += len(raw_events)
+    return read
+
+
+def charge_batches(ctx: Context, read: ReadBatches) -> list[IngestResult | CreditLedgerError]:
+    """Charge what :func:`read_batches` read, in one transaction."""
+    events = read.events
 
     def charge() -> IngestResult:
-        result = IngestResult(rejected=list(invalid))
+        result = IngestResult(rejected=list(read.invalid))
         if events:
             with ctx.uow() as uow:
                 _charge_batch(uow, ctx, events, result)
@@ -131,12 +164,12 @@ def ingest_together(
 
     result = with_retry(charge)
     _end_holds(ctx, result)
-    if len(batches) == 1 and spans[0] is not None:
+    if len(read.spans) == 1 and read.spans[0] is not None:
         result.rejected.sort(key=lambda r: r.index)
         return [result]
     return [
         outcome if span is None else _part(result, events, *span)
-        for outcome, span in zip(outcomes, spans, strict=True)
+        for outcome, span in zip(read.outcomes, read.spans, strict=True)
     ]
 
 

@@ -17,7 +17,8 @@ Its work is mostly Python, and the threads of a process share one interpreter lo
 two batches in one process only take turns at the interpreter, and when they touch the
 same teams, one waits on the database for the team locks the other holds while it
 computes. A batch waiting for its turn waits on the event loop, holding no thread, no
-connection and no lock (docs/decisions/0036).
+connection and no lock (docs/decisions/0036). Its events are checked and parsed before
+it waits, while the batch whose turn it is waits on the database.
 
 Like PostgreSQL's ``commit_delay``, a group may wait a moment for company: when the
 recent groups show that more callers than are waiting now keep coming back (each
@@ -41,7 +42,7 @@ from creditledger.domain.usage import MAX_EVENTS_PER_BATCH
 from creditledger.entrypoints.api.deps import principal_of
 from creditledger.services.authorize import Authorizer
 from creditledger.services.context import Context
-from creditledger.services.usage import IngestResult, ingest_together, ingest_usage
+from creditledger.services.usage import IngestResult, charge_read, ingest_together, read_batch
 
 SMALL_BATCH = 100
 """Batches of at most this many events are grouped; larger ones are a group each."""
@@ -101,8 +102,9 @@ class GroupCommit:
         the authorizer has it (no read, no thread)."""
         principal = await principal_of(self.authorizer, token, client)
         if not isinstance(events, list) or len(events) > SMALL_BATCH:
+            read = await run_in_threadpool(read_batch, self.ctx, principal, events)
             async with self._turn():
-                result = await run_in_threadpool(ingest_usage, self.ctx, principal, events)
+                result = await run_in_threadpool(charge_read, self.ctx, read)
             return Written(result, set(result.recharging))
         member = _Member(principal, events, asyncio.get_running_loop().create_future())
         self._waiting.append(member)
