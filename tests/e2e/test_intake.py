@@ -228,6 +228,10 @@ class Worker:
     def metric(self, key: str) -> float:
         return (self.metrics() or {}).get(key, 0.0)
 
+    def freeze(self) -> None:
+        """SIGSTOP: it holds what it has fetched and acknowledges nothing."""
+        self.proc.send_signal(signal.SIGSTOP)
+
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
@@ -338,11 +342,18 @@ def _charged_count(database_url: str) -> int:
     return int(count or 0)
 
 
-def _wait_until(done: Callable[[], bool], what: str, deadline: float = DEADLINE) -> None:
-    until = time.monotonic() + deadline
+def _eventually(done: Callable[[], bool], seconds: float) -> bool:
+    """Whether ``done`` came true within ``seconds``."""
+    until = time.monotonic() + seconds
     while not done():
-        assert time.monotonic() < until, f"timed out waiting until {what}"
+        if time.monotonic() >= until:
+            return False
         time.sleep(0.2)
+    return True
+
+
+def _wait_until(done: Callable[[], bool], what: str, deadline: float = DEADLINE) -> None:
+    assert _eventually(done, deadline), f"timed out waiting until {what}"
 
 
 @pytest.fixture
@@ -418,25 +429,35 @@ def test_events_published_while_two_workers_run_and_one_is_killed_are_each_charg
         publisher = threading.Thread(target=publish_messages, args=(nats_url, messages))
         publisher.start()
         # kill -9 while the first worker holds a fetched batch it has not acknowledged.
-        # A batch can be charged and acknowledged between the metric read and the kill,
-        # so the worker is killed again, up to KILLS times, while messages still come.
+        # The worker is frozen first (SIGSTOP) until the second one is given a message
+        # again: that proves the frozen one held a batch (its acknowledgement wait ran
+        # out). A batch can be acknowledged between the metric read and the freeze, so
+        # this is tried again, up to KILLS times, while events are still to be charged.
         _wait_until(lambda: _charged_count(database_url) > len(valid) // 5, "a fifth is charged")
-        # A redelivery is counted by whichever worker gets the batch again, maybe one
-        # killed later on: each count is read before its worker is killed.
-        counted_by_killed = 0.0
+        redelivered = 0.0  # counted by the workers killed so far
         for kill in range(KILLS):
             _wait_until(
                 lambda: (
                     workers[0].metric("creditledger_intake_in_flight_messages") > 0
-                    or not publisher.is_alive()
+                    or _charged_count(database_url) >= len(valid)
                 ),
                 "the first worker holds a batch",
             )
-            if kill > 0 and not publisher.is_alive():
+            if _charged_count(database_url) >= len(valid):
                 break
-            counted_by_killed += workers[0].metric("creditledger_intake_redeliveries_total")
+            redelivered += workers[0].metric("creditledger_intake_redeliveries_total")
+            before = workers[1].metric("creditledger_intake_redeliveries_total")
+            workers[0].freeze()
+            held = _eventually(
+                lambda before=before: (  # type: ignore[misc]
+                    workers[1].metric("creditledger_intake_redeliveries_total") > before
+                ),
+                ACK_WAIT + 5,
+            )
             workers[0].kill()
             workers[0] = Worker(env, tmp_path / f"consume-0-again-{kill}.log")
+            if held:
+                break
         publisher.join(timeout=DEADLINE)
         assert not publisher.is_alive()
         _wait_until(
@@ -445,9 +466,7 @@ def test_events_published_while_two_workers_run_and_one_is_killed_are_each_charg
             ),
             "every event is charged and acknowledged",
         )
-        redelivered = counted_by_killed + sum(
-            w.metric("creditledger_intake_redeliveries_total") for w in workers
-        )
+        redelivered += sum(w.metric("creditledger_intake_redeliveries_total") for w in workers)
         assert [w.stop() for w in workers] == [0, 0]
 
     assert redelivered > 0, "the killed worker's batch was not delivered again"
