@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from creditledger.adapters.db.uow import SqlUnitOfWork
 from creditledger.services.context import Context
 from tests.helpers import Platform, event, price
 
@@ -49,3 +50,33 @@ def test_read_for_usage_answers_as_the_reads_one_by_one(client: TestClient, ctx:
         assert set(reads.fingerprints) == {(teams[0], "e1")}
         assert reads.grants == uow.grants.for_teams(sorted(set(asked)))
         assert reads.pricing == uow.pricing.for_teams(asked)
+
+
+def _plan_mode(uow: object) -> str | None:
+    assert isinstance(uow, SqlUnitOfWork)
+    if uow.conn.dialect.name != "postgresql":
+        return None
+    return str(uow.conn.exec_driver_sql("SELECT current_setting('plan_cache_mode')").scalar())
+
+
+def test_few_rows_reuse_their_plans_for_that_transaction_only(
+    client: TestClient, ctx: Context
+) -> None:
+    """A few events' reads and writes run on plans made once (``bulk.reuse_plans``);
+    many events' keep PostgreSQL's choice, and the pooled connection goes back as it
+    was, after a commit or a rollback."""
+    _, teams = _platform_with_usage(client, ctx)
+    with ctx.uow() as uow:
+        before = _plan_mode(uow)
+        uow.read_for_usage([(teams[0], "e9")])
+        assert _plan_mode(uow) == (before and "force_generic_plan")
+        uow.commit()
+        assert _plan_mode(uow) == before
+        uow.read_for_usage([(teams[0], f"m{n}") for n in range(100)])
+        assert _plan_mode(uow) == before
+    with ctx.uow() as uow:
+        uow.read_for_usage([(teams[1], "e9")])
+        assert _plan_mode(uow) == (before and "force_generic_plan")
+    with ctx.uow() as uow:  # the last one rolled back
+        assert _plan_mode(uow) == before
+    assert before in (None, "auto")

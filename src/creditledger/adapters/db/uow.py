@@ -73,6 +73,7 @@ class SqlUnitOfWork:
         reads travel in one round trip, the reads queued behind the lock."""
         team_ids = sorted({team_id for team_id, _ in keys})
         with bulk.together(self.conn):
+            bulk.reuse_plans(self.conn, len(keys))
             locks = self.teams.lock_for_usage_later(team_ids)
             fingerprints = self.usage.fingerprints_later(keys)
             pricing = self.pricing.for_teams_later(team_ids)
