@@ -5,6 +5,7 @@ the truth and stores none of them."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
@@ -219,3 +220,31 @@ def test_a_larger_batch_reads_its_events_while_another_has_the_turn(
     answers = _post_all(client, platform.service, batches)
     assert [a.json()["accepted"] for a in answers] == [size, size]
     assert seen == [False, False]
+
+
+def test_a_caller_arriving_as_the_last_writer_ends_finds_a_writer(
+    client: TestClient, ctx: Context, platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An answered caller sends its next event before the finished writer's task has run
+    its done callbacks; with one writer allowed, the caller must still get one (it used
+    to wait for a writer that was gone)."""
+    team = platform.team().team_id
+    platform.promo(team, "1.00")
+    gateway = authenticate(ctx, platform.service)
+
+    async def known(*_: Any) -> Any:
+        return gateway  # from memory: nothing between the answer and the next call
+
+    monkeypatch.setattr(group_commit, "principal_of", known)
+    monkeypatch.setattr(group_commit, "WRITERS", 1)
+    groups: group_commit.GroupCommit = client.app.state.usage_groups  # type: ignore[attr-defined]
+    now = ctx.clock.now()
+
+    async def one_after_another() -> list[group_commit.Written]:
+        async with asyncio.timeout(10):
+            return [
+                await groups.ingest(None, None, [event(team, f"n{n}", now, requests=1)])
+                for n in range(3)
+            ]
+
+    assert [w.result.accepted for w in asyncio.run(one_after_another())] == [1, 1, 1]

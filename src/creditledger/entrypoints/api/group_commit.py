@@ -160,9 +160,23 @@ class GroupCommit:
                 return
 
     async def _write(self) -> None:
+        """Write groups while callers wait. A writer leaves ``_writers`` the moment it
+        finds nobody waiting: a caller arriving then starts a writer of its own (a
+        finished task would leave the set only when its done callbacks run, after that
+        caller, who would wait for a writer that is gone)."""
+        try:
+            await self._write_groups()
+        finally:
+            writer = asyncio.current_task()
+            if writer is not None:
+                self._writers.discard(writer)
+
+    async def _write_groups(self) -> None:
         while self._waiting:
             await self._gather()
             group = self._next_group()
+            if not group:
+                break  # while it gathered, another writer took every waiting caller
             self._recent.append(len(group))
             batches = [(m.principal, m.events) for m in group]
             try:
