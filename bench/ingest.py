@@ -525,11 +525,23 @@ class Bench:
             )
 
     def http_single(
-        self, url: str, token: str, teams: list[str], at: datetime
-    ) -> tuple[float, float]:
+        self,
+        url: str,
+        token: str,
+        teams: list[str],
+        at: datetime,
+        workers: int = 2,
+        kinds: tuple[str, ...] = ("spread", "hot"),
+    ) -> dict[str, float]:
+        """Single-event POSTs over ``SINGLE_CONNECTIONS`` connections, spread over the
+        teams and on one hot team; the figures of a server of ``workers`` other than two
+        are named for them (one worker gathers every connection's events)."""
         out: dict[str, float] = {}
-        with c.Server({"CREDITLEDGER_DATABASE_URL": url}, workers=2) as server:
-            for name, pick in (("spread", teams), ("hot", teams[:1])):
+        named = "" if workers == 2 else f"_{workers}w"
+        picks = {"spread": teams, "hot": teams[:1]}
+        with c.Server({"CREDITLEDGER_DATABASE_URL": url}, workers=workers) as server:
+            for name in kinds:
+                pick = picks[name]
                 cpu: list[tuple[float, float]] = []
 
                 shares: list[list[float]] = []
@@ -578,14 +590,14 @@ class Bench:
                     return float(result["counted_per_s"])
 
                 out[name] = self.figure(
-                    f"postgres_single_{name}",
-                    f"postgres single-event POSTs, 8 conns, {name}",
+                    f"postgres_single_{name}{named}",
+                    f"postgres single-event POSTs, 8 conns, {workers} worker(s), {name}",
                     measure,
                     "events/s",
                 )
                 # Where the machine's two cores go, per event: the profile of the gap.
                 kept = cpu[-self.runs :]
-                self.figures[f"postgres_single_{name}_cpu_ms_per_event"] = {
+                self.figures[f"postgres_single_{name}{named}_cpu_ms_per_event"] = {
                     "workers": [round(w, 3) for w, _ in kept],
                     "postgres": [round(p, 3) for _, p in kept],
                     "worker_shares": shares[-self.runs :],
@@ -596,7 +608,7 @@ class Bench:
                     f"workers' shares of it by run: {shares[-self.runs :]}",
                     flush=True,
                 )
-        return out["spread"], out["hot"]
+        return out
 
     def verify(self, backend: str, ctx: Context) -> None:
         started = time.monotonic()
@@ -697,7 +709,9 @@ def main() -> None:
             bench.in_process_workers("postgres", url, teams, at)
             for workers in (1, 2):
                 bench.http_batches("postgres", url, workers, service, teams, at)
-            spread, hot = bench.http_single(url, service, teams, at)
+            single = bench.http_single(url, service, teams, at)
+            spread, hot = single["spread"], single["hot"]
+            one_worker = bench.http_single(url, service, teams, at, 1, ("spread",))["spread"]
             bench.verify("postgres", ctx)
             ctx.uow.dispose()
         cb1, cbn = f["C_batch_1"]["median"], f[f"C_batch_{TEAMS}"]["median"]
@@ -718,6 +732,15 @@ def main() -> None:
         lines.append(
             ratio_line(
                 "single-event POSTs, spread", spread, f["C_evt"]["median"], GOAL_SINGLE, "C_evt"
+            )
+        )
+        lines.append(
+            ratio_line(
+                "single-event POSTs, spread, 1 worker",
+                one_worker,
+                f["C_evt"]["median"],
+                None,
+                "C_evt",
             )
         )
         lines.append(
