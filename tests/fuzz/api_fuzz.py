@@ -106,8 +106,13 @@ def _fuzz_while_serving(
                     str(args.max_examples),
                     "--seed",
                     str(args.seed),
+                    # One worker: with two threads, Hypothesis's descriptions of
+                    # strategies parse source with ``ast`` in both at once, and Python
+                    # 3.11's ``ast`` then now and then fails ("AST constructor recursion
+                    # depth mismatch", CPython gh-106905) inside the fuzzer, before any
+                    # request is sent. One worker takes 25 s for the three callers.
                     "--workers",
-                    "2",
+                    "1",
                     "--no-color",
                     "--generation-database",
                     "none",
