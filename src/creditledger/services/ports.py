@@ -654,7 +654,7 @@ class UnitOfWork(Protocol):
     def together(self, rows: int) -> AbstractContextManager[None]:
         """The ingestion writes inside (``Usage.add``, ``Ledger.post_many`` given the
         balances), of about ``rows`` rows per table, travel to the database together
-        where that is faster (one round trip for a few rows; many rows go by COPY);
+        where that is faster (one statement for a few rows; many rows go by COPY);
         their errors surface at the end of the block. Nothing inside may need an answer
         from the database."""
         ...

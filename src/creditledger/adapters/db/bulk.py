@@ -7,7 +7,8 @@ transaction. Values are passed as the database stores them (micros, nanos).
 Inside :func:`together`, PostgreSQL statements travel in one pipeline: they are sent
 at once and their results come back together, one round trip for all of them. The
 reads answer a function that gives their rows; called after the ``together`` block,
-it waits for nothing more.
+it waits for nothing more. Inside :func:`in_one_call`, the writes that
+``charge_writes`` knows are gathered and sent as one statement.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ import functools
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import orjson
 import psycopg
 import sqlalchemy as sa
 from psycopg import pq
+
+from creditledger.adapters.db import charge_writes
 
 _SQLITE_CHUNK = 500
 
@@ -97,11 +101,92 @@ def _ready(rows: Rows) -> Callable[[], Rows]:
     return lambda: rows
 
 
+_GATHERED = "creditledger.gathered"
+"""Where :func:`in_one_call` keeps its rows, in the connection's ``info``."""
+
+
+class _Gathered:
+    """The rows of :data:`charge_writes.SLOTS` written inside :func:`in_one_call`."""
+
+    def __init__(self) -> None:
+        self.rows: list[list[Sequence[Any]]] = []
+        self.keys: list[set[Any]] = []
+        self.last = -1
+        self._empty()
+
+    def _empty(self) -> None:
+        self.rows = [[] for _ in charge_writes.SLOTS]
+        self.keys = [set() for _ in charge_writes.SLOTS]
+        self.last = -1
+
+    def take(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        key: str | None = None,
+        bump: str | None = None,
+    ) -> bool:
+        """Keep ``rows`` for the call when they fit a slot after those already kept (the
+        function writes in slot order), and an update's keys are new to it (it joins
+        each key once); otherwise leave them to be written now."""
+        for index in range(max(self.last, 0), len(charge_writes.SLOTS)):
+            slot = charge_writes.SLOTS[index]
+            if (slot.table, slot.names, slot.key, slot.bump) == (table, tuple(columns), key, bump):
+                break
+        else:
+            return False
+        if key is not None:
+            keys = {row[0] for row in rows}
+            if len(keys) < len(rows) or not keys.isdisjoint(self.keys[index]):
+                return False
+            self.keys[index] |= keys
+        self.rows[index].extend(rows)
+        self.last = index
+        return True
+
+    def send(self, conn: sa.Connection) -> None:
+        """One call for what was kept, then nothing is kept."""
+        if self.last < 0:
+            return
+        params = [orjson.dumps(rows).decode() if rows else None for rows in self.rows]
+        self._empty()
+        _driver(conn).execute(charge_writes.CALL, params)
+
+
+def _gathering(conn: sa.Connection) -> _Gathered | None:
+    gathered: _Gathered | None = conn.info.get(_GATHERED)
+    return gathered
+
+
+@contextlib.contextmanager
+def in_one_call(conn: sa.Connection) -> Iterator[None]:
+    """On PostgreSQL, the inserts and additions inside that ``charge_writes`` knows are
+    sent as one call when the block ends (or before a write it does not know, so the
+    order holds); each table's rows as one JSON document. For a few rows: the function
+    joins the updates' keys one index search each. On SQLite, statements run one by
+    one, as anywhere. The block's errors are the call's."""
+    if not is_postgres(conn) or _gathering(conn) is not None:
+        yield
+        return
+    gathered = conn.info[_GATHERED] = _Gathered()
+    try:
+        yield
+    finally:
+        del conn.info[_GATHERED]
+    gathered.send(conn)
+
+
 def insert_rows(
     conn: sa.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
     if not rows:
         return
+    gathered = _gathering(conn)
+    if gathered is not None:
+        if gathered.take(table, columns, rows):
+            return
+        gathered.send(conn)
     names = ", ".join(columns)
     if is_postgres(conn):
         if len(rows) <= VALUES_ROWS or _in_pipeline(conn):
@@ -253,6 +338,11 @@ def add_to_columns(
     on PostgreSQL)."""
     if not rows:
         return {}
+    gathered = _gathering(conn)
+    if gathered is not None:
+        if returning is None and gathered.take(table, columns, rows, key, bump):
+            return {}
+        gathered.send(conn)
     postgres = is_postgres(conn)
     if postgres and len(rows) > VALUES_ROWS:
         sets = [f"{c} = {table}.{c} + v.d{i}" for i, c in enumerate(columns)]

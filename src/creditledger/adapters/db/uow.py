@@ -93,7 +93,7 @@ class SqlUnitOfWork:
     def together(self, rows: int) -> AbstractContextManager[None]:
         if rows > bulk.VALUES_ROWS:
             return contextlib.nullcontext()  # COPY, which cannot travel in a pipeline
-        return bulk.together(self.conn)
+        return bulk.in_one_call(self.conn)
 
     def new_id(self, prefix: str) -> str:
         return new_id(prefix)
