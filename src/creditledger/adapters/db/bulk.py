@@ -227,6 +227,32 @@ def reuse_plans(conn: sa.Connection, rows: int) -> None:
         _driver(conn).execute("SET LOCAL plan_cache_mode = force_generic_plan")
 
 
+def lookup_sql(sql_prefix: str, column: str, suffix: str, values: str) -> str:
+    """The PostgreSQL statement of :func:`select_in` for at most ``LOOKUPS`` values,
+    ``values`` the SQL of their text array.
+
+    Each value is looked up on its own (a lateral subquery, fenced by OFFSET 0 so that it
+    stays a nested loop), in the order given: an index search each, however the table
+    has grown or bloated. A lock is taken in that order."""
+    lock = suffix.endswith("FOR UPDATE")
+    order = suffix.removesuffix("FOR UPDATE").strip()
+    return (
+        f"SELECT s.* FROM unnest({values}) AS k(v) CROSS JOIN LATERAL "
+        f"({sql_prefix} AND {column} = k.v OFFSET 0{' FOR UPDATE' if lock else ''}) "
+        f"AS s {order}"
+    ).strip()
+
+
+def pairs_sql(sql_prefix: str, columns: tuple[str, str], firsts: str, seconds: str) -> str:
+    """The PostgreSQL statement of :func:`select_pairs`, ``firsts`` and ``seconds`` the
+    SQL of the pairs' two text arrays."""
+    a, b = columns
+    return (
+        f"SELECT s.* FROM unnest({firsts}, {seconds}) AS k(a, b) CROSS JOIN LATERAL "
+        f"({sql_prefix} WHERE {a} = k.a AND {b} = k.b OFFSET 0) AS s"
+    )
+
+
 def select_in(
     conn: sa.Connection,
     sql_prefix: str,
@@ -246,16 +272,7 @@ def select_in(
     if is_postgres(conn):
         sql, param = _array(values, "text")
         if len(values) <= LOOKUPS:
-            # Each value looked up on its own (a lateral subquery, fenced by OFFSET 0 so
-            # that it stays a nested loop), in the order given: an index search each,
-            # however the table has grown or bloated. A lock is taken in that order.
-            lock = suffix.endswith("FOR UPDATE")
-            order = suffix.removesuffix("FOR UPDATE").strip()
-            query = (
-                f"SELECT s.* FROM unnest({sql}) AS k(v) CROSS JOIN LATERAL "
-                f"({sql_prefix} AND {column} = k.v OFFSET 0{' FOR UPDATE' if lock else ''}) "
-                f"AS s {order}"
-            )
+            query = lookup_sql(sql_prefix, column, suffix, sql)
             args = [param, *fixed]
         else:
             # A semi-join, not ``= ANY(array)``: a prepared statement's generic plan can
@@ -299,11 +316,7 @@ def select_pairs(
         firsts, firsts_param = _array([p[0] for p in pairs], "text")
         seconds, seconds_param = _array([p[1] for p in pairs], "text")
         cur = _driver(conn).cursor()
-        cur.execute(
-            f"SELECT s.* FROM unnest({firsts}, {seconds}) AS k(a, b) CROSS JOIN LATERAL "
-            f"({sql_prefix} WHERE {a} = k.a AND {b} = k.b OFFSET 0) AS s",
-            [firsts_param, seconds_param],
-        )
+        cur.execute(pairs_sql(sql_prefix, columns, firsts, seconds), [firsts_param, seconds_param])
         return _later(cur)
     # SQLite runs ``(a, b) IN (VALUES …)`` as a scan of the whole table, so join the
     # pairs instead, as the outer loop (CROSS JOIN fixes the order): one index search

@@ -16,7 +16,7 @@ its own statements, so a plan made while the table looked small never scans it
 notice per call, not one per team.
 
 Migrations run this text: change it only together with a migration that applies the
-change, as 0014 did for ``key_checks``. ``tests/integration/test_charge_writes.py`` pins
+change, as 0014 did for ``key_checks``. ``tests/integration/test_charge_calls.py`` pins
 the columns here to the ones the repositories write.
 """
 

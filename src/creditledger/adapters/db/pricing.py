@@ -33,6 +33,23 @@ def _price_from_json(raw: dict[str, Any]) -> Price:
     )
 
 
+PRICING_OF_TEAMS = (
+    "SELECT id, team_id, effective_from, discount_bp, prices FROM team_pricing WHERE 1 = 1"
+)
+"""Pricing versions by ``team_id``: the rows of :func:`pricing_by_team`."""
+
+
+def pricing_by_team(rows: Sequence[Sequence[Any]]) -> dict[str, list[TeamPricing]]:
+    """Each team's pricing versions, oldest first."""
+    out: dict[str, list[TeamPricing]] = defaultdict(list)
+    for _, team_id, effective_from, discount_bp, stored in sorted(rows, key=lambda r: r[0]):
+        # SQLite hands JSON back as text
+        raw = json.loads(stored) if isinstance(stored, str) else stored
+        prices = tuple(_price_from_json(p) for p in (raw or []))
+        out[team_id].append(TeamPricing(from_micros(effective_from), discount_bp, prices))
+    return out
+
+
 class SqlPricing:
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
@@ -85,26 +102,8 @@ class SqlPricing:
         self, team_ids: Sequence[str]
     ) -> Callable[[], dict[str, list[TeamPricing]]]:
         """Read on the driver connection, one array parameter: on the ingestion hot path."""
-        later = bulk.select_in(
-            self.conn,
-            "SELECT id, team_id, effective_from, discount_bp, prices FROM team_pricing WHERE 1 = 1",
-            (),
-            "team_id",
-            sorted(set(team_ids)),
-        )
-
-        def pricing() -> dict[str, list[TeamPricing]]:
-            out: dict[str, list[TeamPricing]] = defaultdict(list)
-            for _, team_id, effective_from, discount_bp, stored in sorted(
-                later(), key=lambda r: r[0]
-            ):
-                # SQLite hands JSON back as text
-                raw = json.loads(stored) if isinstance(stored, str) else stored
-                prices = tuple(_price_from_json(p) for p in (raw or []))
-                out[team_id].append(TeamPricing(from_micros(effective_from), discount_bp, prices))
-            return out
-
-        return pricing
+        later = bulk.select_in(self.conn, PRICING_OF_TEAMS, (), "team_id", sorted(set(team_ids)))
+        return lambda: pricing_by_team(later())
 
     def for_all_teams(self) -> dict[str, list[TeamPricing]]:
         """Every team's pricing versions, oldest first (operators set few of them)."""

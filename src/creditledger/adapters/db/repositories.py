@@ -66,6 +66,40 @@ _WATCHED = (
 _RECHARGING = (
     "EXISTS (SELECT 1 FROM auto_recharge_settings s WHERE s.team_id = teams.id AND s.enabled)"
 )
+USAGE_LOCK = (
+    f"SELECT id, credit_nanos, ({_PRICE_VERSION}), "  # noqa: S608 - constants
+    f"{_WATCHED}, {_RECHARGING} FROM teams WHERE 1 = 1"
+)
+"""The teams a usage charge locks, by ``id``, in ``LOCK_ORDER``: the rows of
+:func:`usage_locks`."""
+LOCK_ORDER = "ORDER BY id FOR UPDATE"
+GRANTS_OF_TEAMS = f"SELECT {GRANT_COLUMNS} FROM grants WHERE 1 = 1"  # noqa: S608 - constant
+"""Grants by ``team_id``: the rows of :func:`grants_by_team`."""
+
+
+def usage_locks(rows: Sequence[Sequence[Any]]) -> UsageLocks:
+    return UsageLocks(
+        teams=frozenset(r[0] for r in rows),
+        price_version=int(rows[0][2]) if rows else None,
+        watched=frozenset(r[0] for r in rows if r[3]),
+        recharging=frozenset(r[0] for r in rows if r[4]),
+        credit={r[0]: int(r[1]) for r in rows},
+    )
+
+
+def grants_by_team(
+    team_ids: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> dict[str, list[Grant]]:
+    """Each team's grants in the order of consumption, every team of ``team_ids`` there."""
+    out: dict[str, list[Grant]] = {tid: [] for tid in team_ids}
+    for r in rows:
+        grant = grant_from_tuple(r)
+        out[grant.team_id].append(grant)
+    for grants in out.values():
+        grants.sort(key=consumption_order_key)
+    return out
+
+
 _NEWEST = 2**63 - 1  # above every posting's seq: the first page's keyset bound
 
 # The order of consumption as SQL; domain/consumption.py holds the same keys, and a test
@@ -205,27 +239,8 @@ class SqlTeams(_Repo):
 
     def lock_for_usage_later(self, team_ids: Sequence[str]) -> Callable[[], UsageLocks]:
         """:meth:`lock_for_usage`, sent now (``bulk.together`` sends it with others)."""
-        later = bulk.select_in(
-            self.conn,
-            f"SELECT id, credit_nanos, ({_PRICE_VERSION}), "  # noqa: S608 - constant
-            f"{_WATCHED}, {_RECHARGING} FROM teams WHERE 1 = 1",
-            (),
-            "id",
-            sorted(set(team_ids)),
-            "ORDER BY id FOR UPDATE",
-        )
-
-        def locks() -> UsageLocks:
-            rows = later()
-            return UsageLocks(
-                teams=frozenset(r[0] for r in rows),
-                price_version=int(rows[0][2]) if rows else None,
-                watched=frozenset(r[0] for r in rows if r[3]),
-                recharging=frozenset(r[0] for r in rows if r[4]),
-                credit={r[0]: int(r[1]) for r in rows},
-            )
-
-        return locks
+        later = bulk.select_in(self.conn, USAGE_LOCK, (), "id", sorted(set(team_ids)), LOCK_ORDER)
+        return lambda: usage_locks(later())
 
     def set_billing(self, team_id: str, mode: BillingMode, tier_override: int | None) -> None:
         self.conn.execute(
@@ -450,24 +465,8 @@ class SqlGrants(_Repo):
 
     def for_teams_later(self, team_ids: Sequence[str]) -> Callable[[], dict[str, list[Grant]]]:
         """Read on the driver connection: this is on the ingestion hot path."""
-        later = bulk.select_in(
-            self.conn,
-            f"SELECT {GRANT_COLUMNS} FROM grants WHERE 1 = 1",  # noqa: S608 - constant
-            (),
-            "team_id",
-            list(team_ids),
-        )
-
-        def grants() -> dict[str, list[Grant]]:
-            out: dict[str, list[Grant]] = {tid: [] for tid in team_ids}
-            for r in later():
-                grant = grant_from_tuple(r)
-                out[grant.team_id].append(grant)
-            for grants in out.values():
-                grants.sort(key=consumption_order_key)
-            return out
-
-        return grants
+        later = bulk.select_in(self.conn, GRANTS_OF_TEAMS, (), "team_id", list(team_ids))
+        return lambda: grants_by_team(team_ids, later())
 
     def to_warn_of_expiry(self, start: datetime, end: datetime, limit: int) -> list[Grant]:
         """Grants not voided, with credit left, expiring after ``start`` and by ``end``,

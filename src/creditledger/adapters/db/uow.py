@@ -13,13 +13,13 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
-from creditledger.adapters.db import bulk
+from creditledger.adapters.db import bulk, charge_reads
 from creditledger.adapters.db.audit import SqlAuditLog
 from creditledger.adapters.db.engine import WRITE_OPTION
 from creditledger.adapters.db.invoices import SqlInvoices
 from creditledger.adapters.db.notices import SqlNotices
 from creditledger.adapters.db.payments import SqlPayments, SqlRecharges
-from creditledger.adapters.db.pricing import SqlPricing
+from creditledger.adapters.db.pricing import SqlPricing, pricing_by_team
 from creditledger.adapters.db.promo_codes import SqlPromoCodes
 from creditledger.adapters.db.repositories import (
     SqlGrants,
@@ -30,8 +30,10 @@ from creditledger.adapters.db.repositories import (
     SqlTokens,
     SqlUsers,
     SqlWebSessions,
+    grants_by_team,
+    usage_locks,
 )
-from creditledger.adapters.db.usage import SqlUsage
+from creditledger.adapters.db.usage import SqlUsage, fingerprints_by_key
 from creditledger.domain.accounts import TeamReads
 from creditledger.domain.errors import ServiceUnavailable
 from creditledger.domain.ids import RANDOM_BYTES, make_id
@@ -72,6 +74,8 @@ class SqlUnitOfWork:
         events needs: on PostgreSQL the transaction's start, the lock and the three
         reads travel in one round trip, the reads queued behind the lock."""
         team_ids = sorted({team_id for team_id, _ in keys})
+        if bulk.is_postgres(self.conn) and charge_reads.fits(team_ids, keys):
+            return self._read_for_usage_in_one_call(team_ids, keys)
         with bulk.together(self.conn):
             bulk.reuse_plans(self.conn, len(keys))
             locks = self.teams.lock_for_usage_later(team_ids)
@@ -79,6 +83,26 @@ class SqlUnitOfWork:
             pricing = self.pricing.for_teams_later(team_ids)
             grants = self.grants.for_teams_later(team_ids)
         return UsageReads(locks(), fingerprints(), pricing(), grants())
+
+    def _read_for_usage_in_one_call(
+        self, team_ids: list[str], keys: Sequence[tuple[str, str]]
+    ) -> UsageReads:
+        """The same reads as one call (``charge_reads``), its start of the transaction in
+        the same round trip."""
+        driver = self.conn.connection.driver_connection
+        assert driver is not None
+        with driver.pipeline():
+            cur = driver.execute(charge_reads.CALL, charge_reads.arguments(team_ids, keys))
+        with cur:
+            row = cur.fetchone()
+        assert row is not None
+        locks, fingerprints, pricing, grants = (charge_reads.rows(read) for read in row[0])
+        return UsageReads(
+            usage_locks(locks),
+            fingerprints_by_key(fingerprints),
+            pricing_by_team(pricing),
+            grants_by_team(team_ids, grants),
+        )
 
     def read_teams(self, team_ids: Sequence[str]) -> TeamReads:
         """The teams among ``team_ids`` with the newest price book version, their grants

@@ -32,6 +32,14 @@ _COLUMNS = (
     "quantity",
 )
 
+FINGERPRINTS = "SELECT team_id, event_id, fingerprint FROM usage_events"
+"""Stored fingerprints by ``FINGERPRINT_KEY``: the rows of :func:`fingerprints_by_key`."""
+FINGERPRINT_KEY = ("team_id", "event_id")
+
+
+def fingerprints_by_key(rows: Sequence[Sequence[Any]]) -> dict[tuple[str, str], str]:
+    return {(team_id, event_id): fp for team_id, event_id, fp in rows}
+
 
 class SqlUsage:
     def __init__(self, conn: sa.Connection) -> None:
@@ -45,13 +53,8 @@ class SqlUsage:
         self, keys: Sequence[tuple[str, str]]
     ) -> Callable[[], dict[tuple[str, str], str]]:
         """:meth:`fingerprints`, sent now (``bulk.together`` sends it with others)."""
-        later = bulk.select_pairs(
-            self.conn,
-            "SELECT team_id, event_id, fingerprint FROM usage_events",
-            ("team_id", "event_id"),
-            keys,
-        )
-        return lambda: {(team_id, event_id): fp for team_id, event_id, fp in later()}
+        later = bulk.select_pairs(self.conn, FINGERPRINTS, FINGERPRINT_KEY, keys)
+        return lambda: fingerprints_by_key(later())
 
     def add(self, rows: Sequence[UsageRecord]) -> None:
         bulk.insert_rows(

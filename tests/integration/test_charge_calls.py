@@ -1,10 +1,13 @@
-"""A few charges' writes as one call on PostgreSQL (``adapters/db/charge_writes.py``,
-``bulk.in_one_call``): the call writes what the statements one by one write, keeps the
-order of the writes it does not know, stores nothing when it fails, and joins the keys
-of its updates through their index."""
+"""A few charges' reads and writes as one call each on PostgreSQL (``adapters/db/
+charge_reads.py``, ``charge_writes.py``, ``bulk.in_one_call``): the read call answers
+what the reads one by one answer; the write call writes what the statements one by one
+write, keeps the order of the writes it does not know, stores nothing when it fails,
+and joins the keys of its updates through their index. Both functions are the text
+migration 0015 made."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import psycopg
@@ -12,13 +15,16 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from creditledger.adapters.db import bulk, charge_writes, repositories
+from creditledger.adapters.db import bulk, charge_reads, charge_writes, repositories
 from creditledger.adapters.db import usage as usage_storage
 from creditledger.adapters.db.uow import SqlUnitOfWork
+from creditledger.domain.money import dollars
+from creditledger.domain.notices import Webhook
+from creditledger.domain.recharge import AutoRecharge
 from creditledger.services import usage
 from creditledger.services.context import Context
 from creditledger.services.tokens import authenticate
-from tests.helpers import Platform, event, price
+from tests.helpers import Platform, bearer, event, price
 
 
 @pytest.fixture
@@ -51,6 +57,86 @@ def test_the_slots_are_the_columns_the_repositories_write() -> None:
         "revision",
     )
     assert tables["grants"].names == ("remaining_nanos",)
+
+
+MADE_BY_MIGRATION = {
+    charge_reads.FUNCTION: "786eac012cff29c1",
+    charge_writes.FUNCTION: "f3a34ce6e42d2bb3",
+}
+"""The first 16 hex digits of the SHA-256 of each function's ``create_function()``
+text as the latest migration that makes it (0015) made it."""
+
+
+@pytest.mark.parametrize("module", [charge_reads, charge_writes], ids=lambda m: m.FUNCTION)
+def test_the_functions_are_the_text_a_migration_made(module: Any) -> None:
+    """A change of a function's SQL, or of the repositories' SQL it is built from,
+    needs a migration that makes it anew (``CREATE OR REPLACE``) for the databases
+    made before; then the digest here changes with it."""
+    digest = hashlib.sha256(module.create_function().encode()).hexdigest()[:16]
+    assert digest == MADE_BY_MIGRATION[module.FUNCTION], (
+        f"{module.FUNCTION} changed: add a migration that makes it anew, then update "
+        "MADE_BY_MIGRATION"
+    )
+
+
+def test_the_database_has_the_functions_the_code_makes(ctx: Context) -> None:
+    _postgres_only(ctx)
+    with ctx.uow(write=False) as uow:
+        for module in (charge_reads, charge_writes):
+            made = (
+                _conn(uow)
+                .exec_driver_sql(
+                    "SELECT prosrc FROM pg_proc WHERE proname = %(f)s", {"f": module.FUNCTION}
+                )
+                .scalar_one()
+            )
+            assert made.strip() in module.create_function(), module.__name__
+
+
+def test_the_read_call_answers_what_the_reads_one_by_one_answer(
+    client: TestClient, ctx: Context, platform: Platform
+) -> None:
+    """Teams with custom pricing, a scoped grant, a webhook and auto-recharge; keys
+    stored, new and of an unknown team."""
+    _postgres_only(ctx)
+    now = ctx.clock.now()
+    teams = [platform.team().team_id for _ in range(3)]
+    platform.promo(teams[0], "1.00", scope={"models": ["llama"]})
+    platform.prepaid(teams[0], "10.00")
+    platform.promo(teams[1], "2.00")
+    priced = client.put(
+        f"/v1/teams/{teams[0]}/pricing",
+        json={"prices": [price("llama", "requests", "0.005")], "discount_percent": "10"},
+        headers=bearer(platform.operator),
+    )
+    assert priced.status_code == 200, priced.text
+    platform.usage(event(teams[0], "seen", now, requests=1))
+    with ctx.uow() as uow:
+        uow.notices.save_webhook(
+            Webhook(teams[1], "https://example.test/h", None, "s" * 32, now), now
+        )
+        uow.recharges.save_settings(teams[2], AutoRecharge(True, dollars("5"), dollars("25")), now)
+        uow.commit()
+    keys = [
+        (teams[0], "seen"),
+        (teams[0], "new"),
+        (teams[1], "seen"),
+        (teams[2], "x"),
+        ("team_missing", "e"),
+    ]
+    team_ids = sorted({team for team, _ in keys})
+    assert charge_reads.fits(team_ids, keys)
+    with ctx.uow() as uow:
+        by_call = uow.read_for_usage(keys)
+        assert by_call.locks == uow.teams.lock_for_usage(team_ids)
+        assert by_call.fingerprints == uow.usage.fingerprints(keys)
+        assert by_call.pricing == uow.pricing.for_teams(team_ids)
+        assert by_call.grants == uow.grants.for_teams(team_ids)
+    assert set(by_call.fingerprints) == {(teams[0], "seen")}
+    assert by_call.locks.watched == {teams[1]} and by_call.locks.recharging == {teams[2]}
+    assert by_call.pricing[teams[0]] and by_call.grants[teams[0]][0].scope is not None
+    assert not charge_reads.fits(team_ids, [(teams[0], "a b")])
+    assert not charge_reads.fits(team_ids, [(teams[0], f"e{n}") for n in range(bulk.LOOKUPS + 1)])
 
 
 class _Statements:
