@@ -22,13 +22,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from creditledger.adapters.db import bulk
 from creditledger.adapters.db.pricing import PRICING_OF_TEAMS
 from creditledger.adapters.db.repositories import GRANTS_OF_TEAMS, LOCK_ORDER, USAGE_LOCK
 from creditledger.adapters.db.usage import FINGERPRINT_KEY, FINGERPRINTS
 
 FUNCTION = "creditledger_read_for_usage"
-CALL = f"SELECT {FUNCTION}(%s, %s, %s)"
+CALL = f"SELECT CAST({FUNCTION}(%s, %s, %s) AS text)"
+"""The call, answered as text for :func:`answer` to decode (orjson, several times the
+speed of the driver's own JSON loader)."""
 DROP = f"DROP FUNCTION {FUNCTION}(text, text, text)"
 
 _TEAMS = "string_to_array(team_ids, ' ')"
@@ -92,6 +96,6 @@ def arguments(team_ids: Sequence[str], keys: Sequence[tuple[str, str]]) -> list[
     ]
 
 
-def rows(answer: Any) -> list[tuple[Any, ...]]:
-    """A read's rows from the call's document (objects of their values in order)."""
-    return [tuple(row.values()) for row in answer or ()]
+def answer(text: str) -> list[list[tuple[Any, ...]]]:
+    """Each read's rows from the call's document (objects of their values in order)."""
+    return [[tuple(row.values()) for row in read or ()] for read in orjson.loads(text)]

@@ -96,7 +96,7 @@ class SqlUnitOfWork:
         with cur:
             row = cur.fetchone()
         assert row is not None
-        locks, fingerprints, pricing, grants = (charge_reads.rows(read) for read in row[0])
+        locks, fingerprints, pricing, grants = charge_reads.answer(row[0])
         return UsageReads(
             usage_locks(locks),
             fingerprints_by_key(fingerprints),
