@@ -62,6 +62,7 @@ def create_app(ctx: Context, *, run_jobs: bool = False) -> FastAPI:
             if runner is not None:
                 runner.stop()
             app.state.authorizer.close()
+            app.state.usage_groups.close()
             ctx.uow.dispose()
 
     # The API reference at /docs is served from files in the package: no CDN.
