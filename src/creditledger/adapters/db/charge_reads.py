@@ -33,7 +33,9 @@ FUNCTION = "creditledger_read_for_usage"
 CALL = f"SELECT CAST({FUNCTION}(%s, %s, %s) AS text)"
 """The call, answered as text for :func:`answer` to decode (orjson, several times the
 speed of the driver's own JSON loader)."""
-DROP = f"DROP FUNCTION {FUNCTION}(text, text, text)"
+DROP = f"DROP FUNCTION {FUNCTION}"
+"""By name, whatever its parameters: a later migration that changes them drops the
+function this way, on a database made before it and on one made since."""
 
 _TEAMS = "string_to_array(team_ids, ' ')"
 

@@ -9,11 +9,13 @@ bind, run and answer. Here they travel as one call of :data:`FUNCTION`, each tab
 rows a JSON array of rows (values as the columns hold them): the function runs the
 same inserts and updates, in the same order, on plans it keeps for the session.
 
-The updates of many keys are one statement each, joined to the rows by a nested loop
-over the key's index: the function turns off sequential scans, hash and merge joins for
-its own statements, so a plan made while the table looked small never scans it
-(docs/decisions/0036 saw that plan). One team update per call also means one change
-notice per call, not one per team.
+The updates of many keys are one statement each. Its keys are also given as an array
+that the key's index is searched for (``= ANY``), and the function turns off sequential
+scans, hash and merge joins for its own statements: each key is one search of the
+index, whatever the planner believed of the table when it made the plan it keeps
+(docs/decisions/0036 saw a plan that scanned the table; joined to the rows alone, a
+plan made on a small table read the whole index for each row). One team update per
+call also means one change notice per call, not one per team.
 
 Migrations run this text: change it only together with a migration that applies the
 change, as 0014 did for ``key_checks``. ``tests/integration/test_charge_calls.py`` pins
@@ -104,7 +106,9 @@ SLOTS = (
 ``SqlUsage.add`` and ``SqlLedger.post_many`` write them one by one."""
 
 CALL = f"SELECT {FUNCTION}({', '.join('%s::json' for _ in SLOTS)})"
-DROP = f"DROP FUNCTION {FUNCTION}({', '.join('json' for _ in SLOTS)})"
+DROP = f"DROP FUNCTION {FUNCTION}"
+"""By name, whatever its parameters: a later migration that changes them drops the
+function this way, on a database made before it and on one made since."""
 
 
 def _value(index: int, sql_type: str) -> str:
@@ -122,9 +126,12 @@ def _statement(slot: Slot) -> str:
         )
     sets = [f"{name} = x.{name} + {_value(i + 1, t)}" for i, (name, t) in enumerate(slot.columns)]
     sets += [f"{slot.bump} = x.{slot.bump} + 1"] if slot.bump else []
+    # The keys again as an array the index searches (``= ANY``): joined to the rows
+    # alone, a plan made while the table was small read all of it for each row.
+    keys = f"ARRAY(SELECT e->>0 FROM json_array_elements({slot.parameter}) AS e)"  # noqa: S608
     return (
         f"UPDATE {slot.table} AS x SET {', '.join(sets)} "  # noqa: S608 - constants only
-        f"FROM {rows} WHERE x.{slot.key} = r->>0"
+        f"FROM {rows} WHERE x.{slot.key} = r->>0 AND x.{slot.key} = ANY ({keys})"
     )
 
 
