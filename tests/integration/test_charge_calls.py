@@ -1,8 +1,9 @@
 """A few charges' reads and writes as one call each on PostgreSQL (``adapters/db/
 charge_reads.py``, ``charge_writes.py``, ``bulk.in_one_call``): the read call answers
 what the reads one by one answer; the write call writes what the statements one by one
-write, keeps the order of the writes it does not know, stores nothing when it fails,
-and joins the keys of its updates through their index. Both functions are the text
+write, keeps the order of the writes it does not know, leaves with the next statement
+or with the commit, stores nothing when it fails or the transaction rolls back, and
+joins the keys of its updates through their index. Both functions are the text
 migration 0015 made."""
 
 from __future__ import annotations
@@ -144,9 +145,16 @@ class _Statements:
 
     def __init__(self) -> None:
         self.texts: list[str] = []
+        self.piped: list[bool] = []
+        """Whether each went in a pipeline (with the others of its round trip)."""
 
-    def seen(self, query: Any) -> None:
+    def clear(self) -> None:
+        self.texts.clear()
+        self.piped.clear()
+
+    def seen(self, cursor: Any, query: Any) -> None:
         self.texts.append(query if isinstance(query, str) else repr(query))
+        self.piped.append(cursor.connection.pgconn.pipeline_status != psycopg.pq.PipelineStatus.OFF)
 
 
 @pytest.fixture
@@ -156,7 +164,7 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> _Statements:
         original = getattr(psycopg.Cursor, name)
 
         def spied(self: Any, query: Any, *args: Any, _original: Any = original, **kw: Any) -> Any:
-            spy.seen(query)
+            spy.seen(self, query)
             return _original(self, query, *args, **kw)
 
         monkeypatch.setattr(psycopg.Cursor, name, spied)
@@ -214,15 +222,16 @@ def test_a_few_charges_are_one_call_that_writes_what_the_statements_write(
             (gateway, [event(team, "c", now, requests=4)]),  # past the credit: unpaid
         ]
 
-    statements.texts.clear()
+    statements.clear()
     (first, *_) = usage.ingest_together(ctx, group(teams[0]))
     assert isinstance(first, usage.IngestResult) and first.accepted == 1
     written = [s for s in statements.texts if s.startswith(("INSERT", "UPDATE"))]
     assert written == []
+    assert statements.texts[-2:] == [charge_writes.CALL, "COMMIT"]  # one round trip
     assert statements.texts.count(charge_writes.CALL) == 1
 
     monkeypatch.setattr(bulk, "in_one_call", bulk.together)
-    statements.texts.clear()
+    statements.clear()
     usage.ingest_together(ctx, group(teams[1]))
     assert charge_writes.CALL not in statements.texts
     assert any(s.startswith("INSERT INTO postings") for s in statements.texts)
@@ -245,7 +254,7 @@ def test_a_write_it_does_not_know_is_sent_in_its_place(
     teams = ("credit_nanos", "unpaid_nanos")
     with ctx.uow(write=False) as uow:
         before = uow.teams.revisions_with_price_version([team])[0][team]
-    statements.texts.clear()
+    statements.clear()
     with ctx.uow() as uow:
         conn = _conn(uow)
         with bulk.in_one_call(conn):
@@ -274,27 +283,91 @@ def test_a_write_it_does_not_know_is_sent_in_its_place(
     assert revision == before + 3
 
 
-def test_a_failed_call_raises_at_the_end_of_the_block_and_stores_nothing(
+def test_a_failed_call_raises_at_the_commit_and_stores_nothing(
     ctx: Context, platform: Platform, statements: _Statements
 ) -> None:
-    """The rows are kept until the block ends; the call then fails as a whole (a posting
-    for a missing grant), and the transaction's earlier writes go with it."""
+    """The rows are kept past the block, until the commit; the call then fails as a
+    whole (a posting for a missing grant), the ``COMMIT`` behind it does not run, and
+    the transaction's earlier writes go with it."""
     _postgres_only(ctx)
     team = platform.team().team_id
     grant = platform.promo(team, "1.00")
     posting = ("txn_x", "platform:usage_revenue", 5, None, None, None)
-    statements.texts.clear()
+    statements.clear()
     with ctx.uow() as uow:
         conn = _conn(uow)
         bulk.add_to_columns(conn, "teams", "id", ("unpaid_nanos",), [(team, 9)])
-
-        def kept_not_sent() -> None:
+        with bulk.in_one_call(conn):
             _a_transaction_whose_posting_refers_to_a_missing_grant(conn, team, grant, posting)
-            assert statements.texts[1:] == []
+        assert statements.texts[1:] == []  # kept past the block
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            uow.commit()
+    assert statements.texts[1:] == [charge_writes.CALL, "COMMIT"]
+    assert statements.piped[1:] == [True, True]  # one round trip
+    assert _stored(ctx, team, grant) == (0, 1_000_000_000, 0)
 
-        with pytest.raises(psycopg.errors.ForeignKeyViolation), bulk.in_one_call(conn):
-            kept_not_sent()
-    assert statements.texts[1:] == [charge_writes.CALL]
+
+def test_the_next_statement_takes_the_call_along(
+    ctx: Context, platform: Platform, statements: _Statements
+) -> None:
+    """A statement after the block, of SQLAlchemy or of this module, sends the call
+    first and sees its rows; the commit then has no call to send."""
+    _postgres_only(ctx)
+    team = platform.team().team_id
+    grant = platform.promo(team, "1.00")
+    remaining = sa.text("SELECT remaining_nanos FROM grants WHERE id = :g")
+    statements.clear()
+    with ctx.uow() as uow:
+        conn = _conn(uow)
+        with bulk.in_one_call(conn):
+            bulk.add_to_columns(conn, "grants", "id", ("remaining_nanos",), [(grant, -5)])
+        assert conn.execute(remaining, {"g": grant}).scalar_one() == 1_000_000_000 - 5
+        assert statements.texts[0] == charge_writes.CALL
+        with bulk.in_one_call(conn):
+            bulk.add_to_columns(conn, "grants", "id", ("remaining_nanos",), [(grant, 5)])
+        bulk.add_to_columns(conn, "teams", "id", ("unpaid_nanos",), [(team, 0)])
+        assert statements.texts[2] == charge_writes.CALL
+        assert statements.texts[3].startswith("UPDATE teams")
+        uow.commit()
+    assert statements.texts[4:] == []  # nothing left to send with the COMMIT
+    assert _stored(ctx, team, grant) == (0, 1_000_000_000, 0)
+
+
+def test_a_commit_of_the_connection_itself_sends_the_call(ctx: Context, platform: Platform) -> None:
+    _postgres_only(ctx)
+    team = platform.team().team_id
+    grant = platform.promo(team, "1.00")
+    for delta in (-5, 5):  # and back, for the ledger's invariants
+        with ctx.uow() as uow:
+            conn = _conn(uow)
+            with bulk.in_one_call(conn):
+                bulk.add_to_columns(conn, "grants", "id", ("remaining_nanos",), [(grant, delta)])
+            conn.commit()  # the unit of work's rollback then finds nothing to end
+        assert _stored(ctx, team, grant)[1] == 1_000_000_000 + min(delta, 0)
+
+
+def test_a_rollback_drops_the_call(
+    ctx: Context, platform: Platform, statements: _Statements
+) -> None:
+    """A transaction that ends without a commit sends nothing, and the connection goes
+    back to the pool holding no call for the next transaction."""
+    _postgres_only(ctx)
+    team = platform.team().team_id
+    grant = platform.promo(team, "1.00")
+    statements.clear()
+    with ctx.uow() as uow:
+        conn = _conn(uow)
+        with bulk.in_one_call(conn):
+            bulk.add_to_columns(conn, "grants", "id", ("remaining_nanos",), [(grant, -5)])
+    with ctx.uow() as uow:
+        assert bulk._PENDING not in _conn(uow).info
+        uow.commit()
+    assert charge_writes.CALL not in statements.texts
+    assert _stored(ctx, team, grant) == (0, 1_000_000_000, 0)
+
+
+def _stored(ctx: Context, team: str, grant: str) -> tuple[int, int, int]:
+    """The test transaction's rows, the grant's remaining credit, the team's unpaid."""
     with ctx.uow(write=False) as uow:
         conn = _conn(uow)
         stored = conn.exec_driver_sql(
@@ -306,7 +379,7 @@ def test_a_failed_call_raises_at_the_end_of_the_block_and_stores_nothing(
         unpaid = conn.exec_driver_sql(
             "SELECT unpaid_nanos FROM teams WHERE id = %(t)s", {"t": team}
         ).scalar_one()
-    assert (stored, remaining, unpaid) == (0, 1_000_000_000, 0)
+    return stored, remaining, unpaid
 
 
 def test_the_updates_search_the_index_for_their_keys(ctx: Context, platform: Platform) -> None:

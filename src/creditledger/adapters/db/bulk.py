@@ -8,7 +8,8 @@ Inside :func:`together`, PostgreSQL statements travel in one pipeline: they are 
 at once and their results come back together, one round trip for all of them. The
 reads answer a function that gives their rows; called after the ``together`` block,
 it waits for nothing more. Inside :func:`in_one_call`, the writes that
-``charge_writes`` knows are gathered and sent as one statement.
+``charge_writes`` knows are gathered and sent as one statement: with the next statement
+on the connection, or with the ``COMMIT`` in one round trip (:func:`commit`).
 """
 
 from __future__ import annotations
@@ -63,7 +64,14 @@ def is_postgres(conn: sa.Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
-def _driver(conn: sa.Connection) -> Any:
+def driver(conn: sa.Connection) -> Any:
+    """The driver connection, once the write call waiting on ``conn`` is sent: every
+    statement of this module goes after it."""
+    send_pending(conn)
+    return _raw(conn)
+
+
+def _raw(conn: sa.Connection) -> Any:
     return conn.connection.driver_connection
 
 
@@ -79,12 +87,12 @@ def together(conn: sa.Connection) -> Iterator[None]:
     if not is_postgres(conn):
         yield
         return
-    with _driver(conn).pipeline():
+    with driver(conn).pipeline():
         yield
 
 
 def _in_pipeline(conn: sa.Connection) -> bool:
-    return bool(_driver(conn).pgconn.pipeline_status != pq.PipelineStatus.OFF)
+    return bool(driver(conn).pgconn.pipeline_status != pq.PipelineStatus.OFF)
 
 
 def _later(cur: Any) -> Callable[[], Rows]:
@@ -103,6 +111,53 @@ def _ready(rows: Rows) -> Callable[[], Rows]:
 
 _GATHERED = "creditledger.gathered"
 """Where :func:`in_one_call` keeps its rows, in the connection's ``info``."""
+
+_PENDING = "creditledger.pending"
+"""Where the write call of an :func:`in_one_call` block that has ended waits, in the
+connection's ``info``, for the next statement or the commit to take it along."""
+
+
+def send_pending(conn: sa.Connection) -> None:
+    """Send the write call waiting on ``conn``, if any, before what comes next."""
+    params = conn.info.pop(_PENDING, None)
+    if params is not None:
+        _raw(conn).execute(charge_writes.CALL, params)
+
+
+def commit(conn: sa.Connection) -> None:
+    """Commit ``conn``'s transaction. On PostgreSQL, a write call still waiting goes
+    with the ``COMMIT`` in one round trip: if the call fails, the ``COMMIT`` does not
+    run and the call's error is raised here."""
+    params = conn.info.pop(_PENDING, None)
+    if params is not None:
+        raw = _raw(conn)
+        with raw.pipeline():
+            raw.execute(charge_writes.CALL, params)
+            raw.execute("COMMIT")
+    conn.commit()  # the driver's transaction has ended: SQLAlchemy ends its own
+
+
+def _before_statement(conn: sa.Connection, *_: object) -> None:
+    if not conn.invalidated:
+        send_pending(conn)
+
+
+def _drop_pending(conn: sa.Connection) -> None:
+    if not conn.invalidated:  # an invalidated connection's next one starts with no info
+        conn.info.pop(_PENDING, None)
+
+
+def _drop_pending_of_record(_dbapi_conn: object, record: Any) -> None:
+    record.info.pop(_PENDING, None)
+
+
+# Whatever runs a statement or commits after the block sends the call first; a rollback
+# or a connection going back to the pool drops it. Every engine, as every engine's
+# connections may hold a call.
+sa.event.listen(sa.engine.Engine, "before_cursor_execute", _before_statement)
+sa.event.listen(sa.engine.Engine, "commit", _before_statement)
+sa.event.listen(sa.engine.Engine, "rollback", _drop_pending)
+sa.event.listen(sa.pool.Pool, "checkin", _drop_pending_of_record)
 
 
 class _Gathered:
@@ -146,12 +201,14 @@ class _Gathered:
         return True
 
     def send(self, conn: sa.Connection) -> None:
-        """One call for what was kept, then nothing is kept."""
+        """One call for what was kept, then nothing is kept. The call waits for the
+        next statement or the commit (:data:`_PENDING`)."""
         if self.last < 0:
             return
         params = [orjson.dumps(rows).decode() if rows else None for rows in self.rows]
         self._empty()
-        _driver(conn).execute(charge_writes.CALL, params)
+        send_pending(conn)
+        conn.info[_PENDING] = params
 
 
 def _gathering(conn: sa.Connection) -> _Gathered | None:
@@ -162,10 +219,11 @@ def _gathering(conn: sa.Connection) -> _Gathered | None:
 @contextlib.contextmanager
 def in_one_call(conn: sa.Connection) -> Iterator[None]:
     """On PostgreSQL, the inserts and additions inside that ``charge_writes`` knows are
-    sent as one call when the block ends (or before a write it does not know, so the
-    order holds); each table's rows as one JSON document. For a few rows: the function
-    joins the updates' keys one index search each. On SQLite, statements run one by
-    one, as anywhere. The block's errors are the call's."""
+    sent as one call (or before a write it does not know, so the order holds); each
+    table's rows as one JSON document. For a few rows: the function joins the updates'
+    keys one index search each. The call leaves with the next statement on the
+    connection or with the ``COMMIT`` (:func:`commit`), where its errors surface; a
+    rollback drops it. On SQLite, statements run one by one, as anywhere."""
     if not is_postgres(conn) or _gathering(conn) is not None:
         yield
         return
@@ -195,15 +253,15 @@ def insert_rows(
             for start in range(0, len(rows), VALUES_ROWS):
                 chunk = rows[start : start + VALUES_ROWS]
                 sql = _values_insert(table, tuple(columns), len(chunk))
-                with psycopg.RawCursor(_driver(conn)) as cur:
+                with psycopg.RawCursor(driver(conn)) as cur:
                     cur.execute(sql, [value for row in chunk for value in row])
             return
-        with _driver(conn).cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+        with driver(conn).cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
         return
     marks = ", ".join("?" for _ in columns)
-    _driver(conn).executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
+    driver(conn).executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
 
 
 LOOKUPS = 64
@@ -224,7 +282,7 @@ def reuse_plans(conn: sa.Connection, rows: int) -> None:
     LOCAL`` ends with the transaction, commit or rollback; the pooled connection goes
     back as it was."""
     if is_postgres(conn) and rows <= LOOKUPS:
-        _driver(conn).execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        driver(conn).execute("SET LOCAL plan_cache_mode = force_generic_plan")
 
 
 def lookup_sql(sql_prefix: str, column: str, suffix: str, values: str) -> str:
@@ -282,7 +340,7 @@ def select_in(
             # prices, tokens, webhooks) grow with the teams, not with usage.
             query = f"{sql_prefix} AND {column} IN (SELECT unnest({sql})) {suffix}"
             args = [*fixed, param]
-        cur = _driver(conn).cursor()
+        cur = driver(conn).cursor()
         cur.execute(query, args)
         return _later(cur)
     out: Rows = []
@@ -291,7 +349,7 @@ def select_in(
     for i in range(0, len(values), _SQLITE_CHUNK):
         chunk = values[i : i + _SQLITE_CHUNK]
         marks = ", ".join("?" for _ in chunk)
-        out += _driver(conn).execute(
+        out += driver(conn).execute(
             f"{prefix} AND {column} IN ({marks}) {suffix}", [*fixed, *chunk]
         )
     return _ready(out)
@@ -315,7 +373,7 @@ def select_pairs(
         # usage table grew (0.5 ms a lookup, then 1.9 ms 12,000 events later).
         firsts, firsts_param = _array([p[0] for p in pairs], "text")
         seconds, seconds_param = _array([p[1] for p in pairs], "text")
-        cur = _driver(conn).cursor()
+        cur = driver(conn).cursor()
         cur.execute(pairs_sql(sql_prefix, columns, firsts, seconds), [firsts_param, seconds_param])
         return _later(cur)
     # SQLite runs ``(a, b) IN (VALUES …)`` as a scan of the whole table, so join the
@@ -328,7 +386,7 @@ def select_pairs(
         chunk = pairs[i : i + _SQLITE_CHUNK]
         marks = ", ".join("(?, ?)" for _ in chunk)
         flat = [v for pair in chunk for v in pair]
-        out += _driver(conn).execute(
+        out += driver(conn).execute(
             f"{select} FROM (VALUES {marks}) AS v CROSS JOIN {table} "
             f"ON {a} = v.column1 AND {b} = v.column2",
             flat,
@@ -366,7 +424,7 @@ def add_to_columns(
         unnest = ", ".join(sql for sql, _ in arrays)
         names = ", ".join(["k"] + [f"d{i}" for i in range(len(columns))])
         back = f" RETURNING {table}.{key}, {table}.{returning}" if returning else ""
-        with _driver(conn).cursor() as cur:
+        with driver(conn).cursor() as cur:
             cur.execute(
                 f"UPDATE {table} SET {', '.join(sets)} FROM unnest({unnest}) AS v({names}) "
                 f"WHERE {table}.{key} = v.k{back}",
@@ -383,7 +441,7 @@ def add_to_columns(
     params = [(*r[1:], r[0]) for r in rows]
     if postgres:
         back = f" RETURNING {key}, {returning}" if returning else ""
-        with _driver(conn).cursor() as cur:
+        with driver(conn).cursor() as cur:
             cur.executemany(update + back, params, returning=returning is not None)
             answered: dict[Any, Any] = {}
             while returning:
@@ -391,7 +449,7 @@ def add_to_columns(
                 if not cur.nextset():
                     break
             return answered
-    _driver(conn).executemany(update, params)
+    driver(conn).executemany(update, params)
     if not returning:
         return {}
     keys = [r[0] for r in rows]

@@ -66,7 +66,7 @@ class SqlUnitOfWork:
         self._committed = False
 
     def commit(self) -> None:
-        self.conn.commit()
+        bulk.commit(self.conn)
         self._committed = True
 
     def read_for_usage(self, keys: Sequence[tuple[str, str]]) -> UsageReads:
@@ -89,8 +89,7 @@ class SqlUnitOfWork:
     ) -> UsageReads:
         """The same reads as one call (``charge_reads``), its start of the transaction in
         the same round trip."""
-        driver = self.conn.connection.driver_connection
-        assert driver is not None
+        driver = bulk.driver(self.conn)
         with driver.pipeline():
             cur = driver.execute(charge_reads.CALL, charge_reads.arguments(team_ids, keys))
         with cur:
