@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from creditledger.adapters.db import bulk, charge_reads, charge_writes, repositories
 from creditledger.adapters.db import usage as usage_storage
 from creditledger.adapters.db.uow import SqlUnitOfWork
+from creditledger.domain.errors import ServiceUnavailable
 from creditledger.domain.money import dollars
 from creditledger.domain.notices import Webhook
 from creditledger.domain.recharge import AutoRecharge
@@ -140,21 +141,20 @@ def test_the_read_call_answers_what_the_reads_one_by_one_answer(
     assert not charge_reads.fits(team_ids, [(teams[0], f"e{n}") for n in range(bulk.LOOKUPS + 1)])
 
 
+_WITH_COMMIT = f"{charge_writes.CALL}; COMMIT"
+
+
 class _Statements:
     """The statements the driver was asked to run, by text."""
 
     def __init__(self) -> None:
         self.texts: list[str] = []
-        self.piped: list[bool] = []
-        """Whether each went in a pipeline (with the others of its round trip)."""
 
     def clear(self) -> None:
         self.texts.clear()
-        self.piped.clear()
 
-    def seen(self, cursor: Any, query: Any) -> None:
+    def seen(self, query: Any) -> None:
         self.texts.append(query if isinstance(query, str) else repr(query))
-        self.piped.append(cursor.connection.pgconn.pipeline_status != psycopg.pq.PipelineStatus.OFF)
 
 
 @pytest.fixture
@@ -164,7 +164,7 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> _Statements:
         original = getattr(psycopg.Cursor, name)
 
         def spied(self: Any, query: Any, *args: Any, _original: Any = original, **kw: Any) -> Any:
-            spy.seen(self, query)
+            spy.seen(query)
             return _original(self, query, *args, **kw)
 
         monkeypatch.setattr(psycopg.Cursor, name, spied)
@@ -227,13 +227,13 @@ def test_a_few_charges_are_one_call_that_writes_what_the_statements_write(
     assert isinstance(first, usage.IngestResult) and first.accepted == 1
     written = [s for s in statements.texts if s.startswith(("INSERT", "UPDATE"))]
     assert written == []
-    assert statements.texts[-2:] == [charge_writes.CALL, "COMMIT"]  # one round trip
-    assert statements.texts.count(charge_writes.CALL) == 1
+    assert statements.texts[-1] == _WITH_COMMIT  # one message
+    assert sum(charge_writes.CALL in s for s in statements.texts) == 1
 
     monkeypatch.setattr(bulk, "in_one_call", bulk.together)
     statements.clear()
     usage.ingest_together(ctx, group(teams[1]))
-    assert charge_writes.CALL not in statements.texts
+    assert not any(charge_writes.CALL in s for s in statements.texts)
     assert any(s.startswith("INSERT INTO postings") for s in statements.texts)
 
     by_call, one_by_one = _rows(ctx, teams[0]), _rows(ctx, teams[1])
@@ -302,8 +302,7 @@ def test_a_failed_call_raises_at_the_commit_and_stores_nothing(
         assert statements.texts[1:] == []  # kept past the block
         with pytest.raises(psycopg.errors.ForeignKeyViolation):
             uow.commit()
-    assert statements.texts[1:] == [charge_writes.CALL, "COMMIT"]
-    assert statements.piped[1:] == [True, True]  # one round trip
+    assert statements.texts[1:] == [_WITH_COMMIT]  # one message
     assert _stored(ctx, team, grant) == (0, 1_000_000_000, 0)
 
 
@@ -362,7 +361,7 @@ def test_a_rollback_drops_the_call(
     with ctx.uow() as uow:
         assert bulk._PENDING not in _conn(uow).info
         uow.commit()
-    assert charge_writes.CALL not in statements.texts
+    assert not any(charge_writes.CALL in s for s in statements.texts)
     assert _stored(ctx, team, grant) == (0, 1_000_000_000, 0)
 
 
@@ -428,3 +427,48 @@ def _a_transaction_whose_posting_refers_to_a_missing_grant(
         [("txn_x", f"team:{team}:credit", -5, team, "grant_missing", 0), other_side],
     )
     bulk.add_to_columns(conn, "grants", "id", ("remaining_nanos",), [(grant, -5)])
+
+
+def test_the_read_call_begins_the_transaction_in_the_same_message(
+    ctx: Context, platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """psycopg sends no ``BEGIN`` of its own: the call's message starts the transaction,
+    whose lock on the team holds until the commit."""
+    _postgres_only(ctx)
+    team = platform.team().team_id
+    commands: list[Any] = []
+    original = psycopg.Connection._exec_command
+
+    def spied(self: Any, command: Any, *args: Any, **kw: Any) -> Any:
+        commands.append(command)
+        return original(self, command, *args, **kw)
+
+    monkeypatch.setattr(psycopg.Connection, "_exec_command", spied)
+    with ctx.uow() as uow:
+        reads = uow.read_for_usage([(team, "e1")])
+        raw = _conn(uow).connection.driver_connection
+        assert raw is not None
+        assert raw.pgconn.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        assert commands == []
+        with pytest.raises(ServiceUnavailable), ctx.uow() as other:  # the lock is held
+            _conn(other).exec_driver_sql(
+                "SELECT 1 FROM teams WHERE id = %(t)s FOR UPDATE NOWAIT", {"t": team}
+            )
+        uow.commit()
+    assert reads.locks.teams == {team}
+
+
+def test_a_first_statement_quotes_its_values_and_raises_its_error(ctx: Context) -> None:
+    _postgres_only(ctx)
+    tricky = "it's \\ 'quoted' ü %s"
+    with ctx.uow() as uow:
+        conn = _conn(uow)
+        assert bulk.first_value(conn, "SELECT %s || %s", [tricky, "!"]) == (tricky + "!").encode()
+        # Later in the transaction: an ordinary statement, the same answer.
+        assert bulk.first_value(conn, "SELECT %s || %s", [tricky, "?"]) == tricky + "?"
+        uow.commit()
+    with ctx.uow() as uow, pytest.raises(psycopg.errors.DivisionByZero):
+        bulk.first_value(_conn(uow), "SELECT 1 / %s", [0])
+    with ctx.uow() as uow:  # the failed transaction was rolled back; the pool goes on
+        assert bulk.first_value(_conn(uow), "SELECT %s", ["ok"]) == b"ok"
+        uow.commit()

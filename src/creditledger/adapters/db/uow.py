@@ -89,13 +89,10 @@ class SqlUnitOfWork:
     ) -> UsageReads:
         """The same reads as one call (``charge_reads``), its start of the transaction in
         the same round trip."""
-        driver = bulk.driver(self.conn)
-        with driver.pipeline():
-            cur = driver.execute(charge_reads.CALL, charge_reads.arguments(team_ids, keys))
-        with cur:
-            row = cur.fetchone()
-        assert row is not None
-        locks, fingerprints, pricing, grants = charge_reads.answer(row[0])
+        text = bulk.first_value(
+            self.conn, charge_reads.CALL, charge_reads.arguments(team_ids, keys)
+        )
+        locks, fingerprints, pricing, grants = charge_reads.answer(text)
         return UsageReads(
             usage_locks(locks),
             fingerprints_by_key(fingerprints),
