@@ -225,9 +225,9 @@ class _Gathered:
         """Keep ``rows`` for the call when they fit a slot after those already kept (the
         function writes in slot order), and an update's keys are new to it (it joins
         each key once); otherwise leave them to be written now."""
-        for index in range(max(self.last, 0), len(charge_writes.SLOTS)):
-            slot = charge_writes.SLOTS[index]
-            if (slot.table, slot.names, slot.key, slot.bump) == (table, tuple(columns), key, bump):
+        write = (table, tuple(columns), key, bump)
+        for index in range(max(self.last, 0), len(charge_writes.WRITES)):
+            if charge_writes.WRITES[index] == write:
                 break
         else:
             return False

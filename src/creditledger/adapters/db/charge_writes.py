@@ -105,6 +105,10 @@ SLOTS = (
 """The call's parameters, in the order the function writes them: the order in which
 ``SqlUsage.add`` and ``SqlLedger.post_many`` write them one by one."""
 
+WRITES = tuple((slot.table, slot.names, slot.key, slot.bump) for slot in SLOTS)
+"""Each slot's write as ``bulk.insert_rows`` and ``bulk.add_to_columns`` describe it:
+(table, columns, key, bump)."""
+
 CALL = f"SELECT {FUNCTION}({', '.join('%s::json' for _ in SLOTS)})"
 DROP = f"DROP FUNCTION {FUNCTION}"
 """By name, whatever its parameters: a later migration that changes them drops the
