@@ -463,12 +463,13 @@ def test_a_first_statement_quotes_its_values_and_raises_its_error(ctx: Context) 
     tricky = "it's \\ 'quoted' ü %s"
     with ctx.uow() as uow:
         conn = _conn(uow)
-        assert bulk.first_value(conn, "SELECT %s || %s", [tricky, "!"]) == (tricky + "!").encode()
+        assert bulk.first_value(conn, "SELECT %s || %s", [tricky, "!"]) == tricky + "!"
         # Later in the transaction: an ordinary statement, the same answer.
         assert bulk.first_value(conn, "SELECT %s || %s", [tricky, "?"]) == tricky + "?"
         uow.commit()
     with ctx.uow() as uow, pytest.raises(psycopg.errors.DivisionByZero):
         bulk.first_value(_conn(uow), "SELECT 1 / %s", [0])
     with ctx.uow() as uow:  # the failed transaction was rolled back; the pool goes on
-        assert bulk.first_value(_conn(uow), "SELECT %s", ["ok"]) == b"ok"
+        assert bulk.first_value(_conn(uow), "SELECT %s", ["ok"]) == "ok"
+        assert bulk.first_value(_conn(uow), "SELECT NULL", []) is None
         uow.commit()

@@ -132,8 +132,8 @@ def send_pending(conn: sa.Connection) -> None:
 
 def commit(conn: sa.Connection) -> None:
     """Commit ``conn``'s transaction. On PostgreSQL, a write call still waiting goes
-    with the ``COMMIT`` in one message: if the call fails,
-    the ``COMMIT`` does not run and the call's error is raised here."""
+    with the ``COMMIT`` in one message: if the call fails, the ``COMMIT`` does not run
+    and the call's error is raised here."""
     params = conn.info.pop(_PENDING, None)
     if params is not None:
         with psycopg.ClientCursor(_raw(conn)) as cur:
@@ -141,16 +141,17 @@ def commit(conn: sa.Connection) -> None:
     conn.commit()  # the driver's transaction has ended: SQLAlchemy ends its own
 
 
-def first_value(conn: sa.Connection, query: str, params: Sequence[Any]) -> Any:
-    """The first value of ``query`` (PostgreSQL), run as the first statement of the
-    transaction: its ``BEGIN`` goes with it in one message.
-    Later in a transaction, or on a connection that starts its transactions otherwise,
-    it is an ordinary statement."""
+def first_value(conn: sa.Connection, query: str, params: Sequence[Any]) -> str | None:
+    """The first value of ``query`` (PostgreSQL) as text, run as the first statement of
+    the transaction: its ``BEGIN`` goes with it in one message. Later in a transaction,
+    or on a connection that starts its transactions otherwise, it is an ordinary
+    statement."""
     raw = driver(conn)
     begin = _begin_command(raw)
     if begin is None:
         with raw.execute(query, params) as cur:
-            return cur.fetchone()[0]
+            value = cur.fetchone()[0]
+        return None if value is None else str(value)
     text = psycopg.ClientCursor(raw).mogrify(query, params)
     with raw.lock:
         raw.pgconn.send_query(f"{begin}; {text}".encode(raw.info.encoding))
@@ -158,8 +159,8 @@ def first_value(conn: sa.Connection, query: str, params: Sequence[Any]) -> Any:
     for result in results:
         if result.status == pq.ExecStatus.FATAL_ERROR:
             raise psycopg.errors.error_from_result(result, encoding=raw.info.encoding)
-    value = results[-1].get_value(0, 0)
-    return None if value is None else bytes(value)
+    text_value = results[-1].get_value(0, 0)
+    return None if text_value is None else bytes(text_value).decode(raw.info.encoding)
 
 
 def _begin_command(raw: Any) -> str | None:

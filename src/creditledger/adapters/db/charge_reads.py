@@ -98,6 +98,6 @@ def arguments(team_ids: Sequence[str], keys: Sequence[tuple[str, str]]) -> list[
     ]
 
 
-def answer(text: str | bytes) -> list[list[tuple[Any, ...]]]:
+def answer(text: str) -> list[list[tuple[Any, ...]]]:
     """Each read's rows from the call's document (objects of their values in order)."""
     return [[tuple(row.values()) for row in read or ()] for read in orjson.loads(text)]

@@ -92,6 +92,7 @@ class SqlUnitOfWork:
         text = bulk.first_value(
             self.conn, charge_reads.CALL, charge_reads.arguments(team_ids, keys)
         )
+        assert text is not None  # the call answers an array, never null
         locks, fingerprints, pricing, grants = charge_reads.answer(text)
         return UsageReads(
             usage_locks(locks),
