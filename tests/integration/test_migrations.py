@@ -62,3 +62,29 @@ def _checked_per_statement(diff: object) -> bool:
     assert fk.referred_table is not None
     key = (fk.table.name, *fk.column_keys, fk.referred_table.name)
     return key in PER_STATEMENT_KEYS
+
+
+def test_the_migrated_storage_settings_are_the_tables_settings(pg_database: str) -> None:
+    """Each table's PostgreSQL storage parameters (``postgresql_with``) are what the
+    migrations set: the tables every charge updates keep room for their rows' next
+    versions (migration 0016). SQLite has no such settings."""
+    engine = create_engine(pg_database)
+    try:
+        with engine.connect() as conn:
+            stored = dict(
+                conn.execute(
+                    sa.text(
+                        "SELECT relname, reloptions FROM pg_class "
+                        "WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace"
+                    )
+                ).all()
+            )
+        declared = {
+            t.name: [f"{k}={v}" for k, v in t.dialect_options["postgresql"]["with"].items()]
+            for t in metadata.sorted_tables
+            if t.dialect_options["postgresql"]["with"]
+        }
+        assert declared == {"teams": ["fillfactor=50"], "grants": ["fillfactor=50"]}
+        assert {name: opts for name, opts in stored.items() if opts} == declared
+    finally:
+        engine.dispose()

@@ -31,6 +31,11 @@ PER_STATEMENT_KEYS = frozenset(key_checks.KEYS)
 statement by trigger instead (migration 0013, docs/decisions/0031): declared here, and
 foreign keys on SQLite."""
 
+ROOM_FOR_UPDATES = {"fillfactor": 50}
+"""PostgreSQL storage of the tables every charge updates (``teams``, ``grants``):
+pages filled to half, so each row's next version fits on its own page and the update
+is a HOT update (migration 0016, docs/decisions/0039)."""
+
 users = sa.Table(
     "users",
     metadata,
@@ -60,6 +65,7 @@ teams = sa.Table(
     sa.CheckConstraint(
         "tier_level_override IS NULL OR tier_level_override BETWEEN 0 AND 5", name="tier_level"
     ),
+    postgresql_with=ROOM_FOR_UPDATES,
 )
 
 memberships = sa.Table(
@@ -133,6 +139,7 @@ grants = sa.Table(
         name="prepaid_unlimited",
     ),
     sa.Index("ix_grants_team_id", "team_id"),
+    postgresql_with=ROOM_FOR_UPDATES,
 )
 
 ledger_transactions = sa.Table(
