@@ -71,14 +71,13 @@ def test_the_migrated_storage_settings_are_the_tables_settings(pg_database: str)
     engine = create_engine(pg_database)
     try:
         with engine.connect() as conn:
-            stored = dict(
-                conn.execute(
-                    sa.text(
-                        "SELECT relname, reloptions FROM pg_class "
-                        "WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace"
-                    )
-                ).all()
+            rows = conn.execute(
+                sa.text(
+                    "SELECT relname, reloptions FROM pg_class "
+                    "WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace"
+                )
             )
+            stored: dict[str, list[str] | None] = {name: opts for name, opts in rows}
         declared = {
             t.name: [f"{k}={v}" for k, v in t.dialect_options["postgresql"]["with"].items()]
             for t in metadata.sorted_tables
