@@ -77,7 +77,7 @@ def test_the_migrated_storage_settings_are_the_tables_settings(pg_database: str)
                     "WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace"
                 )
             )
-            stored: dict[str, list[str] | None] = dict(rows.tuples().all())
+            stored: dict[str, list[str] | None] = dict(rows.all())
         declared = {
             t.name: [f"{k}={v}" for k, v in t.dialect_options["postgresql"]["with"].items()]
             for t in metadata.sorted_tables
