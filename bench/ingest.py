@@ -279,14 +279,46 @@ class Bench:
         self.figures: dict[str, Any] = {}
         self.checks: dict[str, Any] = {}
         self.serial = 0
+        self.ceilings: dict[str, Callable[[], float]] = {}
+        """The ceilings a figure can be measured beside (:meth:`figure`), by name."""
 
     def prefix(self, name: str) -> str:
         self.serial += 1
         return f"{name}-{self.serial:04d}-{time.time_ns() % 10**9}"
 
-    def figure(self, key: str, label: str, measure: Callable[[], float], unit: str) -> float:
-        values = c.repeat(measure, self.runs, self.warmup)
-        self.figures[key] = c.show(label, values, unit)
+    def figure(
+        self,
+        key: str,
+        label: str,
+        measure: Callable[[], float],
+        unit: str,
+        beside: str | None = None,
+    ) -> float:
+        """Run ``measure`` (a warm-up, then ``runs`` times) and keep its figures. With
+        ``beside``, the name of a ceiling measured earlier in the run, that ceiling is
+        measured again right before each run of ``measure``, and each run's ratio to it
+        kept: the machine's speed moves within a run, the database side most."""
+        if beside is None or beside not in self.ceilings:
+            values = c.repeat(measure, self.runs, self.warmup)
+            self.figures[key] = c.show(label, values, unit)
+            return float(statistics.median(values))
+        ceiling, paired = self.ceilings[beside], []
+
+        def measure_beside() -> float:
+            paired.append(ceiling())
+            return measure()
+
+        values = c.repeat(measure_beside, self.runs, self.warmup)
+        paired = paired[self.warmup :]
+        ratios = [v / p for v, p in zip(values, paired, strict=True)]
+        self.figures[key] = c.show(
+            label,
+            values,
+            unit,
+            f"{beside} beside it: {c.fmt(statistics.median(paired))}, "
+            f"ratio run by run {statistics.median(ratios):.2f}",
+        )
+        self.figures[key]["beside"] = {"ceiling": beside, "runs": paired, "ratios": ratios}
         return float(statistics.median(values))
 
     def batches_for(self, rate_guess: float) -> int:
@@ -306,13 +338,17 @@ class Bench:
             def batch(teams: int = teams) -> float:
                 return 1000 * c.pgbench(url, C_BATCH_SCRIPT, 2, self.seconds, teams=teams)
 
+            self.ceilings[f"C_batch_{teams}"] = batch
             self.figure(
                 f"C_batch_{teams}", f"C_batch, 2 clients, {teams} team(s)/batch", batch, "events/s"
             )
+        self.ceilings["C_evt"] = lambda: c.pgbench(
+            url, C_EVENT_SCRIPT, SINGLE_CONNECTIONS, self.seconds, teams=TEAMS
+        )
         self.figure(
             "C_evt",
             f"C_evt, {SINGLE_CONNECTIONS} clients, spread teams",
-            lambda: c.pgbench(url, C_EVENT_SCRIPT, SINGLE_CONNECTIONS, self.seconds, teams=TEAMS),
+            self.ceilings["C_evt"],
             "events/s",
         )
         self.figure(
@@ -472,6 +508,7 @@ class Bench:
                         shares, self.batches_for(50_000), self.prefix("wp"), self.seconds
                     ),
                     "events/s",
+                    beside=f"C_batch_{count}" if backend == "postgres" else None,
                 )
         finally:
             workers.close()
@@ -513,6 +550,8 @@ class Bench:
                     f"{backend} HTTP, {workers} worker(s), {count} team(s)",
                     measure,
                     "events/s",
+                    # the goal's figure, measured beside its ceiling
+                    beside=f"C_batch_{count}" if backend == "postgres" and count == TEAMS else None,
                 )
             hwm = server.rss_kib("VmHWM")
             self.checks[f"{backend}_http_{workers}w_peak_rss_mb"] = {
@@ -594,6 +633,7 @@ class Bench:
                     f"postgres single-event POSTs, 8 conns, {workers} worker(s), {name}",
                     measure,
                     "events/s",
+                    beside="C_evt" if (name, workers) == ("spread", 2) else None,
                 )
                 # Where the machine's two cores go, per event: the profile of the gap.
                 kept = cpu[-self.runs :]
@@ -628,6 +668,18 @@ def ratio_line(label: str, value: float, ceiling: float, goal: float | None, cei
     if goal is not None:
         text += f"   goal ≥ {goal:.2f}×: {c.verdict(ratio, goal)}"
     return text
+
+
+def beside_line(label: str, figure: dict[str, Any], goal: float | None) -> list[str]:
+    """The ratio of a figure measured beside its ceiling, run by run (``Bench.figure``)."""
+    beside = figure.get("beside")
+    if beside is None:
+        return []
+    ratio = statistics.median(beside["ratios"])
+    text = f"    {label}, beside {beside['ceiling']} run by run: ratio {ratio:.2f}"
+    if goal is not None:
+        text += f"   goal ≥ {goal:.2f}×: {c.verdict(ratio, goal)}"
+    return [text]
 
 
 def floor_lines(backend: str, f: dict[str, Any], ceiling: str, name: str) -> list[str]:
@@ -729,6 +781,7 @@ def main() -> None:
                 lines.append(
                     ratio_line(f"{label}, {count} team(s)", value, ceiling, shown_goal, "C_batch")
                 )
+                lines += beside_line(label, f[f"postgres_{key}_{count}"], shown_goal)
         lines += floor_lines("postgres", f, "C_batch", "C_batch")
         lines += two_connection_floor_lines(f)
         lines.append(
@@ -736,6 +789,7 @@ def main() -> None:
                 "single-event POSTs, spread", spread, f["C_evt"]["median"], GOAL_SINGLE, "C_evt"
             )
         )
+        lines += beside_line("single-event POSTs", f["postgres_single_spread"], GOAL_SINGLE)
         lines.append(
             ratio_line(
                 "single-event POSTs, spread, 1 worker",
